@@ -1,0 +1,73 @@
+// swift-tools-version: 6.1
+// Polyad Backup: encrypted, compressed, deduplicated backups that people mount.
+//
+// Layering (dependencies point one way, downwards):
+//   C shims (CZlibShim, CCryptoShim)
+//   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig
+//   repository: PolyadRepository (BackupManager, backup, restore, verify)
+//   features: polyad (CLI)
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Polyad",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "polyad", targets: ["polyad"]),
+        .library(name: "PolyadRepository", targets: ["PolyadRepository"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot import directly (macros, variadics).
+        .target(name: "CZlibShim", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "CCryptoShim", linkerSettings: [.linkedLibrary("crypto")]),
+
+        // Core.
+        .target(name: "PolyadCrypto", dependencies: ["CCryptoShim"], swiftSettings: swiftSettings),
+        .target(name: "PolyadCompression", dependencies: ["CZlibShim"], swiftSettings: swiftSettings),
+        .target(name: "PolyadChunker", swiftSettings: swiftSettings),
+        .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
+        .target(name: "PolyadFormat", swiftSettings: swiftSettings),
+        .target(name: "PolyadStorage", swiftSettings: swiftSettings),
+        .target(name: "PolyadConfig", dependencies: [.product(name: "Yams", package: "Yams")],
+                swiftSettings: swiftSettings),
+
+        // Repository: the library API.
+        .target(
+            name: "PolyadRepository",
+            dependencies: [
+                "PolyadCrypto", "PolyadCompression", "PolyadChunker", "PolyadFileSystem", "PolyadFormat",
+                "PolyadStorage", "PolyadConfig", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+
+        // Features.
+        .executableTarget(
+            name: "polyad",
+            dependencies: [
+                "PolyadRepository", "PolyadConfig", "PolyadFileSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+
+        // Tests: one target per module, plus the CLI integration tests that run the built binary.
+        .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,426 @@
+import Yams
+
+/// The keys `mount.conf` accepts, per section, in the order suggestions prefer them.
+enum Schema {
+    static let sections = ["backup", "s3", "mount", "retention", "log"]
+    static let keys: [String: [String]] = [
+        "backup": [
+            "local_dir", "s3_bucket", "retention_days", "cleanup_interval", "compression_level", "encryption_key",
+            "encryption_key_file", "encryption_key_command", "verify_integrity", "pack_size_mib",
+        ],
+        "s3": ["endpoint", "region", "prefix", "access_key_id", "secret_access_key", "path_style"],
+        "mount": ["settle_seconds", "cache_mib", "allow_other"],
+        "retention": ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"],
+        "log": ["level", "file"],
+    ]
+}
+
+/// Walks the YAML node tree of `mount.conf` (from `Yams.compose`, so every node has its line and column) and
+/// builds a ``Configuration``, checking every key and value on the way.
+struct ConfigParser {
+    /// The config file as named by the caller, for messages.
+    let file: String
+    /// The absolute folder of the config file, for relative paths.
+    let folder: String
+
+    /// One `key: value` pair of a section.
+    struct Entry {
+        /// The key, e.g. `compression_level`.
+        var name: String
+        /// The dotted key, e.g. `backup.compression_level`.
+        var path: String
+        var keyNode: Node
+        var value: Node
+    }
+
+    func parse(_ text: String, absoluteFile: String) throws(ConfigError) -> Configuration {
+        guard let root = try compose(text), !root.isNull else {
+            throw ConfigError(file: file, message: Self.missingBackupMessage + " (the file is empty)")
+        }
+        guard case .mapping = root else {
+            throw failure(
+                at: root, key: nil, "expected sections such as `backup:` at the top level, found \(describe(root))")
+        }
+        var config = Configuration(file: absoluteFile)
+        var backupKey: Node?
+        for entry in try entries(of: root, section: nil) {
+            switch entry.name {
+            case "backup":
+                backupKey = entry.keyNode
+                try parseBackup(entry.value, into: &config)
+            case "s3": try parseS3(entry.value, into: &config)
+            case "mount": try parseMount(entry.value, into: &config)
+            case "retention": try parseRetention(entry.value, into: &config)
+            case "log": try parseLog(entry.value, into: &config)
+            default: break  // entries(of:) admits only known sections.
+            }
+        }
+        guard let backupKey else {
+            throw ConfigError(file: file, message: Self.missingBackupMessage)
+        }
+        guard config.localDirectory != nil || config.s3Bucket != nil else {
+            throw failure(
+                at: backupKey, key: "backup",
+                "no store location: set `local_dir` (a folder) and/or `s3_bucket` (both: a mirror)")
+        }
+        return config
+    }
+
+    static let missingBackupMessage =
+        "a `backup:` section is required, naming where the store is: `backup: { local_dir: <folder> }` "
+        + "and/or `s3_bucket: <bucket>`"
+
+    // MARK: - Sections
+
+    private func parseBackup(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        var inlineKey: (String, SourceLocation)?
+        var keyFile: (String, SourceLocation)?
+        var keyCommand: (String, SourceLocation)?
+        for entry in try entries(of: node, section: "backup") {
+            switch entry.name {
+            case "local_dir": config.localDirectory = try path(entry)
+            case "s3_bucket": config.s3Bucket = try text(entry)
+            case "retention_days": config.retentionDays = try integer(entry, in: 1...Int.max)
+            case "cleanup_interval": config.cleanupInterval = try integer(entry, in: 0...Int.max)
+            case "compression_level": config.compressionLevel = try integer(entry, in: 0...9)
+            case "verify_integrity": config.verifyIntegrity = try boolean(entry)
+            case "pack_size_mib": config.packSizeMiB = try integer(entry, in: Configuration.packSizeRange)
+            case "encryption_key":
+                let location = self.location(of: entry)
+                inlineKey = (try text(entry), location)
+                config.secretLocations.append(location)
+            case "encryption_key_file": keyFile = (try path(entry), location(of: entry))
+            case "encryption_key_command": keyCommand = (try text(entry), location(of: entry))
+            default: break
+            }
+        }
+        // The order of precedence: the key itself, then a key file, then a command (POLYAD_PASSWORD comes last,
+        // when the file names none).
+        if let (key, location) = inlineKey {
+            config.passphraseSource = .inline(key)
+            config.passphraseLocation = location
+        } else if let (path, location) = keyFile {
+            config.passphraseSource = .file(path)
+            config.passphraseLocation = location
+        } else if let (command, location) = keyCommand {
+            config.passphraseSource = .command(command)
+            config.passphraseLocation = location
+        }
+    }
+
+    private func parseS3(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        for entry in try entries(of: node, section: "s3") {
+            switch entry.name {
+            case "endpoint": config.s3.endpoint = try text(entry)
+            case "region": config.s3.region = try text(entry)
+            case "prefix": config.s3.prefix = try text(entry, allowEmpty: true)
+            case "access_key_id": config.s3.accessKeyID = try text(entry)
+            case "secret_access_key":
+                config.s3.secretAccessKey = try text(entry)
+                config.secretLocations.append(location(of: entry))
+            case "path_style": config.s3.pathStyle = try boolean(entry)
+            default: break
+            }
+        }
+    }
+
+    private func parseMount(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        for entry in try entries(of: node, section: "mount") {
+            switch entry.name {
+            case "settle_seconds": config.mount.settleSeconds = try integer(entry, in: 0...Int.max)
+            case "cache_mib": config.mount.cacheMiB = try integer(entry, in: 0...Int.max)
+            case "allow_other": config.mount.allowOther = try boolean(entry)
+            default: break
+            }
+        }
+    }
+
+    private func parseRetention(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        for entry in try entries(of: node, section: "retention") {
+            let count = try integer(entry, in: 0...Int.max)
+            switch entry.name {
+            case "keep_last": config.retention.keepLast = count
+            case "keep_hourly": config.retention.keepHourly = count
+            case "keep_daily": config.retention.keepDaily = count
+            case "keep_weekly": config.retention.keepWeekly = count
+            case "keep_monthly": config.retention.keepMonthly = count
+            case "keep_yearly": config.retention.keepYearly = count
+            default: break
+            }
+        }
+    }
+
+    private func parseLog(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        for entry in try entries(of: node, section: "log") {
+            switch entry.name {
+            case "level":
+                let name = try text(entry)
+                guard let level = LogLevel(rawValue: name.lowercased()) else {
+                    let names = LogLevel.allCases.map(\.rawValue)
+                    let hint = Suggestions.closest(to: name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+                    throw failure(
+                        at: entry.value, key: entry.path,
+                        "unknown level '\(name)'\(hint); use one of \(names.joined(separator: ", "))")
+                }
+                config.log.level = level
+            case "file": config.log.file = try path(entry)
+            default: break
+            }
+        }
+    }
+
+    // MARK: - Keys
+
+    /// The pairs of a section (`section == nil`: the top level), each key checked against the schema. An empty
+    /// section (`s3:` with nothing under it) has no pairs.
+    private func entries(of node: Node, section: String?) throws(ConfigError) -> [Entry] {
+        if node.isNull { return [] }
+        guard case .mapping(let mapping) = node else {
+            throw failure(
+                at: node, key: section,
+                "expected a section of indented `key: value` lines, found \(describe(node))")
+        }
+        let allowed = section.map { Schema.keys[$0] ?? [] } ?? Schema.sections
+        var result: [Entry] = []
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode, keyNode.tagName == .str || keyNode.tagName == .null else {
+                throw failure(at: keyNode, key: section, "keys must be plain names, found \(describe(keyNode))")
+            }
+            let name = scalar.string
+            let path = section.map { "\($0).\(name)" } ?? name
+            guard allowed.contains(name) else {
+                throw failure(at: keyNode, key: path, "unknown key" + unknownKeyHint(name, section: section))
+            }
+            result.append(Entry(name: name, path: path, keyNode: keyNode, value: value))
+        }
+        return result
+    }
+
+    /// ` (did you mean 'x'?)`, ` (it belongs in the 'retention:' section)`, or the list of allowed keys.
+    private func unknownKeyHint(_ name: String, section: String?) -> String {
+        let allowed = section.map { Schema.keys[$0] ?? [] } ?? Schema.sections
+        for other in Schema.sections where other != section {
+            if Schema.keys[other]?.contains(name.lowercased()) == true {
+                return " (it belongs in the '\(other):' section)"
+            }
+        }
+        if let suggestion = Suggestions.closest(to: name, among: allowed) {
+            return " (did you mean '\(suggestion)'?)"
+        }
+        let place = section.map { "under '\($0):'" } ?? "at the top level"
+        return "; the keys \(place) are: " + allowed.joined(separator: ", ")
+    }
+
+    // MARK: - Values
+
+    /// A text value. Numbers are accepted as their text (`s3_bucket: 2024`); booleans, lists and sections are not.
+    /// The value itself never appears in a message: it may be a secret.
+    private func text(_ entry: Entry, allowEmpty: Bool = false) throws(ConfigError) -> String {
+        guard case .scalar(let scalar) = entry.value,
+            [.str, .int, .float].contains(entry.value.tagName)
+        else {
+            var hint = ""
+            if entry.value.tagName == .bool { hint = " (put it in quotes to use it as text)" }
+            throw failure(at: entry.value, key: entry.path, "expected text, found \(describe(entry.value))" + hint)
+        }
+        if !allowEmpty, scalar.string.isEmpty {
+            throw failure(at: entry.value, key: entry.path, "must not be empty")
+        }
+        return scalar.string
+    }
+
+    /// A path, made absolute against the config file's folder.
+    private func path(_ entry: Entry) throws(ConfigError) -> String {
+        let value = try text(entry)
+        if value.hasPrefix("~") {
+            throw failure(
+                at: entry.value, key: entry.path,
+                "`~` is not expanded here; write an absolute path, or one relative to the config file's folder")
+        }
+        return Paths.resolve(value, against: folder)
+    }
+
+    /// A whole number within `range`.
+    private func integer(_ entry: Entry, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let node = entry.value
+        guard case .scalar(let scalar) = node, node.tagName == .int else {
+            var hint = ""
+            if case .scalar(let scalar) = node, node.tagName == .str, Self.decimal(scalar.string) != nil {
+                hint = " (remove the quotes)"
+            }
+            throw failure(at: node, key: entry.path, "expected a whole number, found \(describe(node))" + hint)
+        }
+        // Plain digits are decimal (YAML 1.1 would read `0755` as octal); `0x…` and friends go to Yams.
+        guard let value = Self.decimal(scalar.string) ?? Int.construct(from: scalar) else {
+            throw failure(at: node, key: entry.path, "the number is too large")
+        }
+        guard range.contains(value) else {
+            let rule: String
+            if range.upperBound == Int.max {
+                rule = range.lowerBound == 0 ? "must not be negative" : "must be at least \(range.lowerBound)"
+            } else {
+                rule = "must be from \(range.lowerBound) to \(range.upperBound)"
+            }
+            throw failure(at: node, key: entry.path, "\(rule), found \(value)")
+        }
+        return value
+    }
+
+    /// `true` or `false` (YAML 1.1 also reads yes/no and on/off).
+    private func boolean(_ entry: Entry) throws(ConfigError) -> Bool {
+        let node = entry.value
+        guard case .scalar(let scalar) = node, node.tagName == .bool, let value = Bool.construct(from: scalar) else {
+            var hint = ""
+            if case .scalar(let scalar) = node, node.tagName == .str,
+                ["true", "false", "yes", "no", "on", "off"].contains(scalar.string.lowercased())
+            {
+                hint = " (remove the quotes)"
+            }
+            throw failure(at: node, key: entry.path, "expected true or false, found \(describe(node))" + hint)
+        }
+        return value
+    }
+
+    /// Digits with an optional sign and `_` separators, read as a decimal number.
+    private static func decimal(_ text: String) -> Int? {
+        var digits = Substring(text.replacing("_", with: ""))
+        var negative = false
+        if let sign = digits.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(negative ? "-" + digits : digits)
+    }
+
+    /// What kind of value a node holds, for messages (never the value itself).
+    private func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a section (indented `key: value` lines)"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar:
+            switch node.tagName {
+            case .null: return "nothing"
+            case .bool: return "true/false"
+            case .int: return "a whole number"
+            case .float: return "a decimal number"
+            case .timestamp: return "a date"
+            default: return "text"
+            }
+        }
+    }
+
+    // MARK: - Errors
+
+    private func location(of entry: Entry) -> SourceLocation {
+        SourceLocation(line: entry.keyNode.mark?.line, column: entry.keyNode.mark?.column, key: entry.path)
+    }
+
+    private func failure(at node: Node, key: String?, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: node.mark?.line, column: node.mark?.column, key: key, message: message)
+    }
+
+    /// Composes the YAML, turning Yams' errors into ``ConfigError``s with a line and column. The offending line
+    /// is not quoted: it may hold a secret.
+    private func compose(_ text: String) throws(ConfigError) -> Node? {
+        do {
+            return try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw syntaxError(error, text)
+        } catch {
+            throw ConfigError(file: file, message: "cannot read the YAML (\(type(of: error)))")
+        }
+    }
+
+    private func syntaxError(_ error: YamlError, _ text: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            var message = "YAML syntax error: \(problem)"
+            if let context {
+                message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
+            }
+            let line = Self.line(mark.line, of: text)
+            if line.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t")
+                || line.unicodeScalars.dropFirst(max(0, mark.column - 1)).first == "\t"
+            {
+                message += "; indent with spaces: YAML does not allow tabs for indentation"
+            } else if problem.contains("mapping values") || problem.contains("expected key")
+                || problem.contains("expected ':'") || problem.contains("expected <block end>")
+            {
+                message += "; check the indentation, and that each `key: value` has a space after the colon"
+            }
+            return ConfigError(file: file, line: mark.line, column: mark.column, message: message)
+        case .reader(let problem, let offset, _, _):
+            var line: Int?
+            var column: Int?
+            if let offset {
+                let prefix = text.prefix(offset)
+                line = prefix.count(where: { $0 == "\n" }) + 1
+                column = prefix.split(separator: "\n", omittingEmptySubsequences: false).last.map { $0.count + 1 }
+            }
+            return ConfigError(
+                file: file, line: line, column: column, message: "cannot read the file as YAML text: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return ConfigError(
+                file: file, line: context.mark.line, column: context.mark.column,
+                message: "the key \(names) appears more than once in one section; keep one")
+        default:
+            return ConfigError(file: file, message: "cannot parse the YAML")
+        }
+    }
+
+    /// Line `number` (1-based) of `text`, or empty.
+    private static func line(_ number: Int, of text: String) -> Substring {
+        let lines = text.split(separator: "\n", maxSplits: number, omittingEmptySubsequences: false)
+        return number >= 1 && number <= lines.count ? lines[number - 1] : ""
+    }
+}
+
+extension Node {
+    /// The node's resolved tag (`Tag.name` is internal to Yams; its description is the name's raw value).
+    var tagName: Tag.Name { Tag.Name(rawValue: tag.description) }
+
+    /// Whether the node is YAML's null (`~`, `null`, or nothing after the colon).
+    var isNull: Bool {
+        if case .scalar = self { return tagName == .null }
+        return false
+    }
+}
+
+/// "Did you mean" suggestions by edit distance.
+enum Suggestions {
+    /// The candidate closest to `word` (case-insensitively) within an edit distance of 3, if any; ties go to the
+    /// earlier candidate. A candidate no closer than its own length is not a suggestion.
+    static func closest(to word: String, among candidates: [String]) -> String? {
+        let lowered = word.lowercased()
+        var best: (candidate: String, distance: Int)?
+        for candidate in candidates {
+            let distance = levenshtein(lowered, candidate)
+            guard distance <= 3, distance < candidate.count else { continue }
+            if best == nil || distance < best!.distance { best = (candidate, distance) }
+        }
+        return best?.candidate
+    }
+
+    /// The Levenshtein distance between `a` and `b`, over Unicode scalars.
+    static func levenshtein(_ a: String, _ b: String) -> Int {
+        let a = Array(a.unicodeScalars)
+        let b = Array(b.unicodeScalars)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, substitution)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}

@@ -1,0 +1,167 @@
+/// Where the store's passphrase comes from. Its descriptions and reflection never show the secret.
+public enum PassphraseSource: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
+    /// `backup.encryption_key`: the passphrase itself, written in the config file.
+    case inline(String)
+    /// `backup.encryption_key_file`: an absolute path to a file holding the passphrase.
+    case file(String)
+    /// `backup.encryption_key_command`: a shell command whose first line of output is the passphrase.
+    case command(String)
+    /// The `POLYAD_PASSWORD` environment variable.
+    case environment
+    /// Nothing in the config file; ``Configuration/passphrase(environment:)`` still tries `POLYAD_PASSWORD`.
+    case none
+
+    /// Which source this is, without the secret (and without the command, which may embed one).
+    public var description: String {
+        switch self {
+        case .inline: return "backup.encryption_key (in the config file)"
+        case .file(let path): return "backup.encryption_key_file \(path)"
+        case .command: return "backup.encryption_key_command"
+        case .environment: return "POLYAD_PASSWORD"
+        case .none: return "none"
+        }
+    }
+
+    /// Same as ``description``: the secret stays hidden from `debugPrint` and string interpolation too.
+    public var debugDescription: String { description }
+
+    /// No children: `dump` and debuggers show only the case's description.
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .enum) }
+}
+
+/// The `s3:` section. `secret_access_key` is never shown by descriptions or reflection.
+public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
+    /// The service's URL, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`; `nil` for AWS.
+    public var endpoint: String?
+    /// The region, e.g. `us-east-1`.
+    public var region: String?
+    /// A key prefix inside the bucket under which the store lives.
+    public var prefix: String?
+    /// The access key id (not secret on its own).
+    public var accessKeyID: String?
+    /// The secret access key; a config file holding it must be mode 0600.
+    public var secretAccessKey: String?
+    /// Path-style requests (`endpoint/bucket/key`), needed by MinIO, Ceph RGW and Garage. Default `false`.
+    public var pathStyle: Bool
+
+    /// Creates S3 settings; all default to unset and virtual-host-style requests.
+    public init(
+        endpoint: String? = nil, region: String? = nil, prefix: String? = nil, accessKeyID: String? = nil,
+        secretAccessKey: String? = nil, pathStyle: Bool = false
+    ) {
+        self.endpoint = endpoint
+        self.region = region
+        self.prefix = prefix
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.pathStyle = pathStyle
+    }
+
+    /// The settings with the secret access key shown as `<redacted>`.
+    public var description: String {
+        let secret = secretAccessKey == nil ? "nil" : "<redacted>"
+        return "S3Settings(endpoint: \(endpoint ?? "nil"), region: \(region ?? "nil"), prefix: \(prefix ?? "nil"), "
+            + "accessKeyID: \(accessKeyID ?? "nil"), secretAccessKey: \(secret), pathStyle: \(pathStyle))"
+    }
+
+    /// Same as ``description``.
+    public var debugDescription: String { description }
+
+    /// Reflection with the secret access key redacted.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "endpoint": endpoint as Any, "region": region as Any, "prefix": prefix as Any,
+                "accessKeyID": accessKeyID as Any,
+                "secretAccessKey": secretAccessKey == nil ? "nil" : "<redacted>", "pathStyle": pathStyle,
+            ], displayStyle: .struct)
+    }
+}
+
+/// The `mount:` section.
+public struct MountSettings: Sendable, Equatable {
+    /// Seconds `/incoming` must be quiet (no file open for writing) before it becomes a snapshot. Default 5.
+    public var settleSeconds: Int
+    /// Size of the decrypted chunk cache in MiB. Default 256.
+    public var cacheMiB: Int
+    /// Whether users other than the mounting one may use the mount (then `access:` decides). Default `false`.
+    public var allowOther: Bool
+
+    /// Creates mount settings with the defaults.
+    public init(settleSeconds: Int = 5, cacheMiB: Int = 256, allowOther: Bool = false) {
+        self.settleSeconds = settleSeconds
+        self.cacheMiB = cacheMiB
+        self.allowOther = allowOther
+    }
+}
+
+/// The `retention:` section: how many of the newest snapshots to keep per period (restic's `--keep-*`), applied
+/// beside `backup.retention_days`. `nil` means the rule is not used.
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Keep the newest N snapshots.
+    public var keepLast: Int?
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    public var keepHourly: Int?
+    /// Keep the newest snapshot of each of the last N days that have one.
+    public var keepDaily: Int?
+    /// Keep the newest snapshot of each of the last N weeks that have one.
+    public var keepWeekly: Int?
+    /// Keep the newest snapshot of each of the last N months that have one.
+    public var keepMonthly: Int?
+    /// Keep the newest snapshot of each of the last N years that have one.
+    public var keepYearly: Int?
+
+    /// Creates a policy; every rule defaults to unused.
+    public init(
+        keepLast: Int? = nil, keepHourly: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil,
+        keepMonthly: Int? = nil, keepYearly: Int? = nil
+    ) {
+        self.keepLast = keepLast
+        self.keepHourly = keepHourly
+        self.keepDaily = keepDaily
+        self.keepWeekly = keepWeekly
+        self.keepMonthly = keepMonthly
+        self.keepYearly = keepYearly
+    }
+
+    /// Whether no rule is set.
+    public var isEmpty: Bool { self == RetentionPolicy() }
+}
+
+/// Log levels, the same names as swift-log's `Logger.Level` (so `Logger.Level(rawValue:)` converts).
+public enum LogLevel: String, Sendable, CaseIterable {
+    /// Everything, including per-request tracing.
+    case trace
+    /// Debugging detail.
+    case debug
+    /// Normal operation (the default).
+    case info
+    /// Noteworthy events.
+    case notice
+    /// Problems that did not stop the work.
+    case warning
+    /// Failures.
+    case error
+    /// Failures that stop the program.
+    case critical
+}
+
+/// The `log:` section.
+public struct LogSettings: Sendable, Equatable {
+    /// The lowest level written. Default ``LogLevel/info``.
+    public var level: LogLevel
+    /// An absolute path to write the log to (relative paths in the file are resolved against its folder);
+    /// `nil` for standard error.
+    public var file: String?
+
+    /// Creates log settings; defaults to `info` on standard error.
+    public init(level: LogLevel = .info, file: String? = nil) {
+        self.level = level
+        self.file = file
+    }
+}

@@ -1,0 +1,470 @@
+import Dispatch
+import Synchronization
+import PolyadChunker
+import PolyadCompression
+import PolyadCrypto
+import PolyadFileSystem
+import PolyadFormat
+
+/// What to back up and how.
+public struct BackupOptions: Sendable {
+    /// Paths as given (made absolute against the working directory); stored with their full path.
+    public var paths: [[UInt8]]
+    public var tags: [String] = []
+    /// The host name recorded in the snapshot (default: this machine's).
+    public var host: String?
+    /// Exclude patterns (see `PathFilter`).
+    public var excludes: [String] = []
+    /// Stay on the file system of each backed-up path.
+    public var oneFileSystem = false
+    /// zlib level 0-9 (0 stores).
+    public var compressionLevel = 6
+    /// Target size of data packs.
+    public var packSize = 16 << 20
+    /// Free-form metadata stored in the snapshot.
+    public var metadata: [String: String] = [:]
+
+    public init(paths: [[UInt8]]) { self.paths = paths }
+}
+
+/// Progress of a running backup, for a terminal display.
+public struct BackupProgress: Sendable {
+    public var files = 0
+    public var bytes: UInt64 = 0
+    public var elapsed: Double = 0
+}
+
+/// A finished backup.
+public struct BackupResult: Sendable {
+    public var id: SnapshotID
+    public var snapshot: Snapshot
+    /// One line per source that could not be read (the snapshot leaves them out).
+    public var warnings: [String]
+}
+
+/// The part of the backup pipeline that runs on the worker threads: compress, seal and pack new chunks.
+final class ChunkStore: Sendable {
+    let repository: Repository
+    let sealer: BlobSealer
+    let dataPacker: Packer
+    let treePacker: Packer
+    let level: Int32
+    private let queue = DispatchQueue(label: "polyad.backup.workers", attributes: .concurrent)
+    private let slots: DispatchSemaphore
+    private let group = DispatchGroup()
+    private let failure = Mutex<RepositoryError?>(nil)
+    private let added = Atomic<UInt64>(0)
+    private let blobs = Atomic<Int>(0)
+
+    init(repository: Repository, level: Int, packSize: Int) {
+        self.repository = repository
+        sealer = BlobSealer(encryptionKey: repository.key.encryptionKey)
+        dataPacker = Packer(repository: repository, type: .data, targetSize: packSize)
+        treePacker = Packer(repository: repository, type: .tree, targetSize: max(1 << 20, packSize / 4))
+        self.level = Int32(max(0, min(9, level)))
+        // Bounded memory: at most this many chunks (each <= 8 MiB, typically 1 MiB) wait or are in flight.
+        slots = DispatchSemaphore(value: 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) + 2)
+    }
+
+    /// The first error a worker hit, if any.
+    func checkFailure() throws(RepositoryError) {
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    var addedBytes: UInt64 { added.load(ordering: .relaxed) }
+    var blobsAdded: Int { blobs.load(ordering: .relaxed) }
+
+    /// Queues a new data chunk for compression, sealing and packing; blocks while too many are in flight.
+    func storeData(_ chunk: [UInt8], id: Hash256) throws(RepositoryError) {
+        try checkFailure()
+        slots.wait()
+        group.enter()
+        queue.async { [self] in
+            defer {
+                slots.signal()
+                group.leave()
+            }
+            do throws(RepositoryError) {
+                try seal(chunk, type: .data, id: id, packer: dataPacker)
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+    }
+
+    /// Seals and packs a tree blob on the calling thread.
+    func storeTree(_ bytes: [UInt8], id: Hash256) throws(RepositoryError) {
+        try seal(bytes, type: .tree, id: id, packer: treePacker)
+    }
+
+    private func seal(_ plain: [UInt8], type: BlobType, id: Hash256, packer: Packer) throws(RepositoryError) {
+        var sealed = [UInt8]()
+        plain.withUnsafeBytes { buf in
+            if level > 0, !Compressibility.isLikelyIncompressible(buf) {
+                var compressed = [UInt8]()
+                if (try? Zlib.compress(buf, level: level, appendingTo: &compressed)) == true {
+                    compressed.withUnsafeBytes { sealer.seal($0, type: type, id: id, appendingTo: &sealed) }
+                    return
+                }
+            }
+            sealer.seal(buf, type: type, id: id, appendingTo: &sealed)
+        }
+        try packer.add(id: id, sealed: sealed, rawLength: plain.count)
+        added.add(UInt64(plain.count), ordering: .relaxed)
+        blobs.add(1, ordering: .relaxed)
+    }
+
+    /// Waits for every queued chunk, then stores the last packs.
+    func finish() throws(RepositoryError) {
+        group.wait()
+        try checkFailure()
+        try dataPacker.flush()
+        try treePacker.flush()
+    }
+
+    /// Waits for the workers without storing anything more (after a failure or interruption).
+    func abandon() {
+        group.wait()
+        repository.index.dropReservations()
+    }
+}
+
+/// Walks the source paths, chunks and identifies file content on the calling thread, hands new chunks to the
+/// workers, and builds the trees bottom-up; then writes the index and, last, the snapshot.
+final class Archiver {
+    private let repository: Repository
+    private let options: BackupOptions
+    private let filter: PathFilter
+    private let store: ChunkStore
+    private let progress: (@Sendable (BackupProgress) -> Void)?
+    private let cancellation: Cancellation?
+    private var summary = BackupSummary()
+    private var warnings = [String]()
+    private var hardLinks = [DeviceInode: (pieces: [ContentPiece], size: UInt64)]()
+    private var rootDevice: UInt64 = 0
+    private var progressState = BackupProgress()
+    private var lastProgress = 0.0
+    private let started = Clock.monotonic()
+
+    struct DeviceInode: Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    init(repository: Repository, options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)?,
+         cancellation: Cancellation?) throws(RepositoryError) {
+        self.repository = repository
+        self.options = options
+        self.progress = progress
+        self.cancellation = cancellation
+        filter = try PathFilter(excludes: options.excludes)
+        store = ChunkStore(repository: repository, level: options.compressionLevel, packSize: options.packSize)
+    }
+
+    /// A tree of the path components leading to the backed-up paths.
+    private final class PathTrie {
+        var children = [[UInt8]: PathTrie]()
+        var isTarget = false
+    }
+
+    func run() throws(RepositoryError) -> BackupResult {
+        let time = Clock.now()
+        let absolute = options.paths.map { PathNormalizer.absolute($0) }
+        guard !absolute.isEmpty else { throw RepositoryError(.invalidArgument, "nothing to back up: give at least one path") }
+        for p in absolute where !FileSystem.exists(p) {
+            throw RepositoryError(.invalidArgument, "\(PathBytes.display(p)) does not exist; nothing was backed up")
+        }
+        let displayPaths = absolute.map { PathBytes.display($0) }.sorted()
+        let host = options.host ?? Accounts.hostName
+        let parent = try findParent(host: host, paths: displayPaths)
+        let parentTree: Tree? = parent.flatMap { try? repository.loadTree($0.snapshot.tree) }
+
+        let root = PathTrie()
+        for p in absolute {
+            var node = root
+            for c in PathBytes.components(p) {
+                if node.isTarget { break }
+                node = node.children[c] ?? {
+                    let n = PathTrie()
+                    node.children[c] = n
+                    return n
+                }()
+            }
+            node.isTarget = true
+            node.children = [:]
+        }
+
+        let treeID: TreeID
+        do {
+            if root.isTarget {
+                rootDevice = (try? FileSystem.lstat([UInt8(ascii: "/")]).dev) ?? 0
+                treeID = try walkDirectory([UInt8(ascii: "/")], parent: parentTree)
+            } else {
+                treeID = try assemble(root, path: [], parent: parentTree)
+            }
+            try store.finish()
+        } catch {
+            store.abandon()
+            throw error
+        }
+        try repository.saveIndex(for: store.dataPacker.packs + store.treePacker.packs)
+
+        summary.addedBytes = store.addedBytes
+        summary.blobsAdded = store.blobsAdded
+        summary.storedBytes = store.dataPacker.bytesStored + store.treePacker.bytesStored
+        summary.errors = warnings.count
+        summary.durationSeconds = Clock.monotonic() - started
+        let snapshot = Snapshot(time: time, hostname: host, username: Accounts.currentUserName, uid: getuid(),
+                                gid: getgid(), paths: displayPaths, tags: options.tags.sorted(), parent: parent?.id,
+                                tree: treeID, summary: summary, metadata: options.metadata,
+                                programVersion: PolyadVersion.string)
+        let id = try repository.saveSnapshot(snapshot)
+        return BackupResult(id: id, snapshot: snapshot, warnings: warnings)
+    }
+
+    /// The latest snapshot of the same host and paths: its trees serve as the files cache.
+    private func findParent(host: String, paths: [String]) throws(RepositoryError) -> (id: SnapshotID, snapshot: Snapshot)? {
+        try repository.snapshots().last { $0.snapshot.hostname == host && $0.snapshot.paths == paths }
+    }
+
+    /// Builds the directories above the backed-up paths (metadata from the real directories).
+    private func assemble(_ trie: PathTrie, path: [UInt8], parent: Tree?) throws(RepositoryError) -> TreeID {
+        var nodes = [Node]()
+        for (name, child) in trie.children {
+            let childPath = path + [UInt8(ascii: "/")] + name
+            let parentNode = parent?.node(named: name)
+            if child.isTarget {
+                let st: FileStatus
+                do { st = try FileSystem.lstat(childPath) } catch {
+                    warn("\(error)")
+                    continue
+                }
+                rootDevice = st.dev
+                if let node = try entry(name: name, path: childPath, status: st, parentNode: parentNode) { nodes.append(node) }
+            } else {
+                guard let st = try? FileSystem.lstat(childPath) else { continue }
+                var node = makeNode(name: name, path: childPath, status: st)
+                let sub = parentNode?.subtree.flatMap { try? repository.loadTree($0) }
+                node.subtree = try assemble(child, path: childPath, parent: sub)
+                nodes.append(node)
+            }
+        }
+        return try storeTree(Tree(nodes: nodes))
+    }
+
+    private func walkDirectory(_ path: [UInt8], parent: Tree?) throws(RepositoryError) -> TreeID {
+        var names: [[UInt8]]
+        do { names = try FileSystem.directoryEntries(path) } catch {
+            warn("\(error)")
+            return try storeTree(Tree(nodes: []))
+        }
+        names.sort { $0.lexicographicallyPrecedes($1) }
+        var nodes = [Node]()
+        nodes.reserveCapacity(names.count)
+        for name in names {
+            if cancellation?.isCancelled == true {
+                throw RepositoryError(.interrupted, "interrupted: no snapshot was written (the store is unchanged but for unreferenced packs)")
+            }
+            let childPath = PathBytes.join(path, name)
+            if filter.isExcluded(childPath) { continue }
+            let st: FileStatus
+            do { st = try FileSystem.lstat(childPath) } catch {
+                warn("\(error)")
+                continue
+            }
+            if let node = try entry(name: name, path: childPath, status: st, parentNode: parent?.node(named: name)) {
+                nodes.append(node)
+            }
+        }
+        return try storeTree(Tree(nodes: nodes))
+    }
+
+    /// The node for one directory entry; nil (with a warning) if it cannot be read.
+    private func entry(name: [UInt8], path: [UInt8], status st: FileStatus, parentNode: Node?) throws(RepositoryError) -> Node? {
+        var node = makeNode(name: name, path: path, status: st)
+        switch node.kind {
+        case .directory:
+            summary.directories += 1
+            if options.oneFileSystem, st.dev != rootDevice {
+                node.subtree = try storeTree(Tree(nodes: []))
+            } else {
+                let sub = parentNode.flatMap { $0.kind == .directory ? $0.subtree : nil }.flatMap { try? repository.loadTree($0) }
+                node.subtree = try walkDirectory(path, parent: sub)
+            }
+        case .file:
+            guard let content = try fileContent(path: path, status: st, parentNode: parentNode) else { return nil }
+            node.content = content.pieces
+            node.size = content.size
+            summary.totalBytes += content.size
+            progressState.files += 1
+            progressState.bytes += content.size
+            reportProgress()
+        case .symlink:
+            do { node.linkTarget = try FileSystem.readLink(path) } catch {
+                warn("\(error)")
+                return nil
+            }
+            summary.otherEntries += 1
+        default:
+            summary.otherEntries += 1
+        }
+        return node
+    }
+
+    private func makeNode(name: [UInt8], path: [UInt8], status st: FileStatus) -> Node {
+        let kind: NodeKind = switch st.kind {
+        case .regular: .file
+        case .directory: .directory
+        case .symlink: .symlink
+        case .fifo: .fifo
+        case .characterDevice: .characterDevice
+        case .blockDevice: .blockDevice
+        case .socket: .socket
+        }
+        var node = Node(name: name, kind: kind, mode: UInt32(st.mode) & 0o7777, uid: UInt32(st.uid), gid: UInt32(st.gid),
+                        user: Accounts.userName(uid: UInt32(st.uid)) ?? "",
+                        group: Accounts.groupName(gid: UInt32(st.gid)) ?? "",
+                        size: kind == .symlink ? UInt64(st.size) : 0,
+                        mtime: Timestamp(seconds: Int64(st.mtime.seconds), nanoseconds: Int64(st.mtime.nanoseconds)),
+                        atime: Timestamp(seconds: Int64(st.atime.seconds), nanoseconds: Int64(st.atime.nanoseconds)),
+                        ctime: Timestamp(seconds: Int64(st.ctime.seconds), nanoseconds: Int64(st.ctime.nanoseconds)),
+                        inode: UInt64(st.ino), device: UInt64(st.dev), links: UInt32(truncatingIfNeeded: st.nlink),
+                        rdev: UInt64(st.rdev))
+        if let xattrs = try? FileSystem.extendedAttributes(path) {
+            node.xattrs = xattrs.map { ExtendedAttribute(name: $0.name, value: $0.value) }
+        }
+        return node
+    }
+
+    private func fileContent(path: [UInt8], status st: FileStatus, parentNode: Node?) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
+        let key = DeviceInode(device: UInt64(st.dev), inode: UInt64(st.ino))
+        if st.nlink > 1, let known = hardLinks[key] { return known }
+        // Files cache: same size, mtime, ctime and inode as in the parent snapshot, and every chunk still indexed.
+        if let p = parentNode, p.kind == .file, p.size == UInt64(st.size), p.inode == UInt64(st.ino),
+           p.mtime.seconds == Int64(st.mtime.seconds), p.mtime.nanoseconds == Int64(st.mtime.nanoseconds),
+           p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds),
+           p.content.allSatisfy({ if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true } }) {
+            summary.filesUnchanged += 1
+            let result = (p.content, p.size)
+            if st.nlink > 1 { hardLinks[key] = result }
+            return result
+        }
+        let fd: Int32
+        do { fd = try FileSystem.openForReading(path) } catch {
+            warn("\(error)")
+            return nil
+        }
+        defer { FileSystem.close(fd) }
+        var pieces = [ContentPiece]()
+        var total: UInt64 = 0
+        do {
+            let size = Int64(st.size)
+            var ranges = [Range<Int64>]()
+            if size > 0 {
+                ranges = Int64(st.blocks) * 512 < size ? try FileSystem.dataExtents(fileDescriptor: fd, size: size) : [0..<size]
+            }
+            var position: Int64 = 0
+            var shrank = false
+            for r in ranges {
+                if r.lowerBound > position {
+                    pieces.append(.hole(length: UInt64(r.lowerBound - position)))
+                    total += UInt64(r.lowerBound - position)
+                }
+                let read = try chunkRange(fd: fd, range: r, into: &pieces)
+                total += read
+                position = r.lowerBound + Int64(read)
+                if read < UInt64(r.count) {   // the file shrank while being read
+                    shrank = true
+                    break
+                }
+            }
+            if !shrank, position < size {
+                pieces.append(.hole(length: UInt64(size - position)))
+                total += UInt64(size - position)
+            }
+        } catch let e as SystemError {
+            warn("\(e)")
+            return nil
+        } catch let e as ChunkReaderError {
+            warn("\(PathBytes.display(path)): \(e)")
+            return nil
+        } catch let e as RepositoryError {
+            throw e
+        } catch {
+            warn("\(PathBytes.display(path)): \(error)")
+            return nil
+        }
+        if parentNode?.kind == .file { summary.filesChanged += 1 } else { summary.filesNew += 1 }
+        if st.nlink > 1 { hardLinks[key] = (pieces, total) }
+        return (pieces, total)
+    }
+
+    /// Chunks `range` of the file; returns the bytes read.
+    private func chunkRange(fd: Int32, range: Range<Int64>, into pieces: inout [ContentPiece]) throws -> UInt64 {
+        let length = range.upperBound - range.lowerBound
+        if length <= Int64(repository.config.chunkerMinSize) {
+            // Small: one chunk, read in one call.
+            var buffer = [UInt8](repeating: 0, count: Int(length))
+            let n = try buffer.withUnsafeMutableBytes { b -> Int in
+                try FileSystem.pread(fd, into: b, offset: range.lowerBound)
+            }
+            if n < buffer.count { buffer.removeLast(buffer.count - n) }
+            if n > 0 { try add(chunk: buffer, to: &pieces) }
+            return UInt64(n)
+        }
+        let reader = ChunkReader(fileDescriptor: fd, offset: range.lowerBound, length: length, chunker: repository.chunker)
+        var total: UInt64 = 0
+        while let chunk = try reader.next() {
+            total += UInt64(chunk.count)
+            try add(chunk: chunk, to: &pieces)
+            if cancellation?.isCancelled == true {
+                throw RepositoryError(.interrupted, "interrupted: no snapshot was written")
+            }
+        }
+        return total
+    }
+
+    private func add(chunk: [UInt8], to pieces: inout [ContentPiece]) throws(RepositoryError) {
+        let id = repository.blobID(chunk)
+        if repository.index.reserve(id) { try store.storeData(chunk, id: id) }
+        pieces.append(.chunk(ChunkID(id), length: UInt32(chunk.count)))
+    }
+
+    private func storeTree(_ tree: Tree) throws(RepositoryError) -> TreeID {
+        let bytes = tree.encoded()
+        let id = repository.blobID(bytes)
+        if repository.index.reserve(id) { try store.storeTree(bytes, id: id) }
+        return TreeID(id)
+    }
+
+    private func warn(_ message: String) {
+        warnings.append(message)
+    }
+
+    private func reportProgress() {
+        guard let progress else { return }
+        let now = Clock.monotonic()
+        if now - lastProgress >= 0.25 {
+            lastProgress = now
+            progressState.elapsed = now - started
+            progress(progressState)
+        }
+    }
+}
+
+/// A flag a signal handler sets to stop long work at the next safe point.
+public final class Cancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func cancel() { flag.store(true, ordering: .relaxed) }
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// This build's version.
+public enum PolyadVersion {
+    public static let string = "0.1.0"
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,338 @@
+import Foundation
+import Synchronization
+import PolyadConfig
+import PolyadFileSystem
+import PolyadFormat
+import PolyadStorage
+
+/// A snapshot as listed to users and API callers.
+public struct SnapshotInfo: Sendable, Codable {
+    public var id: String
+    public var shortID: String
+    /// ISO 8601 in UTC, with nanoseconds.
+    public var time: String
+    public var hostname: String
+    public var username: String
+    public var tags: [String]
+    public var paths: [String]
+    public var files: Int
+    public var logicalBytes: UInt64
+    /// Bytes this snapshot added to the store.
+    public var storedBytes: UInt64
+    public var parent: String?
+    public var tree: String
+    public var metadata: [String: String]
+    public var summary: BackupSummary
+
+    enum CodingKeys: String, CodingKey {
+        case id, shortID = "short_id", time, hostname, username, tags, paths, files, parent, tree, metadata, summary
+        case logicalBytes = "logical_bytes", storedBytes = "stored_bytes"
+    }
+
+    init(id: SnapshotID, snapshot s: Snapshot) {
+        self.id = id.hash.hex
+        shortID = id.short
+        time = TimeFormat.iso8601(s.time)
+        hostname = s.hostname
+        username = s.username
+        tags = s.tags
+        paths = s.paths
+        files = s.summary.filesNew + s.summary.filesChanged + s.summary.filesUnchanged
+        logicalBytes = s.summary.totalBytes
+        storedBytes = s.summary.storedBytes
+        parent = s.parent?.hash.hex
+        tree = s.tree.hash.hex
+        metadata = s.metadata
+        summary = s.summary
+    }
+}
+
+/// The store's statistics (DESIGN §7): `polyad stats`, `/.polyad/stats.json`, `backupStatistics()`.
+public struct BackupStatistics: Sendable, Codable {
+    public var snapshotCount: Int
+    /// Sum of the logical size of every snapshot.
+    public var totalLogicalBytes: UInt64
+    /// Logical size of the newest snapshot.
+    public var latestLogicalBytes: UInt64
+    /// Plaintext bytes of the unique data chunks.
+    public var uniqueBytes: UInt64
+    /// Bytes of every object in the store (packs, index, snapshots, keys).
+    public var storedBytes: UInt64
+    public var chunkCount: Int
+    public var packCount: Int
+    /// totalLogicalBytes ÷ uniqueBytes.
+    public var deduplicationRatio: Double
+    /// uniqueBytes ÷ stored data bytes.
+    public var compressionRatio: Double
+    public var lastBackupTime: String?
+    public var lastBackupDurationSeconds: Double?
+    /// Backups that ended without a snapshot, as recorded on this machine.
+    public var failedBackups: Int
+    /// Backups that left out unreadable sources.
+    public var partialBackups: Int
+    public var lastFailure: String?
+
+    enum CodingKeys: String, CodingKey {
+        case snapshotCount = "snapshot_count", totalLogicalBytes = "total_logical_bytes"
+        case latestLogicalBytes = "latest_logical_bytes", uniqueBytes = "unique_bytes", storedBytes = "stored_bytes"
+        case chunkCount = "chunk_count", packCount = "pack_count", deduplicationRatio = "deduplication_ratio"
+        case compressionRatio = "compression_ratio", lastBackupTime = "last_backup_time"
+        case lastBackupDurationSeconds = "last_backup_duration_seconds", failedBackups = "failed_backups"
+        case partialBackups = "partial_backups", lastFailure = "last_failure"
+    }
+}
+
+/// The library API (DESIGN §4), mirroring the seed's `BackupManager`: the CLI and the mount are thin layers
+/// over it. Opens the store described by a `Configuration` on first use and keeps it open.
+public final class BackupManager: Sendable {
+    public let configuration: Configuration
+    private let environment: [String: String]
+    private let opened = Mutex<Repository?>(nil)
+    /// Set by a signal handler to stop long work at the next safe point.
+    public let cancellation = Cancellation()
+
+    /// - Parameters:
+    ///   - config: the parsed mount.conf.
+    ///   - environment: where `POLYAD_PASSWORD` is looked up (default: the process environment).
+    public init(config: Configuration, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        configuration = config
+        self.environment = environment
+    }
+
+    /// The store's backend, from `local_dir`.
+    public func backend() throws(RepositoryError) -> any Backend {
+        guard let dir = configuration.localDirectory else {
+            throw RepositoryError(.invalidArgument,
+                                  "\(configuration.file): backup.local_dir is not set; this version stores backups in a local directory")
+        }
+        return LocalBackend(path: dir)
+    }
+
+    /// Creates the store with one key slot for `passphrase` (or the configured one).
+    @discardableResult
+    public func initialize(passphrase: [UInt8]? = nil) throws -> Repository {
+        let secret = try passphrase ?? configuration.passphrase(environment: environment)
+        let repo = try Repository.create(backend: backend(), passphrase: secret)
+        opened.withLock { $0 = repo }
+        return repo
+    }
+
+    /// The open store (opened on first use).
+    public func repository() throws -> Repository {
+        if let r = opened.withLock({ $0 }) { return r }
+        let secret = try configuration.passphrase(environment: environment)
+        let repo = try Repository.open(backend: backend(), passphrase: secret)
+        opened.withLock { $0 = repo }
+        return repo
+    }
+
+    // MARK: Backup
+
+    /// Backs up files and folders (given as paths; stored under their absolute path).
+    public func createBackup(paths: [String], tags: [String] = [], host: String? = nil, excludes: [String] = [],
+                             oneFileSystem: Bool = false,
+                             progress: (@Sendable (BackupProgress) -> Void)? = nil) throws -> BackupResult {
+        var options = BackupOptions(paths: paths.map { Array($0.utf8) })
+        options.tags = tags
+        options.host = host
+        options.excludes = excludes
+        options.oneFileSystem = oneFileSystem
+        return try createBackup(options: options, progress: progress)
+    }
+
+    /// Backs up with full control over the options.
+    public func createBackup(options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)? = nil) throws -> BackupResult {
+        var options = options
+        options.compressionLevel = configuration.compressionLevel
+        options.packSize = configuration.packSizeMiB << 20
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: false, operation: "backup")
+        defer { lock.release() }
+        do {
+            let result = try Archiver(repository: repo, options: options, progress: progress,
+                                      cancellation: cancellation).run()
+            if configuration.verifyIntegrity {
+                let report = try Verifier(repository: repo, options: VerifyOptions(snapshot: result.id)).run()
+                if !report.isClean {
+                    throw RepositoryError(.damaged, "the backup was written but does not verify: " +
+                                          report.damaged.map(\.description).joined(separator: "; "))
+                }
+            }
+            return result
+        } catch {
+            LocalState.recordFailure(storeID: repo.config.id, message: "\(error)")
+            throw error
+        }
+    }
+
+    /// Backs up in-memory data as one file (named by `metadata["name"]`, default "data") in a new snapshot.
+    public func createBackup(data: [UInt8], metadata: [String: String] = [:]) throws -> BackupResult {
+        let scratch = try PrivateScratch()
+        defer { scratch.remove() }
+        let name = metadata["name"].flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 } ?? "data"
+        let file = scratch.path + "/" + name
+        try Data(data).write(to: URL(fileURLWithPath: file))
+        var options = BackupOptions(paths: [Array(file.utf8)])
+        options.metadata = metadata
+        options.tags = ["data"]
+        return try createBackup(options: options)
+    }
+
+    /// The content of a snapshot made by `createBackup(data:metadata:)` (or of its only file).
+    public func readData(_ id: String) throws -> [UInt8] {
+        let repo = try repository()
+        let (_, snapshot) = try repo.findSnapshot(id)
+        var tree = try repo.loadTree(snapshot.tree)
+        while true {
+            guard tree.nodes.count == 1, let node = tree.nodes.first else {
+                throw RepositoryError(.invalidArgument, "snapshot \(id) holds more than one file; use restoreBackup")
+            }
+            if node.kind == .file {
+                var out = [UInt8]()
+                out.reserveCapacity(Int(node.size))
+                for piece in node.content {
+                    switch piece {
+                    case .chunk(let c, _): out += try repo.loadBlob(c.hash)
+                    case .hole(let n): out += [UInt8](repeating: 0, count: Int(n))
+                    }
+                }
+                return out
+            }
+            guard let sub = node.subtree else { throw RepositoryError(.notFound, "snapshot \(id) holds no file") }
+            tree = try repo.loadTree(sub)
+        }
+    }
+
+    // MARK: Listing, verify, restore, statistics
+
+    /// Every snapshot, oldest first.
+    public func snapshots() throws -> [SnapshotInfo] {
+        try repository().snapshots().map { SnapshotInfo(id: $0.id, snapshot: $0.snapshot) }
+    }
+
+    /// Verifies the store, or only what snapshot `id` references (then every byte of it is read).
+    public func verifyBackupIntegrity(_ id: String? = nil, readData: Bool = true) throws -> VerifyReport {
+        let repo = try repository()
+        var options = VerifyOptions(readData: readData)
+        if let id { options.snapshot = try repo.findSnapshot(id).id }
+        return try verify(options: options)
+    }
+
+    /// Verifies with full control over the options.
+    public func verify(options: VerifyOptions) throws -> VerifyReport {
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: false, operation: "verify")
+        defer { lock.release() }
+        return try Verifier(repository: repo, options: options).run()
+    }
+
+    /// Restores snapshot `id` ("latest", an id or prefix) into `target`; `paths` limits it to these patterns.
+    public func restoreBackup(_ id: String, to target: String, paths: [String]? = nil) throws -> RestoreResult {
+        var options = RestoreOptions(target: Array(target.utf8))
+        options.includes = paths ?? []
+        return try restore(id, options: options)
+    }
+
+    /// Restores with full control over the options.
+    public func restore(_ id: String, options: RestoreOptions) throws -> RestoreResult {
+        let repo = try repository()
+        let (_, snapshot) = try repo.findSnapshot(id)
+        let lock = try repo.lock(exclusive: false, operation: "restore")
+        defer { lock.release() }
+        return try Restorer(repository: repo, options: options, cancellation: cancellation).run(snapshot: snapshot)
+    }
+
+    /// The store's statistics.
+    public func backupStatistics() throws -> BackupStatistics {
+        let repo = try repository()
+        let all = try repo.snapshots()
+        let totals = repo.index.dataTotals()
+        var stored: UInt64 = 0
+        var packs = 0
+        for kind in ObjectKind.allCases where kind != .locks {
+            for info in try repo.list(kind) {
+                stored += UInt64(max(0, info.size))
+                if kind == .data { packs += 1 }
+            }
+        }
+        let logical = all.reduce(UInt64(0)) { $0 + $1.snapshot.summary.totalBytes }
+        let state = LocalState.load(storeID: repo.config.id)
+        return BackupStatistics(
+            snapshotCount: all.count, totalLogicalBytes: logical,
+            latestLogicalBytes: all.last?.snapshot.summary.totalBytes ?? 0, uniqueBytes: totals.raw,
+            storedBytes: stored, chunkCount: totals.count, packCount: packs,
+            deduplicationRatio: totals.raw > 0 ? Double(logical) / Double(totals.raw) : 1,
+            compressionRatio: totals.stored > 0 ? Double(totals.raw) / Double(totals.stored) : 1,
+            lastBackupTime: all.last.map { TimeFormat.iso8601($0.snapshot.time) },
+            lastBackupDurationSeconds: all.last?.snapshot.summary.durationSeconds,
+            failedBackups: state.failedBackups, partialBackups: all.filter { $0.snapshot.summary.errors > 0 }.count,
+            lastFailure: state.lastFailure)
+    }
+}
+
+/// Per-machine state that does not belong in the store: failed-backup counts for statistics.
+/// Kept in `$XDG_STATE_HOME/polyad` (default `~/.local/state/polyad`), one JSON file per store id.
+enum LocalState {
+    struct State: Codable {
+        var failedBackups = 0
+        var lastFailure: String?
+    }
+
+    static func file(storeID: String) -> String {
+        let env = ProcessInfo.processInfo.environment
+        let base = env["XDG_STATE_HOME"] ?? ((env["HOME"] ?? "/root") + "/.local/state")
+        return base + "/polyad/" + storeID + ".json"
+    }
+
+    static func load(storeID: String) -> State {
+        guard let data = FileManager.default.contents(atPath: file(storeID: storeID)),
+              let s = try? JSONDecoder().decode(State.self, from: data) else { return State() }
+        return s
+    }
+
+    static func recordFailure(storeID: String, message: String) {
+        var s = load(storeID: storeID)
+        s.failedBackups += 1
+        s.lastFailure = TimeFormat.iso8601(Clock.now()) + " " + message
+        let path = file(storeID: storeID)
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try? JSONEncoder().encode(s).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// A private (0700) scratch folder for temporary plaintext, removed by `remove()`.
+struct PrivateScratch {
+    let path: String
+
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "/polyad-XXXXXX").utf8CString)
+        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw RepositoryError(.io, "cannot create a private temporary folder in \(NSTemporaryDirectory())")
+        }
+        path = String(cString: p)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Time formatting for users and JSON.
+public enum TimeFormat {
+    /// `2026-11-25T02:03:56.123456789Z`.
+    public static func iso8601(_ t: Timestamp) -> String {
+        var tm = tm()
+        var secs = time_t(t.seconds)
+        gmtime_r(&secs, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), t.nanoseconds)
+    }
+
+    /// `2026-11-25 03:03:56` in the local time zone.
+    public static func local(_ t: Timestamp) -> String {
+        var tm = tm()
+        var secs = time_t(t.seconds)
+        localtime_r(&secs, &tm)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
+    }
+}

@@ -1,0 +1,87 @@
+import Synchronization
+import PolyadCrypto
+import PolyadFormat
+import PolyadStorage
+
+/// Gathers sealed blobs of one type into packs of about `targetSize` bytes and stores each full pack
+/// (blobs, sealed header, trailer; named by its SHA-256). Thread-safe: workers add concurrently; the worker
+/// whose blob fills a pack finishes and stores that pack outside the lock while others go on filling the next.
+final class Packer: Sendable {
+    private struct Open {
+        var bytes: [UInt8] = []
+        var entries: [PackEntry] = []
+    }
+
+    private let repository: Repository
+    private let type: BlobType
+    private let targetSize: Int
+    private let open = Mutex(Open())
+    private let written = Mutex<[IndexFile.Pack]>([])
+    private let storedBytes = Atomic<UInt64>(0)
+
+    init(repository: Repository, type: BlobType, targetSize: Int) {
+        self.repository = repository
+        self.type = type
+        self.targetSize = targetSize
+    }
+
+    /// Adds a sealed blob; stores the pack if it is now full.
+    func add(id: Hash256, sealed: [UInt8], rawLength: Int) throws(RepositoryError) {
+        let full: Open? = open.withLock { o in
+            if o.bytes.isEmpty { o.bytes.reserveCapacity(targetSize + (1 << 20)) }
+            o.entries.append(PackEntry(type: type, id: id, offset: UInt32(o.bytes.count), length: UInt32(sealed.count),
+                                       rawLength: UInt32(rawLength)))
+            o.bytes.append(contentsOf: sealed)
+            guard o.bytes.count >= targetSize else { return nil }
+            defer { o = Open() }
+            return o
+        }
+        if let full { try store(full) }
+    }
+
+    /// Stores the partly filled pack, if any.
+    func flush() throws(RepositoryError) {
+        let rest: Open = open.withLock { o in
+            defer { o = Open() }
+            return o
+        }
+        if !rest.entries.isEmpty { try store(rest) }
+    }
+
+    /// The packs stored so far, for the index.
+    var packs: [IndexFile.Pack] { written.withLock { $0 } }
+
+    /// Bytes of packs stored so far.
+    var bytesStored: UInt64 { storedBytes.load(ordering: .relaxed) }
+
+    private func store(_ pack: Open) throws(RepositoryError) {
+        var bytes = pack.bytes
+        let header = Envelope.seal(PackHeader(entries: pack.entries).encoded(), key: repository.key.encryptionKey,
+                                   aad: Repository.packHeaderAAD)
+        bytes.append(contentsOf: header)
+        bytes.append(contentsOf: PackLayout.trailer(headerLength: header.count))
+        let id = PackID(Hash256(SHA256.hash(bytes)))
+        try KeyRing.save(repository.backend, ObjectHandle(kind: .data, name: id.hash.hex), bytes)
+        repository.index.add(pack: id, entries: pack.entries)
+        storedBytes.add(UInt64(bytes.count), ordering: .relaxed)
+        written.withLock { $0.append(IndexFile.Pack(id: id, entries: pack.entries)) }
+    }
+}
+
+extension Repository {
+    /// Writes index files for `packs` (at most 20,000 blobs each).
+    func saveIndex(for packs: [IndexFile.Pack]) throws(RepositoryError) {
+        var batch = [IndexFile.Pack]()
+        var count = 0
+        for p in packs {
+            batch.append(p)
+            count += p.entries.count
+            if count >= 20_000 {
+                try saveObject(.index, IndexFile(packs: batch).encoded(), aad: Self.indexAAD)
+                batch = []
+                count = 0
+            }
+        }
+        if !batch.isEmpty { try saveObject(.index, IndexFile(packs: batch).encoded(), aad: Self.indexAAD) }
+    }
+}

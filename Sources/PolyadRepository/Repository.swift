@@ -1,0 +1,272 @@
+import Synchronization
+import PolyadChunker
+import PolyadCompression
+import PolyadCrypto
+import PolyadFileSystem
+import PolyadFormat
+import PolyadStorage
+
+/// An open store: its backend, master key, config and index. Thread-safe: the backup and restore workers,
+/// and later the FUSE threads, share one instance.
+public final class Repository: Sendable {
+    public let backend: any Backend
+    public let key: MasterKey
+    public let config: StoreConfig
+    public let index: MasterIndex
+    public let chunker: Chunker
+    private let problems = Mutex<[DamagedObject]>([])
+
+    /// Index files that could not be read when the store was opened (verify reports them).
+    public var indexProblems: [DamagedObject] { problems.withLock { $0 } }
+
+    init(backend: any Backend, key: MasterKey, config: StoreConfig) {
+        self.backend = backend
+        self.key = key
+        self.config = config
+        index = MasterIndex()
+        chunker = Chunker(table: GearTable(seed: key.material.chunkerSeed),
+                          parameters: ChunkerParameters(minSize: config.chunkerMinSize,
+                                                        averageSize: config.chunkerAverageSize,
+                                                        maxSize: config.chunkerMaxSize))
+    }
+
+    static let configAAD = Array("config".utf8)
+    static let indexAAD = Array("index".utf8)
+    static let snapshotAAD = Array("snapshot".utf8)
+    static let lockAAD = Array("lock".utf8)
+    static let packHeaderAAD = Array("pack header".utf8)
+
+    // MARK: Creating and opening
+
+    /// Creates a new store on `backend` with one key slot for `passphrase`.
+    public static func create(backend: any Backend, passphrase: [UInt8],
+                              keyParameters: KeyRing.Parameters = .default) throws(RepositoryError) -> Repository {
+        do {
+            if try backend.exists() {
+                throw RepositoryError(.storeExists, "a store already exists at \(backend.location); nothing was changed")
+            }
+            try backend.create()
+        } catch let e as StorageError {
+            throw RepositoryError.storage(e)
+        } catch let e as RepositoryError {
+            throw e
+        } catch {
+            throw RepositoryError(.io, "\(error)")
+        }
+        let material = MasterKeyMaterial(encryptionKey: SecureRandom.bytes(32), idKey: SecureRandom.bytes(32),
+                                         chunkerSeed: SecureRandom.bytes(32))
+        let slot = try KeyRing.addSlot(material: material, passphrase: passphrase, backend: backend,
+                                       parameters: keyParameters)
+        let params = ChunkerParameters.default
+        let config = StoreConfig(id: SecureRandom.bytes(16).hexString, chunkerMinSize: params.minSize,
+                                 chunkerAverageSize: params.averageSize, chunkerMaxSize: params.maxSize,
+                                 created: Clock.now())
+        let sealed = Envelope.seal(config.encoded(), key: material.encryptionKey, aad: configAAD)
+        try KeyRing.save(backend, ObjectHandle(kind: .config, name: "config"), sealed)
+        return Repository(backend: backend, key: MasterKey(material: material, slot: slot), config: config)
+    }
+
+    /// Opens the store on `backend`: unlocks a key slot, reads the config and loads the index.
+    public static func open(backend: any Backend, passphrase: [UInt8]) throws(RepositoryError) -> Repository {
+        let exists: Bool
+        do { exists = try backend.exists() } catch { throw RepositoryError.storage(error) }
+        guard exists else {
+            throw RepositoryError(.storeMissing,
+                                  "no store at \(backend.location): run `polyad init` to create one, or check local_dir in mount.conf")
+        }
+        let key = try KeyRing.unlock(passphrase: passphrase, backend: backend)
+        let sealed = try KeyRing.load(backend, ObjectHandle(kind: .config, name: "config"))
+        let config: StoreConfig
+        do {
+            config = try StoreConfig(decoding: try Envelope.open(sealed, key: key.encryptionKey, aad: configAAD))
+        } catch let e as FormatError {
+            throw RepositoryError(.damaged, "the store's config: \(e)")
+        } catch {
+            throw RepositoryError.damaged("config", "it does not authenticate")
+        }
+        let repo = Repository(backend: backend, key: key, config: config)
+        try repo.loadIndex()
+        return repo
+    }
+
+    /// Reads every index file into memory. A damaged index file is recorded in `indexProblems` and skipped:
+    /// what it listed then shows up as missing where it is needed.
+    public func loadIndex() throws(RepositoryError) {
+        for info in try list(.index) {
+            do {
+                let plain = try loadObject(info.handle, aad: Self.indexAAD)
+                let file = try IndexFile(decoding: plain)
+                for p in file.packs { index.add(pack: p.id, entries: p.entries) }
+            } catch let e as RepositoryError where e.code != .damaged {
+                throw e
+            } catch {
+                problems.withLock { $0.append(DamagedObject(object: "index/\(info.handle.name)", problem: "\(error)")) }
+            }
+        }
+    }
+
+    // MARK: Objects
+
+    func list(_ kind: ObjectKind) throws(RepositoryError) -> [ObjectInfo] {
+        do { return try backend.list(kind) } catch { throw RepositoryError.storage(error) }
+    }
+
+    /// Seals and stores an object named by the SHA-256 of its sealed bytes; returns that name.
+    @discardableResult
+    func saveObject(_ kind: ObjectKind, _ plaintext: [UInt8], aad: [UInt8]) throws(RepositoryError) -> Hash256 {
+        let sealed = Envelope.seal(plaintext, key: key.encryptionKey, aad: aad)
+        let name = Hash256(SHA256.hash(sealed))
+        try KeyRing.save(backend, ObjectHandle(kind: kind, name: name.hex), sealed)
+        return name
+    }
+
+    /// Loads an object, checks its name against its hash and opens it.
+    func loadObject(_ handle: ObjectHandle, aad: [UInt8]) throws(RepositoryError) -> [UInt8] {
+        let sealed = try KeyRing.load(backend, handle)
+        let what = "\(handle.kind.rawValue)/\(handle.name)"
+        if handle.kind != .config, SHA256.hash(sealed).hexString != handle.name {
+            throw RepositoryError.damaged(what, "its content does not match its name (SHA-256)")
+        }
+        do { return try Envelope.open(sealed, key: key.encryptionKey, aad: aad) } catch {
+            throw RepositoryError.damaged(what, "it does not authenticate (GCM tag mismatch)")
+        }
+    }
+
+    // MARK: Blobs
+
+    /// The keyed id of a blob's plaintext.
+    public func blobID(_ bytes: UnsafeRawBufferPointer) -> Hash256 {
+        Hash256(key.idMAC.authenticationCode(for: bytes))
+    }
+
+    public func blobID(_ bytes: [UInt8]) -> Hash256 {
+        bytes.withUnsafeBytes { blobID($0) }
+    }
+
+    /// Reads, authenticates and decompresses a blob.
+    public func loadBlob(_ id: Hash256) throws(RepositoryError) -> [UInt8] {
+        guard let loc = index.lookup(id) else {
+            throw RepositoryError(.damaged, "blob \(id.shortHex) is referenced but not in the index; run `polyad verify`")
+        }
+        let sealed: [UInt8]
+        do {
+            sealed = try backend.load(ObjectHandle(kind: .data, name: loc.pack.hash.hex), offset: Int64(loc.offset),
+                                      length: Int(loc.length))
+        } catch { throw RepositoryError.storage(error) }
+        return try openBlob(sealed, id: id, location: loc)
+    }
+
+    /// Opens a sealed blob read from its pack.
+    func openBlob(_ sealed: [UInt8], id: Hash256, location loc: BlobLocation) throws(RepositoryError) -> [UInt8] {
+        let plain: [UInt8]
+        do {
+            plain = try Envelope.open(sealed, key: key.encryptionKey, aad: Envelope.blobAAD(type: loc.type, id: id))
+        } catch {
+            throw RepositoryError.damaged("data/\(loc.pack.hash.hex)",
+                                          "\(loc.type) blob \(id.shortHex) at offset \(loc.offset) does not authenticate")
+        }
+        if plain.count == Int(loc.rawLength) { return plain }
+        var out = [UInt8]()
+        do {
+            try plain.withUnsafeBytes { b in try Zlib.decompress(b, expectedSize: Int(loc.rawLength), appendingTo: &out) }
+        } catch {
+            throw RepositoryError.damaged("data/\(loc.pack.hash.hex)", "blob \(id.shortHex) does not decompress: \(error)")
+        }
+        return out
+    }
+
+    /// Loads and decodes a tree.
+    public func loadTree(_ id: TreeID) throws(RepositoryError) -> Tree {
+        let bytes = try loadBlob(id.hash)
+        do { return try Tree(decoding: bytes) } catch {
+            throw RepositoryError.damaged("tree \(id.hash.shortHex)", "\(error)")
+        }
+    }
+
+    // MARK: Snapshots
+
+    /// Every snapshot, oldest first.
+    public func snapshots() throws(RepositoryError) -> [(id: SnapshotID, snapshot: Snapshot)] {
+        var out = [(id: SnapshotID, snapshot: Snapshot)]()
+        for info in try list(.snapshots) {
+            guard let h = Hash256(hex: info.handle.name) else { continue }
+            let plain = try loadObject(info.handle, aad: Self.snapshotAAD)
+            do {
+                out.append((SnapshotID(h), try Snapshot(decoding: plain)))
+            } catch {
+                throw RepositoryError.damaged("snapshots/\(info.handle.name)", "\(error)")
+            }
+        }
+        return out.sorted { ($0.snapshot.time, $0.id.hash) < ($1.snapshot.time, $1.id.hash) }
+    }
+
+    /// Stores a snapshot; returns its id.
+    public func saveSnapshot(_ snapshot: Snapshot) throws(RepositoryError) -> SnapshotID {
+        SnapshotID(try saveObject(.snapshots, snapshot.encoded(), aad: Self.snapshotAAD))
+    }
+
+    /// Finds a snapshot by "latest", a full id or a unique prefix of at least 4 hex digits.
+    public func findSnapshot(_ text: String) throws(RepositoryError) -> (id: SnapshotID, snapshot: Snapshot) {
+        let all = try snapshots()
+        if text == "latest" {
+            guard let last = all.last else { throw RepositoryError(.notFound, "the store has no snapshots yet") }
+            return last
+        }
+        let lower = text.lowercased()
+        guard lower.count >= 4, HexCoding.decode(lower.count % 2 == 0 ? lower : lower + "0") != nil else {
+            throw RepositoryError(.invalidArgument,
+                                  "'\(text)' is not a snapshot id: give `latest` or at least 4 hex digits (see `polyad snapshots`)")
+        }
+        let matches = all.filter { $0.id.hash.hex.hasPrefix(lower) }
+        guard let first = matches.first else {
+            throw RepositoryError(.notFound, "no snapshot \(text) in this store (see `polyad snapshots`)")
+        }
+        guard matches.count == 1 else {
+            throw RepositoryError(.invalidArgument, "snapshot id \(text) is ambiguous: give more digits")
+        }
+        return first
+    }
+
+    // MARK: Keys
+
+    /// Adds a key slot for `passphrase`; returns its id.
+    public func addKey(passphrase: [UInt8], parameters: KeyRing.Parameters = .default) throws(RepositoryError) -> String {
+        try KeyRing.addSlot(material: key.material, passphrase: passphrase, backend: backend, parameters: parameters)
+    }
+
+    /// The store's key slots.
+    public func keys() throws(RepositoryError) -> [(id: String, slot: KeySlot)] {
+        var out = [(id: String, slot: KeySlot)]()
+        for info in try list(.keys) {
+            let bytes = try KeyRing.load(backend, info.handle)
+            guard let slot = try? KeySlot(decoding: bytes) else {
+                throw RepositoryError.damaged("keys/\(info.handle.name)", "not a key slot")
+            }
+            out.append((info.handle.name, slot))
+        }
+        return out.sorted { $0.slot.created < $1.slot.created }
+    }
+
+    /// Removes a key slot by id or unique prefix; refuses the slot in use and the last slot.
+    public func removeKey(_ prefix: String) throws(RepositoryError) -> String {
+        let all = try keys()
+        let matches = all.filter { $0.id.hasPrefix(prefix.lowercased()) }
+        guard matches.count == 1, let target = matches.first else {
+            throw RepositoryError(matches.isEmpty ? .notFound : .invalidArgument,
+                                  matches.isEmpty ? "no key \(prefix) (see `polyad key list`)" : "key id \(prefix) is ambiguous")
+        }
+        if target.id == key.slot {
+            throw RepositoryError(.invalidArgument,
+                                  "key \(prefix) is the one this command was opened with: open with another passphrase to remove it, or use `polyad key passwd`")
+        }
+        do { try backend.remove(ObjectHandle(kind: .keys, name: target.id)) } catch { throw RepositoryError.storage(error) }
+        return target.id
+    }
+
+    /// Replaces the slot in use by one for `newPassphrase`; nothing else is re-encrypted.
+    public func changePassphrase(to newPassphrase: [UInt8]) throws(RepositoryError) -> String {
+        let id = try addKey(passphrase: newPassphrase)
+        do { try backend.remove(ObjectHandle(kind: .keys, name: key.slot)) } catch { throw RepositoryError.storage(error) }
+        return id
+    }
+}

@@ -1,0 +1,253 @@
+import Dispatch
+import Synchronization
+import PolyadCompression
+import PolyadCrypto
+import PolyadFormat
+import PolyadStorage
+import PolyadFileSystem
+
+/// How much `verify` reads.
+public struct VerifyOptions: Sendable {
+    /// Read every data pack: hash it, authenticate, decompress and re-identify every blob.
+    public var readData = false
+    /// Read only this fraction (0...1) of the data packs, chosen at random.
+    public var readDataSubset: Double?
+    /// Check only what this snapshot references.
+    public var snapshot: SnapshotID?
+
+    public init(readData: Bool = false, readDataSubset: Double? = nil, snapshot: SnapshotID? = nil) {
+        self.readData = readData
+        self.readDataSubset = readDataSubset
+        self.snapshot = snapshot
+    }
+}
+
+/// A damaged or missing object and what is wrong with it.
+public struct DamagedObject: Sendable, Hashable, CustomStringConvertible {
+    /// `kind/name`, e.g. `data/3f9c…`.
+    public var object: String
+    public var problem: String
+    public var description: String { "\(object): \(problem)" }
+}
+
+/// What `verify` found.
+public struct VerifyReport: Sendable {
+    public var snapshotsChecked = 0
+    public var treesChecked = 0
+    public var packsChecked = 0
+    public var packsRead = 0
+    public var blobsRead = 0
+    public var bytesRead: UInt64 = 0
+    public var damaged: [DamagedObject] = []
+    /// What the damage hurts: "snapshot 3f9c01ab: /home/alice/file" lines.
+    public var affected: [String] = []
+    /// Packs no index references (left by an interrupted backup; prune removes them). Not damage.
+    public var unreferencedPacks = 0
+    public var isClean: Bool { damaged.isEmpty }
+}
+
+/// Checks structure, object hashes and (optionally) every byte of a store.
+final class Verifier {
+    private let repository: Repository
+    private let options: VerifyOptions
+    private var report = VerifyReport()
+    private var damagedBlobs = Set<Hash256>()
+
+    init(repository: Repository, options: VerifyOptions) {
+        self.repository = repository
+        self.options = options
+    }
+
+    func run() throws(RepositoryError) -> VerifyReport {
+        // Key slots and index files were read when the store was opened; check the others' hashes too.
+        for info in try repository.list(.keys) {
+            guard let bytes = try? KeyRing.load(repository.backend, info.handle) else {
+                damage("keys/\(info.handle.name)", "cannot be read")
+                continue
+            }
+            if SHA256.hash(bytes).hexString != info.handle.name {
+                damage("keys/\(info.handle.name)", "content does not match its name (SHA-256)")
+            }
+        }
+        for problem in repository.indexProblems { damage(problem.object, problem.problem) }
+
+        var snapshots = [(id: SnapshotID, snapshot: Snapshot)]()
+        for info in try repository.list(.snapshots) {
+            guard let h = Hash256(hex: info.handle.name) else { continue }
+            if let only = options.snapshot, only.hash != h { continue }
+            do {
+                let plain = try repository.loadObject(info.handle, aad: Repository.snapshotAAD)
+                snapshots.append((SnapshotID(h), try Snapshot(decoding: plain)))
+            } catch {
+                damage("snapshots/\(info.handle.name)", "\(error)")
+            }
+        }
+        report.snapshotsChecked = snapshots.count
+
+        // Structure: every tree loads and every referenced blob is indexed.
+        var seenTrees = Set<Hash256>()
+        var referencedData = Set<Hash256>()
+        var stack = snapshots.map { $0.snapshot.tree }
+        while let id = stack.popLast() {
+            guard seenTrees.insert(id.hash).inserted else { continue }
+            guard let loc = repository.index.lookup(id.hash) else {
+                damage("tree \(id.hash.shortHex)", "referenced but in no index (missing)")
+                damagedBlobs.insert(id.hash)
+                continue
+            }
+            let tree: Tree
+            do { tree = try repository.loadTree(id) } catch {
+                damage("data/\(loc.pack.hash.hex)", "tree blob \(id.hash.shortHex): \(error.message)")
+                damagedBlobs.insert(id.hash)
+                continue
+            }
+            report.treesChecked += 1
+            for node in tree.nodes {
+                if let sub = node.subtree { stack.append(sub) }
+                for piece in node.content {
+                    guard case .chunk(let cid, _) = piece else { continue }
+                    if referencedData.insert(cid.hash).inserted, repository.index.lookup(cid.hash) == nil {
+                        damage("chunk \(cid.hash.shortHex)", "referenced but in no index (missing)")
+                        damagedBlobs.insert(cid.hash)
+                    }
+                }
+            }
+        }
+
+        // Packs: every indexed pack exists; its header matches the index; with --read-data, every byte.
+        let byPack = repository.index.entriesByPack()
+        let present = Dictionary((try repository.list(.data)).map { ($0.handle.name, $0.size) }, uniquingKeysWith: { a, _ in a })
+        report.unreferencedPacks = present.keys.filter { Hash256(hex: $0).map { byPack[PackID($0)] == nil } ?? false }.count
+        var packs = byPack.keys.sorted { $0.hash < $1.hash }
+        if options.snapshot != nil {
+            let wanted = referencedData.union(seenTrees)
+            packs = packs.filter { p in byPack[p]!.contains { wanted.contains($0.id) } }
+        }
+        var selected = Set<PackID>()
+        if options.readData { selected = Set(packs) } else if let f = options.readDataSubset {
+            let n = Int((Double(packs.count) * max(0, min(1, f))).rounded(.up))
+            selected = Set(packs.shuffled().prefix(n))
+        }
+        let toRead = selected
+        let repository = self.repository
+        let results = Mutex([(PackID, [DamagedObject], Int, UInt64)]())
+        let list = packs
+        DispatchQueue.concurrentPerform(iterations: list.count) { i in
+            let pack = list[i]
+            let entries = byPack[pack] ?? []
+            let handle = ObjectHandle(kind: .data, name: pack.hash.hex)
+            var problems = [DamagedObject]()
+            var blobs = 0
+            var bytes: UInt64 = 0
+            if present[handle.name] == nil {
+                problems.append(DamagedObject(object: "data/\(handle.name)", problem: "missing (the index lists it)"))
+            } else if toRead.contains(pack) {
+                (problems, blobs, bytes) = Self.readPack(handle, entries: entries, repository: repository)
+            } else {
+                problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
+            }
+            results.withLock { $0.append((pack, problems, blobs, bytes)) }
+        }
+        for (pack, problems, blobs, bytes) in results.withLock({ $0 }) {
+            report.packsChecked += 1
+            if toRead.contains(pack) { report.packsRead += 1 }
+            report.blobsRead += blobs
+            report.bytesRead += bytes
+            if !problems.isEmpty {
+                report.damaged.append(contentsOf: problems)
+                for e in byPack[pack] ?? [] { damagedBlobs.insert(e.id) }
+            }
+        }
+        report.damaged.sort { $0.object < $1.object }
+        if !damagedBlobs.isEmpty { findAffected(snapshots) }
+        return report
+    }
+
+    private func damage(_ object: String, _ problem: String) {
+        report.damaged.append(DamagedObject(object: object, problem: problem))
+    }
+
+    /// Reads a pack's trailer and header and compares the header with the index.
+    private static func checkHeader(_ handle: ObjectHandle, entries: [PackEntry], size: Int64, repository: Repository) -> [DamagedObject] {
+        let name = "data/\(handle.name)"
+        do {
+            let trailer = try repository.backend.load(handle, offset: size - Int64(PackLayout.trailerLength),
+                                                      length: PackLayout.trailerLength)
+            let range = try PackLayout.headerRange(packLength: Int(size), trailer: trailer)
+            let sealed = try repository.backend.load(handle, offset: Int64(range.lowerBound), length: range.count)
+            let header = try PackHeader(decoding: try Envelope.open(sealed, key: repository.key.encryptionKey,
+                                                                     aad: Repository.packHeaderAAD))
+            let inHeader = Set(header.entries)
+            let missing = entries.filter { !inHeader.contains($0) }
+            if !missing.isEmpty {
+                return [DamagedObject(object: name, problem: "\(missing.count) indexed blob(s) are not in its header")]
+            }
+            return []
+        } catch {
+            return [DamagedObject(object: name, problem: "header unreadable: \(error)")]
+        }
+    }
+
+    /// Reads a whole pack: its hash, its header and every blob.
+    private static func readPack(_ handle: ObjectHandle, entries: [PackEntry], repository: Repository) -> ([DamagedObject], Int, UInt64) {
+        let name = "data/\(handle.name)"
+        let bytes: [UInt8]
+        do { bytes = try repository.backend.load(handle, offset: 0, length: nil) } catch {
+            return ([DamagedObject(object: name, problem: "\(error)")], 0, 0)
+        }
+        var problems = [DamagedObject]()
+        if SHA256.hash(bytes).hexString != handle.name {
+            problems.append(DamagedObject(object: name, problem: "content does not match its name (SHA-256): the file was altered"))
+        }
+        var blobs = 0
+        for e in entries {
+            let end = Int(e.offset) + Int(e.length)
+            guard end <= bytes.count else {
+                problems.append(DamagedObject(object: name, problem: "blob \(e.id.shortHex) lies beyond the end of the pack"))
+                continue
+            }
+            let location = BlobLocation(pack: PackID(Hash256(hex: handle.name)!), type: e.type, offset: e.offset,
+                                        length: e.length, rawLength: e.rawLength)
+            do {
+                let plain = try repository.openBlob(Array(bytes[Int(e.offset)..<end]), id: e.id, location: location)
+                if repository.blobID(plain) != e.id {
+                    problems.append(DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) has the wrong content for its id"))
+                }
+                blobs += 1
+            } catch {
+                problems.append(DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) does not authenticate"))
+            }
+        }
+        return (problems, blobs, UInt64(bytes.count))
+    }
+
+    /// Lists the snapshots and paths that reference a damaged blob.
+    private func findAffected(_ snapshots: [(id: SnapshotID, snapshot: Snapshot)]) {
+        for (id, snapshot) in snapshots {
+            var stack: [(TreeID, [UInt8])] = [(snapshot.tree, [])]
+            if damagedBlobs.contains(snapshot.tree.hash) {
+                report.affected.append("snapshot \(id.short): the whole snapshot (its root tree)")
+                continue
+            }
+            var lines = 0
+            while let (tid, path) = stack.popLast() {
+                guard let tree = try? repository.loadTree(tid) else { continue }
+                for node in tree.nodes {
+                    let p = path + [UInt8(ascii: "/")] + node.name
+                    if let sub = node.subtree {
+                        if damagedBlobs.contains(sub.hash) {
+                            report.affected.append("snapshot \(id.short): \(PathBytes.display(p))/ (folder listing)")
+                        } else {
+                            stack.append((sub, p))
+                        }
+                    }
+                    if node.content.contains(where: { if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false } }) {
+                        lines += 1
+                        if lines <= 1000 { report.affected.append("snapshot \(id.short): \(PathBytes.display(p))") }
+                    }
+                }
+            }
+            if lines > 1000 { report.affected.append("snapshot \(id.short): … and \(lines - 1000) more files") }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import PolyadConfig
+import PolyadCrypto
+import PolyadFileSystem
+import PolyadRepository
+
+/// `polyad init`: creates the store that mount.conf describes.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the store described by the config file.",
+        discussion: """
+            With backup.encryption_key_file pointing at a file that does not exist yet, a random passphrase is \
+            generated and written there (mode 0600). Otherwise the passphrase comes from the config, \
+            $POLYAD_PASSWORD or a prompt.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let configuration = try global.loadConfiguration()
+        var passphrase: [UInt8]
+        var createdKeyFile: String?
+        if case .file(let path) = configuration.passphraseSource, !FileManager.default.fileExists(atPath: path) {
+            // 32 random bytes as base64: a passphrase nobody has to invent.
+            let secret = Data(SecureRandom.bytes(32)).base64EncodedString()
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw CommandFailure(code: .fatal, message: "cannot create the key file \(path): \(String(cString: strerror(errno)))")
+            }
+            let bytes = Array((secret + "\n").utf8)
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            fsync(fd)
+            close(fd)
+            guard written == bytes.count else {
+                unlink(path)
+                throw CommandFailure(code: .fatal, message: "cannot write the key file \(path)")
+            }
+            passphrase = Array(secret.utf8)
+            createdKeyFile = path
+        } else {
+            let env = try global.environment(for: configuration, confirm: true)
+            passphrase = try configuration.passphrase(environment: env)
+        }
+        let manager = BackupManager(config: configuration)
+        do {
+            let repo = try manager.initialize(passphrase: passphrase)
+            print("Created store \(repo.config.id.prefix(8)) at \(configuration.localDirectory ?? "")")
+        } catch {
+            if let createdKeyFile { unlink(createdKeyFile) }
+            throw error
+        }
+        passphrase = []
+        if let createdKeyFile {
+            print("""
+                The store's passphrase was generated and written to \(createdKeyFile) (mode 0600).
+                Keep a copy of that file somewhere safe, away from this machine: without it the backups cannot be read.
+                """)
+        } else {
+            print("Keep the passphrase safe: without it the backups cannot be read.")
+        }
+    }
+}

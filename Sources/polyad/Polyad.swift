@@ -1,0 +1,77 @@
+import ArgumentParser
+import PolyadConfig
+import PolyadFileSystem
+import PolyadRepository
+import PolyadStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `polyad` management CLI: a thin layer over `BackupManager`.
+struct Polyad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "polyad",
+        abstract: "Encrypted, compressed, deduplicated backups.",
+        discussion: """
+            The config file is found by -c/--config, then $POLYAD_CONFIG, then ./mount.conf, then \
+            /etc/polyad/mount.conf. Exit codes: 0 ok, 1 fatal, 2 usage or config, 3 some sources unreadable, \
+            10 no store, 11 locked, 12 wrong passphrase, 13 integrity error, 14 storage unreachable, \
+            15 no space, 130 interrupted.
+            """,
+        version: PolyadVersion.string,
+        subcommands: [InitCommand.self, BackupCommand.self, SnapshotsCommand.self, RestoreCommand.self,
+                      VerifyCommand.self, StatsCommand.self, KeyCommand.self])
+}
+
+@main
+enum Main {
+    static func main() {
+        do {
+            var command = try Polyad.parseAsRoot()
+            try command.run()
+        } catch {
+            exit(report(error))
+        }
+    }
+
+    /// Prints one line for `error` and returns the exit code (DESIGN §6).
+    static func report(_ error: any Error) -> Int32 {
+        switch error {
+        case let e as CommandFailure:
+            if !e.message.isEmpty { Terminal.error(e.message) }
+            return e.code.rawValue
+        case let e as RepositoryError:
+            Terminal.error(e.message)
+            return e.exitCode.rawValue
+        case let e as ConfigError:
+            Terminal.error(e.description)
+            return ExitCode.usage.rawValue
+        case let e as StorageError:
+            Terminal.error(e.description)
+            return e.code == .noSpace ? ExitCode.noSpace.rawValue : ExitCode.fatal.rawValue
+        case let e as SystemError:
+            Terminal.error(e.description)
+            return e.errno == ENOSPC ? ExitCode.noSpace.rawValue : ExitCode.fatal.rawValue
+        default:
+            let code = Polyad.exitCode(for: error)
+            let message = Polyad.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                return 0
+            }
+            if code.rawValue == 64 || code == .validationFailure {   // usage errors: exit 2, as DESIGN §6 says
+                FileHandleStream.standardError.write(message + "\n")
+                return ExitCode.usage.rawValue
+            }
+            Terminal.error(message.isEmpty ? "\(error)" : message)
+            return ExitCode.fatal.rawValue
+        }
+    }
+}
+
+/// A command's own failure with a chosen exit code (the message is already printed when empty).
+struct CommandFailure: Error {
+    var code: PolyadRepository.ExitCode
+    var message: String
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import PolyadRepository
+
+/// `polyad restore SNAPSHOT[:PATH] --target DIR`.
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a snapshot, or one file or folder of it, into a folder.",
+        discussion: """
+            SNAPSHOT is `latest`, an id or a unique prefix of one. SNAPSHOT:PATH restores only PATH (relative to \
+            the snapshot root, or to the folder that held a backed-up path) under its own name. Files already \
+            present and identical are left as they are; others are written to a temporary name and renamed.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The snapshot (latest, ID or ID:PATH).")
+    var snapshot: String
+
+    @Option(name: [.short, .long], help: "The folder to restore into.")
+    var target: String
+
+    @Option(name: [.short, .long], help: "Restore only paths matching this pattern (repeatable).")
+    var include: [String] = []
+
+    @Option(name: [.short, .long], help: "Leave out paths matching this pattern (repeatable).")
+    var exclude: [String] = []
+
+    @Flag(name: .long, help: "Re-read every restored file and compare it with the snapshot.")
+    var verify = false
+
+    func run() throws {
+        let manager = try global.manager()
+        let signals = Interrupts.install(manager.cancellation)
+        defer { signals.forEach { $0.cancel() } }
+        var id = snapshot
+        var options = RestoreOptions(target: Array(target.utf8))
+        if let colon = snapshot.firstIndex(of: ":") {
+            id = String(snapshot[..<colon])
+            options.subpath = Array(snapshot[snapshot.index(after: colon)...].utf8)
+        }
+        options.includes = include
+        options.excludes = exclude
+        options.verify = verify
+        let result = try manager.restore(id, options: options)
+        for e in result.errors.prefix(50) { Terminal.error(e) }
+        if result.errors.count > 50 { Terminal.error("… and \(result.errors.count - 50) more errors") }
+        if !global.quiet {
+            var line = "Restored \(result.files) files (\(Terminal.bytes(result.bytes))), \(result.directories) folders, \(result.otherEntries) other entries"
+            if result.unchanged > 0 { line += "; \(result.unchanged) files were already identical" }
+            if verify { line += "; \(result.verified) files verified" }
+            print(line)
+        }
+        if !result.errors.isEmpty {
+            throw CommandFailure(code: result.damaged ? .integrity : .fatal,
+                                 message: "\(result.errors.count) entries could not be restored" +
+                                    (result.damaged ? " because the store is damaged (run `polyad verify --read-data`)" : ""))
+        }
+    }
+}

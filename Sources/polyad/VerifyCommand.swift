@@ -1,0 +1,54 @@
+import ArgumentParser
+import PolyadRepository
+
+/// `polyad verify`: structure, hashes and (with --read-data) every byte.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check the store's integrity; exit 13 if anything is damaged.",
+        discussion: """
+            Always: every key slot, snapshot, index and tree is read, hashed and authenticated, every referenced \
+            blob must be indexed and every indexed pack present with a matching header. --read-data also reads \
+            every data pack: its SHA-256 name, every blob decrypted, authenticated, decompressed and re-identified.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .customLong("read-data"), help: "Read and check every byte of every pack.")
+    var readData = false
+
+    @Option(name: .customLong("read-data-subset"), help: "Read this share of the packs, chosen at random (e.g. 10%).")
+    var subset: String?
+
+    func validate() throws {
+        if let subset {
+            let text = subset.hasSuffix("%") ? String(subset.dropLast()) : subset
+            guard let v = Double(text), v > 0, v <= 100 else {
+                throw ValidationError("--read-data-subset takes a percentage between 0 and 100, e.g. 10%")
+            }
+        }
+    }
+
+    func run() throws {
+        let manager = try global.manager()
+        var options = VerifyOptions(readData: readData)
+        if let subset {
+            options.readDataSubset = (Double(subset.hasSuffix("%") ? String(subset.dropLast()) : subset) ?? 0) / 100
+        }
+        let report = try manager.verify(options: options)
+        if !global.quiet {
+            print("Checked \(report.snapshotsChecked) snapshots, \(report.treesChecked) trees, \(report.packsChecked) packs" +
+                  (report.packsRead > 0 ? "; read \(report.packsRead) packs (\(report.blobsRead) blobs, \(Terminal.bytes(report.bytesRead)))" : ""))
+            if report.unreferencedPacks > 0 {
+                print("\(report.unreferencedPacks) packs are not referenced by any index (left by an interrupted backup); they do no harm")
+            }
+        }
+        guard report.isClean else {
+            for d in report.damaged { print("damaged: \(d)") }
+            for a in report.affected { print("affected: \(a)") }
+            throw CommandFailure(code: .integrity,
+                                 message: "\(report.damaged.count) damaged object(s) found: restore them from another copy of the store, or `polyad forget` the affected snapshots")
+        }
+        if !global.quiet { print("no errors found") }
+    }
+}

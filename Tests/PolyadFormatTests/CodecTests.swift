@@ -1,0 +1,107 @@
+import XCTest
+@testable import PolyadFormat
+
+final class CodecTests: XCTestCase {
+    private func hash(_ seed: UInt8) -> Hash256 { Hash256((0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) }) }
+
+    func testHashHexRoundTripAndOrdering() {
+        let h = hash(3)
+        XCTAssertEqual(Hash256(hex: h.hex), h)
+        XCTAssertEqual(h.bytes, (0..<32).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) })
+        XCTAssertEqual(h.shortHex, String(h.hex.prefix(8)))
+        XCTAssertNil(Hash256(hex: "zz"))
+        XCTAssertNil(Hash256(hex: String(repeating: "g", count: 64)))
+        XCTAssertTrue(Hash256([UInt8](repeating: 0, count: 32)) < Hash256([1] + [UInt8](repeating: 0, count: 31)))
+    }
+
+    func testVarintsRoundTrip() throws {
+        var w = BinaryWriter()
+        let unsigned: [UInt64] = [0, 1, 127, 128, 300, 1 << 35, .max]
+        let signed: [Int64] = [0, -1, 1, -64, 64, .min, .max]
+        for v in unsigned { w.uvarint(v) }
+        for v in signed { w.varint(v) }
+        var r = BinaryReader(w.bytes, structure: "test")
+        for v in unsigned { XCTAssertEqual(try r.uvarint(), v) }
+        for v in signed { XCTAssertEqual(try r.varint(), v) }
+        XCTAssertTrue(r.isAtEnd)
+        XCTAssertThrowsError(try r.u8())
+    }
+
+    func testPackHeaderRoundTripAndTruncation() throws {
+        let h = PackHeader(entries: [
+            PackEntry(type: .data, id: hash(1), offset: 0, length: 100, rawLength: 90),
+            PackEntry(type: .tree, id: hash(2), offset: 100, length: 50, rawLength: 200),
+        ])
+        let bytes = h.encoded()
+        XCTAssertEqual(try PackHeader(decoding: bytes), h)
+        XCTAssertThrowsError(try PackHeader(decoding: Array(bytes.dropLast())))
+        var bad = bytes
+        bad[0] = 9
+        XCTAssertThrowsError(try PackHeader(decoding: bad))
+        let trailer = PackLayout.trailer(headerLength: 77)
+        XCTAssertEqual(try PackLayout.headerRange(packLength: 1000, trailer: trailer), 915..<992)
+        XCTAssertThrowsError(try PackLayout.headerRange(packLength: 50, trailer: trailer))
+        XCTAssertThrowsError(try PackLayout.headerRange(packLength: 1000, trailer: [0, 0, 0, 1, 0, 0, 0, 0]))
+    }
+
+    func testIndexRoundTrip() throws {
+        let idx = IndexFile(packs: [
+            .init(id: PackID(hash(9)), entries: [PackEntry(type: .data, id: hash(4), offset: 0, length: 10, rawLength: 10)]),
+            .init(id: PackID(hash(8)), entries: []),
+        ], supersedes: [hash(5)])
+        XCTAssertEqual(try IndexFile(decoding: idx.encoded()), idx)
+    }
+
+    func testTreeWithOddNamesRoundTripsAndSorts() throws {
+        let names: [[UInt8]] = [[0xff, 0xfe, 0x41], Array("new\nline".utf8), Array("Résumé".utf8), Array("a".utf8)]
+        var nodes = [Node]()
+        for (i, name) in names.enumerated() {
+            nodes.append(Node(name: name, kind: i == 0 ? .file : .directory, mode: 0o4755, uid: 1000, gid: 100,
+                              user: "alice", group: "users", size: 5_000_000_000,
+                              mtime: Timestamp(seconds: -5, nanoseconds: 999_999_999),
+                              atime: Timestamp(seconds: 1_700_000_000, nanoseconds: 1),
+                              inode: 42, device: 2049, links: 2, rdev: 0,
+                              linkTarget: [0x80, 0x2f],
+                              xattrs: [ExtendedAttribute(name: Array("user.x".utf8), value: [0, 1, 2])],
+                              content: i == 0 ? [.chunk(ChunkID(hash(1)), length: 1 << 20), .hole(length: 1 << 33)] : [],
+                              subtree: i == 0 ? nil : TreeID(hash(UInt8(i)))))
+        }
+        let tree = Tree(nodes: nodes)
+        XCTAssertEqual(tree.nodes.map(\.name), names.sorted { $0.lexicographicallyPrecedes($1) })
+        let decoded = try Tree(decoding: tree.encoded())
+        XCTAssertEqual(decoded, tree)
+        XCTAssertEqual(decoded.node(named: [0xff, 0xfe, 0x41])?.content.count, 2)
+        XCTAssertNil(decoded.node(named: Array("missing".utf8)))
+        XCTAssertEqual(decoded.nodes.first { $0.kind == .file }?.content.reduce(0) { $0 + $1.length }, (1 << 20) + (1 << 33))
+    }
+
+    func testTreeRejectsUnsortedAndTrailingBytes() {
+        var w = BinaryWriter()
+        w.u8(1)
+        w.uvarint(2)
+        let one = Tree(nodes: [Node(name: Array("b".utf8), kind: .fifo)]).encoded()
+        let two = Tree(nodes: [Node(name: Array("a".utf8), kind: .fifo)]).encoded()
+        w.raw(one.dropFirst(2))
+        w.raw(two.dropFirst(2))
+        XCTAssertThrowsError(try Tree(decoding: w.bytes))
+        XCTAssertThrowsError(try Tree(decoding: one + [0]))
+    }
+
+    func testRecordsRoundTrip() throws {
+        let snap = Snapshot(time: Timestamp(seconds: 1_764_000_000, nanoseconds: 5), hostname: "h", username: "u",
+                            uid: 1, gid: 2, paths: ["/etc"], tags: ["daily"], parent: SnapshotID(hash(1)),
+                            tree: TreeID(hash(2)), summary: BackupSummary(), programVersion: "test")
+        XCTAssertEqual(try Snapshot(decoding: snap.encoded()), snap)
+        XCTAssertEqual(snap.encoded(), snap.encoded())
+        let key = MasterKeyMaterial(encryptionKey: .init(repeating: 1, count: 32), idKey: .init(repeating: 2, count: 32),
+                                    chunkerSeed: .init(repeating: 3, count: 32))
+        XCTAssertEqual(try MasterKeyMaterial(decoding: key.encoded()), key)
+        XCTAssertThrowsError(try MasterKeyMaterial(decoding: [2] + key.encoded().dropFirst()))
+        let slot = KeySlot(created: Timestamp(seconds: 1, nanoseconds: 0), hostname: "h", username: "u", n: 32768,
+                           r: 8, p: 1, salt: [1, 2, 3], data: [4, 5])
+        let decoded = try KeySlot(decoding: slot.encoded())
+        XCTAssertEqual(decoded.saltBytes, [1, 2, 3])
+        XCTAssertEqual(decoded.dataBytes, [4, 5])
+        XCTAssertThrowsError(try Snapshot(decoding: Array("{}".utf8)))
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+import PolyadConfig
+@testable import PolyadRepository
+
+/// A fresh private folder for one test, removed at the end.
+final class Scratch {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/polyad-test-XXXXXX").utf8CString)
+        path = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+
+    @discardableResult
+    func write(_ relative: String, _ bytes: [UInt8]) -> String {
+        let p = sub(relative)
+        try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        return p
+    }
+
+    /// A manager for a store in this folder, with the passphrase in the environment.
+    func manager(level: Int = 6, passphrase: String = "correct horse", verify: Bool = true) throws -> BackupManager {
+        let conf = sub("mount.conf")
+        let text = "backup:\n  local_dir: \"store\"\n  compression_level: \(level)\n  verify_integrity: \(verify)\n"
+        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        let config = try Configuration.load(file: conf)
+        return BackupManager(config: config, environment: ["POLYAD_PASSWORD": passphrase])
+    }
+}
+
+/// Deterministic pseudo-random bytes (SplitMix64).
+func pseudoRandomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    var out = [UInt8]()
+    out.reserveCapacity(count + 8)
+    while out.count < count {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        withUnsafeBytes(of: z) { out.append(contentsOf: $0) }
+    }
+    return Array(out.prefix(count))
+}
+
+/// Text that compresses well.
+func textBytes(_ count: Int) -> [UInt8] {
+    let words = ["alpha", "beta", "gamma", "delta", "backup", "store", "chunk", "pack", "index", "tree"]
+    var out = [UInt8]()
+    var i = 0
+    while out.count < count {
+        out += Array((words[(i * 7 + i / 3) % words.count] + (i % 11 == 0 ? "\n" : " ")).utf8)
+        i += 1
+    }
+    return Array(out.prefix(count))
+}

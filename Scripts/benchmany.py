@@ -20,12 +20,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 import benchdata  # noqa: E402  (found through sys.path above)
 
-MANY_VERSION = "1"              # bump when the generated tree changes
+MANY_VERSION = "2"              # bump when the generated tree changes
 SEED = 20251126
 TOP_DIRS = ["src", "lib", "docs", "tests", "config", "vendor", "assets", "scripts", "data", "tools",
             "services", "packages", "web", "api", "infra", "notebooks"]
 SUB_DIRS = ["core", "util", "net", "ui", "model", "internal", "cmd", "pkg", "common", "handlers",
             "views", "fixtures", "v1", "v2", "legacy", "generated", "include", "impl", "spec", "schemas"]
+GROWTH = {1: 1.0, 2: 1.0, 3: 0.45, 4: 0.2}     # how readily a folder at depth d gets a subfolder
 KINDS = [  # (weight, kind, extensions)
     (40, "code", [".swift", ".py", ".c", ".h", ".go", ".js", ".ts", ".rs"]),
     (25, "text", [".md", ".txt", ".rst", ".csv"]),
@@ -60,7 +61,7 @@ def make_dirs(g, n_dirs):
     names = set(d for d, _ in dirs)
     while len(dirs) < n_dirs:
         parent, depth = dirs[r.randrange(len(dirs))]
-        if depth >= 5:
+        if depth >= 5 or r.random() > GROWTH[depth]:
             continue
         base = r.choice(SUB_DIRS) if r.random() < 0.4 else r.choice(g.words)
         path = f"{parent}/{base}"

@@ -60,7 +60,7 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // Tests: one target per module, plus the CLI integration tests that run the built binary.
-        .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),

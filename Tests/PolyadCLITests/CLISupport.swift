@@ -44,9 +44,10 @@ final class CLIFixture {
     }
 
     @discardableResult
-    func run(_ arguments: [String], environment extra: [String: String] = [:], stdin: String? = nil) throws -> Output {
+    func run(_ arguments: [String], environment extra: [String: String] = [:], stdin: String? = nil,
+             executable: String = CLIFixture.binary) throws -> Output {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         p.environment = environment.merging(extra) { $1 }
         p.currentDirectoryURL = URL(fileURLWithPath: root)

@@ -1,20 +1,21 @@
 import PolyadCrypto
 import XCTest
+import PolyadFormat
 
 private func hex(_ text: String) -> [UInt8] {
-    guard let bytes = Hex.decode(text) else { fatalError("bad hex in test: \(text)") }
+    guard let bytes = HexCoding.decode(text) else { fatalError("bad hex in test: \(text)") }
     return bytes
 }
 
 final class SHA256Tests: XCTestCase {
     func testFIPS180KnownAnswers() {
         XCTAssertEqual(
-            Hex.encode(SHA256.hash(Array("abc".utf8))),
+            HexCoding.encode(SHA256.hash(Array("abc".utf8))),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         XCTAssertEqual(
-            Hex.encode(SHA256.hash([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            HexCoding.encode(SHA256.hash([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(
-            Hex.encode(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))),
+            HexCoding.encode(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         XCTAssertEqual(SHA256.hash([1, 2, 3]).count, SHA256.digestSize)
     }
@@ -72,19 +73,19 @@ final class HMACSHA256Tests: XCTestCase {
         ]
         for (index, testCase) in cases.enumerated() {
             let mac = HMACSHA256(key: testCase.key)
-            XCTAssertEqual(Hex.encode(mac.authenticationCode(for: testCase.data)), testCase.mac, "case \(index)")
+            XCTAssertEqual(HexCoding.encode(mac.authenticationCode(for: testCase.data)), testCase.mac, "case \(index)")
             // The keyed state is reused: a second call gives the same answer.
-            XCTAssertEqual(Hex.encode(mac.authenticationCode(for: testCase.data)), testCase.mac, "case \(index)")
+            XCTAssertEqual(HexCoding.encode(mac.authenticationCode(for: testCase.data)), testCase.mac, "case \(index)")
         }
     }
 
     func testEmptyKeyAndEmptyData() {
         // Values from Python's hmac module.
         XCTAssertEqual(
-            Hex.encode(HMACSHA256(key: []).authenticationCode(for: [])),
+            HexCoding.encode(HMACSHA256(key: []).authenticationCode(for: [])),
             "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
         XCTAssertEqual(
-            Hex.encode(HMACSHA256(key: []).authenticationCode(for: Array("abc".utf8))),
+            HexCoding.encode(HMACSHA256(key: []).authenticationCode(for: Array("abc".utf8))),
             "fd7adb152c05ef80dccf50a1fa4c05d5a3ec6da95575fc312ae7c5d091836351")
     }
 
@@ -214,11 +215,11 @@ final class AESGCMTests: XCTestCase {
 final class KeyDerivationTests: XCTestCase {
     func testScryptRFC7914() throws {
         XCTAssertEqual(
-            Hex.encode(try KeyDerivation.scrypt(passphrase: [], salt: [], n: 16, r: 1, p: 1, length: 64)),
+            HexCoding.encode(try KeyDerivation.scrypt(passphrase: [], salt: [], n: 16, r: 1, p: 1, length: 64)),
             "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442"
                 + "fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906")
         XCTAssertEqual(
-            Hex.encode(
+            HexCoding.encode(
                 try KeyDerivation.scrypt(
                     passphrase: Array("password".utf8), salt: Array("NaCl".utf8), n: 1024, r: 8, p: 16, length: 64)),
             "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
@@ -268,19 +269,19 @@ final class KeyDerivationTests: XCTestCase {
 final class UtilityTests: XCTestCase {
     func testHexRoundTrip() {
         let bytes: [UInt8] = Array(0...255)
-        let text = Hex.encode(bytes)
+        let text = HexCoding.encode(bytes)
         XCTAssertEqual(text.count, 512)
         XCTAssertTrue(text.hasPrefix("000102"))
         XCTAssertTrue(text.hasSuffix("fdfeff"))
-        XCTAssertEqual(Hex.decode(text), bytes)
-        XCTAssertEqual(Hex.decode("DEADbeef"), [0xDE, 0xAD, 0xBE, 0xEF])
-        XCTAssertEqual(Hex.encode([UInt8]()), "")
-        XCTAssertEqual(Hex.decode(""), [])
-        XCTAssertNil(Hex.decode("abc"))
-        XCTAssertNil(Hex.decode("zz"))
-        XCTAssertNil(Hex.decode("0g"))
-        XCTAssertNil(Hex.decode("é1"))
-        XCTAssertEqual(Hex.encode([UInt8](repeating: 0xAB, count: 3)[1...]), "abab")
+        XCTAssertEqual(HexCoding.decode(text), bytes)
+        XCTAssertEqual(HexCoding.decode("DEADbeef"), [0xDE, 0xAD, 0xBE, 0xEF])
+        XCTAssertEqual(HexCoding.encode([UInt8]()), "")
+        XCTAssertEqual(HexCoding.decode(""), [])
+        XCTAssertNil(HexCoding.decode("abc"))
+        XCTAssertNil(HexCoding.decode("zz"))
+        XCTAssertNil(HexCoding.decode("0g"))
+        XCTAssertNil(HexCoding.decode("é1"))
+        XCTAssertEqual(HexCoding.encode([UInt8](repeating: 0xAB, count: 3)[1...]), "abab")
     }
 
     func testConstantTimeEquals() {

@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+import PolyadFileSystem
+
+/// Bad input gets one clear line and the exit code of DESIGN §6, and loses nothing.
+final class ErrorTests: XCTestCase {
+    func testMissingStoreAndWrongPassphrase() throws {
+        let f = try CLIFixture()
+        let missing = try f.expect(10, ["snapshots"])
+        XCTAssertTrue(missing.stderr.contains("polyad init"), missing.stderr)
+        try f.expect(0, ["init"])
+        let wrong = try f.expect(12, ["snapshots"], environment: ["POLYAD_PASSWORD": "not it"])
+        XCTAssertTrue(wrong.stderr.contains("wrong passphrase"), wrong.stderr)
+        XCTAssertFalse(wrong.stderr.contains("not it"), "the passphrase is never printed")
+        XCTAssertEqual(wrong.stderr.split(separator: "\n").count, 1, "one line, no stack trace")
+        try f.expect(2, ["init"])   // a second init refuses and changes nothing
+        try f.expect(0, ["snapshots"])
+    }
+
+    func testMalformedConfigNamesLineAndKey() throws {
+        let f = try CLIFixture()
+        let text = "backup:\n  local_dir: \"store\"\n  compresion_level: 9\n"
+        _ = FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8))
+        let o = try f.expect(2, ["snapshots"])
+        XCTAssertTrue(o.stderr.contains("mount.conf:3:"), o.stderr)
+        XCTAssertTrue(o.stderr.contains("compresion_level"), o.stderr)
+        XCTAssertTrue(o.stderr.contains("compression_level"), "did-you-mean: \(o.stderr)")
+        _ = FileManager.default.createFile(atPath: f.conf, contents: Data("backup:\n  local_dir: [\n".utf8))
+        let syntax = try f.expect(2, ["snapshots"])
+        XCTAssertTrue(syntax.stderr.contains("mount.conf:"), syntax.stderr)
+    }
+
+    func testConfigWithReadableSecretIsRefused() throws {
+        let f = try CLIFixture()
+        let text = "backup:\n  local_dir: \"store\"\n  encryption_key: \"hunter2-secret\"\n"
+        _ = FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644])
+        let o = try f.expect(2, ["init"])
+        XCTAssertTrue(o.stderr.contains("chmod 600"), o.stderr)
+        XCTAssertFalse(o.stderr.contains("hunter2"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/store/config"))
+        chmod(f.conf, 0o600)
+        try f.expect(0, ["init"], environment: ["POLYAD_PASSWORD": ""])
+    }
+
+    func testFlippedByteIsFoundByVerifyAndRefusedOnRestore() throws {
+        let f = try CLIFixture()
+        let src = f.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        _ = FileManager.default.createFile(atPath: src + "/photo.jpg", contents: Data((0..<2_000_000).map { UInt8(truncatingIfNeeded: ($0 &* 7919) >> 5 ^ $0) }))
+        try f.expect(0, ["init"])
+        try f.expect(0, ["backup", src])
+        try f.expect(0, ["verify", "--read-data"])
+        let data = f.root + "/store/data"
+        let packs = try FileManager.default.subpathsOfDirectory(atPath: data).filter { $0.count > 60 }
+            .map { data + "/" + $0 }
+            .sorted { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 > (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0 }
+        let pack = try XCTUnwrap(packs.first)
+        chmod(pack, 0o600)
+        var content = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: pack)))
+        content[4096] ^= 0x01
+        _ = FileManager.default.createFile(atPath: pack, contents: Data(content))
+        try f.expect(0, ["verify"])   // structure and metadata are intact; only --read-data reads data packs
+        let verify = try f.expect(13, ["verify", "--read-data"])
+        XCTAssertTrue(verify.stdout.contains((pack as NSString).lastPathComponent), verify.stdout)
+        XCTAssertTrue(verify.stdout.contains("photo.jpg"), "names the file it hurts: \(verify.stdout)")
+        let restore = try f.expect(13, ["restore", "latest", "--target", f.root + "/out"])
+        XCTAssertTrue(restore.stderr.contains("photo.jpg"), restore.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/out" + src + "/photo.jpg"), "no wrong bytes restored")
+    }
+
+    func testDiskFullFailsCleanly() throws {
+        let f = try CLIFixture()
+        let store = f.root + "/store"
+        try FileSystem.makeDirectories(bytes(store), mode: 0o700)
+        let mounted = Process()
+        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mounted.arguments = ["-t", "tmpfs", "-o", "size=3m", "tmpfs", store]
+        try? mounted.run()
+        mounted.waitUntilExit()
+        guard mounted.terminationStatus == 0 else {
+            if underCI { return XCTFail("mounting a tmpfs failed under CI: the disk-full test needs root") }
+            throw XCTSkip("cannot mount a tmpfs here (needs root): disk-full test skipped")
+        }
+        defer {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [store]
+            try? u.run()
+            u.waitUntilExit()
+        }
+        try f.expect(0, ["init"])
+        let src = f.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        var x: UInt64 = 88172645463325252
+        let random = (0..<6_000_000).map { _ -> UInt8 in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return UInt8(truncatingIfNeeded: x)
+        }
+        _ = FileManager.default.createFile(atPath: src + "/big.bin", contents: Data(random))
+        let o = try f.expect(15, ["backup", src])
+        XCTAssertTrue(o.stderr.lowercased().contains("space"), o.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store + "/tmp"), [], "no temporary files left")
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: store + "/snapshots").isEmpty)
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: store + "/locks").isEmpty)
+        try f.expect(0, ["verify", "--read-data"])   // what is there is whole
+        try FileSystem.unlink(bytes(src + "/big.bin"))
+        _ = FileManager.default.createFile(atPath: src + "/small.txt", contents: Data("fits".utf8))
+        try f.expect(0, ["backup", src])   // and the store takes the next backup
+    }
+
+    func testKeyAddRemovePasswd() throws {
+        let f = try CLIFixture(passphrase: "first")
+        try f.expect(0, ["init"])
+        let add = try f.expect(0, ["key", "add"], environment: ["POLYAD_NEW_PASSWORD": "second"])
+        let added = String(try XCTUnwrap(add.stdout.split(separator: " ").last).prefix(8))
+        let list = try f.expect(0, ["key", "list"])
+        XCTAssertEqual(list.stdout.split(separator: "\n").count, 4, list.stdout)   // header, rule, two slots
+        try f.expect(0, ["snapshots"], environment: ["POLYAD_PASSWORD": "second"])
+        try f.expect(2, ["key", "remove", added], environment: ["POLYAD_PASSWORD": "second"])   // the slot in use
+        try f.expect(0, ["key", "remove", added])
+        try f.expect(12, ["snapshots"], environment: ["POLYAD_PASSWORD": "second"])
+        try f.expect(0, ["key", "passwd"], environment: ["POLYAD_NEW_PASSWORD": "third"])
+        try f.expect(12, ["snapshots"])
+        try f.expect(0, ["snapshots"], environment: ["POLYAD_PASSWORD": "third"])
+    }
+
+    func testUnreadableSourceIsReportedAndExits3() throws {
+        let f = try CLIFixture()
+        let src = f.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        _ = FileManager.default.createFile(atPath: src + "/ok.txt", contents: Data("fine".utf8))
+        _ = FileManager.default.createFile(atPath: src + "/secret.txt", contents: Data("no".utf8))
+        chmod(src + "/secret.txt", 0o000)
+        try f.expect(0, ["init"])
+        var prefix = [String]()
+        if getuid() == 0 {
+            // root reads everything: run as nobody, owning the fixture.
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+                if underCI { return XCTFail("setpriv (util-linux) is missing") }
+                throw XCTSkip("setpriv is missing: cannot drop root to test an unreadable source")
+            }
+            let chown = Process()
+            chown.executableURL = URL(fileURLWithPath: "/bin/chown")
+            chown.arguments = ["-R", "65534:65534", f.root]
+            try chown.run()
+            chown.waitUntilExit()
+            chmod(f.root, 0o755)
+            prefix = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CLIFixture.binary]
+        }
+        let args = prefix.isEmpty ? ["backup", src] : Array(prefix.dropFirst()) + ["backup", src]
+        let o: CLIFixture.Output
+        if prefix.isEmpty {
+            o = try f.run(args)
+        } else {
+            o = try f.run(args, executable: prefix[0])
+        }
+        XCTAssertEqual(o.status, 3, o.stdout + o.stderr)
+        XCTAssertTrue(o.stderr.contains("secret.txt"), o.stderr)
+        XCTAssertTrue(o.stdout.contains("snapshot "), "the snapshot is made without it: \(o.stdout)")
+    }
+}

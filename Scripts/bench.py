@@ -47,13 +47,28 @@ DATA_PY = os.path.join(SHARED, "benchdata.py")
 MANY_PY = os.path.join(HERE, "benchmany.py")
 PY = os.environ.get("PYTHON") or sys.executable or "python3"
 
+
+
+def env_number(name, default, kind):
+    """A numeric environment knob, or a clear message and exit status 2."""
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = kind(raw)
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        print(f"[bench] ERROR: {name} must be a positive {kind.__name__}, not {raw!r}", file=sys.stderr)
+        sys.exit(2)
+
+
 BENCH_DIR = os.environ.get("BENCH_DIR") or "/tmp/polyad-bench-full"
-BENCH_SCALE = os.environ.get("BENCH_SCALE") or "2"
-BENCH_MANY_FILES = int(os.environ.get("BENCH_MANY_FILES") or 200_000)
+BENCH_SCALE = os.environ.get("BENCH_SCALE") or "2"          # a string: it goes into stamps and commands
+BENCH_MANY_FILES = env_number("BENCH_MANY_FILES", 200_000, int)
 BENCH_DATASETS = (os.environ.get("BENCH_DATASETS") or "src mixed many").split()
 BENCH_TOOLS = (os.environ.get("BENCH_TOOLS") or "restic borg-lz4 borg-zlib6 polyad-6 polyad-9").split()
 BENCH_PHYSICAL = (os.environ.get("BENCH_PHYSICAL") or "1") == "1"
-BENCH_TIMEOUT = float(os.environ.get("BENCH_TIMEOUT") or 3600)
+BENCH_TIMEOUT = env_number("BENCH_TIMEOUT", 3600, float)
 PASSPHRASE = os.environ.get("BENCH_PASSPHRASE") or "polyad-bench-passphrase"
 POLYAD_BIN = os.environ.get("POLYAD_BIN") or ""
 

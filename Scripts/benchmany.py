@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+sys.dont_write_bytecode = True     # no __pycache__ beside benchdata.py (../shared is read-only)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench"))
 sys.path.insert(0, os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 import benchdata  # noqa: E402  (found through sys.path above)

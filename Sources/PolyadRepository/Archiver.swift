@@ -92,6 +92,46 @@ final class ChunkStore: Sendable {
         }
     }
 
+    /// Reads a small file (at most the chunker's minimum size: one chunk) on a worker thread, stores its
+    /// chunk if new, and puts the file's content into `slot`; `directory` is left when done.
+    func storeSmallFile(path: [UInt8], size: Int, slot: FileSlot, directory: DispatchGroup) throws(RepositoryError) {
+        try checkFailure()
+        slots.wait()
+        group.enter()
+        directory.enter()
+        queue.async { [self] in
+            defer {
+                slots.signal()
+                directory.leave()
+                group.leave()
+            }
+            let bytes: [UInt8]
+            do {
+                let fd = try FileSystem.openForReading(path)
+                defer { FileSystem.close(fd) }
+                var buffer = [UInt8](repeating: 0, count: size)
+                let n = try buffer.withUnsafeMutableBytes { b -> Int in try FileSystem.pread(fd, into: b, offset: 0) }
+                if n < size { buffer.removeLast(size - n) }
+                bytes = buffer
+            } catch {
+                slot.set(.failed("\(error)"))
+                return
+            }
+            guard !bytes.isEmpty else {
+                slot.set(.stored([], 0))
+                return
+            }
+            let id = repository.blobID(bytes)
+            do throws(RepositoryError) {
+                if repository.index.reserve(id) { try seal(bytes, type: .data, id: id, packer: dataPacker) }
+                slot.set(.stored([.chunk(ChunkID(id), length: UInt32(bytes.count))], UInt64(bytes.count)))
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+                slot.set(.failed("\(error)"))
+            }
+        }
+    }
+
     /// Seals and packs a tree blob on the calling thread.
     func storeTree(_ bytes: [UInt8], id: Hash256) throws(RepositoryError) {
         try seal(bytes, type: .tree, id: id, packer: treePacker)
@@ -129,6 +169,31 @@ final class ChunkStore: Sendable {
     }
 }
 
+/// Where a worker puts the content of a file it read.
+final class FileSlot: Sendable {
+    enum Outcome: Sendable {
+        case stored([ContentPiece], UInt64)
+        case failed(String)
+    }
+
+    private let outcome = Mutex<Outcome?>(nil)
+
+    func set(_ o: Outcome) { outcome.withLock { $0 = o } }
+    var value: Outcome? { outcome.withLock { $0 } }
+}
+
+/// A walked directory whose tree is built once the worker jobs for its files are done: the walker goes on
+/// meanwhile, and finishes directories in post-order (children before parents).
+final class PendingDirectory {
+    var nodes = [Node]()
+    /// Files read by workers: node index, slot, and whether the parent snapshot had the file.
+    var jobs = [(index: Int, slot: FileSlot, changed: Bool)]()
+    /// Subdirectories: node index and their pending directory.
+    var children = [(index: Int, directory: PendingDirectory)]()
+    let group = DispatchGroup()
+    var treeID: TreeID?
+}
+
 /// Walks the source paths, chunks and identifies file content on the calling thread, hands new chunks to the
 /// workers, and builds the trees bottom-up; then writes the index and, last, the snapshot.
 final class Archiver {
@@ -143,6 +208,7 @@ final class Archiver {
     private var hardLinks = [DeviceInode: (pieces: [ContentPiece], size: UInt64)]()
     private var rootDevice: UInt64 = 0
     private var progressState = BackupProgress()
+    private var finishing = [PendingDirectory]()
     private var lastProgress = 0.0
     private let started = Clock.monotonic()
 
@@ -196,12 +262,15 @@ final class Archiver {
 
         let treeID: TreeID
         do {
+            let top: PendingDirectory
             if root.isTarget {
                 rootDevice = (try? FileSystem.lstat([UInt8(ascii: "/")]).dev) ?? 0
-                treeID = try walkDirectory([UInt8(ascii: "/")], parent: parentTree)
+                top = try walkDirectory([UInt8(ascii: "/")], parent: parentTree)
             } else {
-                treeID = try assemble(root, path: [], parent: parentTree)
+                top = try assemble(root, path: [], parent: parentTree)
             }
+            while !finishing.isEmpty { try finalize(finishing.removeFirst()) }
+            treeID = top.treeID!
             try store.finish()
         } catch {
             store.abandon()
@@ -228,8 +297,8 @@ final class Archiver {
     }
 
     /// Builds the directories above the backed-up paths (metadata from the real directories).
-    private func assemble(_ trie: PathTrie, path: [UInt8], parent: Tree?) throws(RepositoryError) -> TreeID {
-        var nodes = [Node]()
+    private func assemble(_ trie: PathTrie, path: [UInt8], parent: Tree?) throws(RepositoryError) -> PendingDirectory {
+        let dir = PendingDirectory()
         for (name, child) in trie.children {
             let childPath = path + [UInt8(ascii: "/")] + name
             let parentNode = parent?.node(named: name)
@@ -240,27 +309,68 @@ final class Archiver {
                     continue
                 }
                 rootDevice = st.dev
-                if let node = try entry(name: name, path: childPath, status: st, parentNode: parentNode) { nodes.append(node) }
+                try entry(name: name, path: childPath, status: st, parentNode: parentNode, into: dir)
             } else {
                 guard let st = try? FileSystem.lstat(childPath) else { continue }
-                var node = makeNode(name: name, path: childPath, status: st)
                 let sub = parentNode?.subtree.flatMap { try? repository.loadTree($0) }
-                node.subtree = try assemble(child, path: childPath, parent: sub)
-                nodes.append(node)
+                dir.children.append((dir.nodes.count, try assemble(child, path: childPath, parent: sub)))
+                dir.nodes.append(makeNode(name: name, path: childPath, status: st))
             }
         }
-        return try storeTree(Tree(nodes: nodes))
+        try finished(dir)
+        return dir
     }
 
-    private func walkDirectory(_ path: [UInt8], parent: Tree?) throws(RepositoryError) -> TreeID {
+    /// Queues a walked directory for its tree; builds the trees of queued directories whose files are done
+    /// (waiting for the oldest once many are queued, which bounds memory).
+    private func finished(_ dir: PendingDirectory) throws(RepositoryError) {
+        finishing.append(dir)
+        while let head = finishing.first,
+              finishing.count > 256 || head.group.wait(timeout: .now()) == .success {
+            try finalize(finishing.removeFirst())
+        }
+    }
+
+    /// Fills in the worker-read files and subdirectory ids, then stores the directory's tree.
+    private func finalize(_ dir: PendingDirectory) throws(RepositoryError) {
+        dir.group.wait()
+        try store.checkFailure()
+        var dropped = Set<Int>()
+        for job in dir.jobs {
+            switch job.slot.value {
+            case .stored(let pieces, let size):
+                dir.nodes[job.index].content = pieces
+                dir.nodes[job.index].size = size
+                summary.totalBytes += size
+                if job.changed { summary.filesChanged += 1 } else { summary.filesNew += 1 }
+                progressState.files += 1
+                progressState.bytes += size
+            case .failed(let message):
+                warn(message)
+                dropped.insert(job.index)
+            case nil:
+                dropped.insert(job.index)
+            }
+        }
+        for child in dir.children { dir.nodes[child.index].subtree = child.directory.treeID }
+        let nodes = dropped.isEmpty ? dir.nodes : dir.nodes.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+        dir.treeID = try storeTree(Tree(nodes: nodes))
+        dir.nodes = []
+        dir.jobs = []
+        dir.children = []
+        reportProgress()
+    }
+
+    private func walkDirectory(_ path: [UInt8], parent: Tree?) throws(RepositoryError) -> PendingDirectory {
+        let dir = PendingDirectory()
         var names: [[UInt8]]
         do { names = try FileSystem.directoryEntries(path) } catch {
             warn("\(error)")
-            return try storeTree(Tree(nodes: []))
+            try finished(dir)
+            return dir
         }
         names.sort { $0.lexicographicallyPrecedes($1) }
-        var nodes = [Node]()
-        nodes.reserveCapacity(names.count)
+        dir.nodes.reserveCapacity(names.count)
         for name in names {
             if cancellation?.isCancelled == true {
                 throw RepositoryError(.interrupted, "interrupted: no snapshot was written (the store is unchanged but for unreferenced packs)")
@@ -272,27 +382,39 @@ final class Archiver {
                 warn("\(error)")
                 continue
             }
-            if let node = try entry(name: name, path: childPath, status: st, parentNode: parent?.node(named: name)) {
-                nodes.append(node)
-            }
+            try entry(name: name, path: childPath, status: st, parentNode: parent?.node(named: name), into: dir)
         }
-        return try storeTree(Tree(nodes: nodes))
+        try finished(dir)
+        return dir
     }
 
-    /// The node for one directory entry; nil (with a warning) if it cannot be read.
-    private func entry(name: [UInt8], path: [UInt8], status st: FileStatus, parentNode: Node?) throws(RepositoryError) -> Node? {
+    /// Adds the node for one directory entry to `dir` (nothing, with a warning, if it cannot be read).
+    private func entry(name: [UInt8], path: [UInt8], status st: FileStatus, parentNode: Node?,
+                       into dir: PendingDirectory) throws(RepositoryError) {
         var node = makeNode(name: name, path: path, status: st)
         switch node.kind {
         case .directory:
             summary.directories += 1
+            let child: PendingDirectory
             if options.oneFileSystem, st.dev != rootDevice {
-                node.subtree = try storeTree(Tree(nodes: []))
+                child = PendingDirectory()
+                try finished(child)
             } else {
                 let sub = parentNode.flatMap { $0.kind == .directory ? $0.subtree : nil }.flatMap { try? repository.loadTree($0) }
-                node.subtree = try walkDirectory(path, parent: sub)
+                child = try walkDirectory(path, parent: sub)
             }
+            dir.children.append((dir.nodes.count, child))
         case .file:
-            guard let content = try fileContent(path: path, status: st, parentNode: parentNode) else { return nil }
+            if st.nlink <= 1, st.size > 0, st.size <= UInt64(repository.config.chunkerMinSize),
+               st.blocks * 512 >= st.size, !isUnchanged(parentNode, st) {
+                // Small files are read by the workers, several at a time.
+                let slot = FileSlot()
+                dir.jobs.append((dir.nodes.count, slot, parentNode?.kind == .file))
+                dir.nodes.append(node)
+                try store.storeSmallFile(path: path, size: Int(st.size), slot: slot, directory: dir.group)
+                return
+            }
+            guard let content = try fileContent(path: path, status: st, parentNode: parentNode) else { return }
             node.content = content.pieces
             node.size = content.size
             summary.totalBytes += content.size
@@ -302,13 +424,22 @@ final class Archiver {
         case .symlink:
             do { node.linkTarget = try FileSystem.readLink(path) } catch {
                 warn("\(error)")
-                return nil
+                return
             }
             summary.otherEntries += 1
         default:
             summary.otherEntries += 1
         }
-        return node
+        dir.nodes.append(node)
+    }
+
+    /// The files cache: same size, mtime, ctime and inode as in the parent snapshot, and every chunk indexed.
+    private func isUnchanged(_ parent: Node?, _ st: FileStatus) -> Bool {
+        guard let p = parent, p.kind == .file, p.size == UInt64(st.size), p.inode == UInt64(st.ino),
+              p.mtime.seconds == Int64(st.mtime.seconds), p.mtime.nanoseconds == Int64(st.mtime.nanoseconds),
+              p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds)
+        else { return false }
+        return p.content.allSatisfy { if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true } }
     }
 
     private func makeNode(name: [UInt8], path: [UInt8], status st: FileStatus) -> Node {
@@ -339,11 +470,7 @@ final class Archiver {
     private func fileContent(path: [UInt8], status st: FileStatus, parentNode: Node?) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
         let key = DeviceInode(device: UInt64(st.dev), inode: UInt64(st.ino))
         if st.nlink > 1, let known = hardLinks[key] { return known }
-        // Files cache: same size, mtime, ctime and inode as in the parent snapshot, and every chunk still indexed.
-        if let p = parentNode, p.kind == .file, p.size == UInt64(st.size), p.inode == UInt64(st.ino),
-           p.mtime.seconds == Int64(st.mtime.seconds), p.mtime.nanoseconds == Int64(st.mtime.nanoseconds),
-           p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds),
-           p.content.allSatisfy({ if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true } }) {
+        if let p = parentNode, isUnchanged(p, st) {
             summary.filesUnchanged += 1
             let result = (p.content, p.size)
             if st.nlink > 1 { hardLinks[key] = result }

@@ -44,14 +44,18 @@ final class Restorer: @unchecked Sendable {
     private let repository: Repository
     private let options: RestoreOptions
     private let filter: PathFilter
-    private let queue = DispatchQueue(label: "polyad.restore.workers", attributes: .concurrent)
-    private let slots = DispatchSemaphore(value: 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Files are created and written by one thread: file creation does not scale across threads (the file
+    /// system serialises it, and two creators contend), while the chunks of a large file are fetched,
+    /// authenticated and decompressed in parallel (`writeContent`).
+    private let queue = DispatchQueue(label: "polyad.restore.files")
+    private let slots = DispatchSemaphore(value: 64)
     private let group = DispatchGroup()
     private let shared = Mutex(RestoreResult())
     private var directoryMetadata = [([UInt8], Node)]()
     private var hardLinkFirst = [Archiver.DeviceInode: [UInt8]]()
     private var hardLinks = [([UInt8], [UInt8], Node)]()
     private let cancellation: Cancellation?
+    private let temporaryCounter = Atomic<Int>(0)
 
     init(repository: Repository, options: RestoreOptions, cancellation: Cancellation?) throws(RepositoryError) {
         self.repository = repository
@@ -204,7 +208,9 @@ final class Restorer: @unchecked Sendable {
             return
         }
         let (directory, _) = PathBytes.split(path)
-        let temporary = PathBytes.join(directory, Array(".polyad-restore-\(SecureRandom.bytes(6).hexString)".utf8))
+        // Unique within this process by the counter, across processes by the pid; O_EXCL refuses any clash.
+        let serial = temporaryCounter.add(1, ordering: .relaxed).oldValue
+        let temporary = PathBytes.join(directory, Array(".polyad-restore-\(getpid())-\(serial)".utf8))
         do {
             let fd = try FileSystem.createExclusive(temporary, mode: 0o600)
             var ok = false
@@ -213,7 +219,7 @@ final class Restorer: @unchecked Sendable {
                 if !ok { try? FileSystem.unlink(temporary) }
             }
             try writeContent(node, fd: fd)
-            try FileSystem.ftruncate(fd, Int64(node.size))
+            if case .hole = node.content.last { try FileSystem.ftruncate(fd, Int64(node.size)) }
             applyMetadata(node, path: temporary, isFile: true)
             try FileSystem.rename(temporary, path)
             ok = true

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A store in a local folder.
 ///
@@ -23,11 +24,52 @@ public final class LocalBackend: Backend {
     /// The store's folder, for messages.
     public var location: String { path }
 
+    /// An open pack file, shared by concurrent readers; closed when the last reader and the cache let go.
+    private final class OpenPack: Sendable {
+        let fd: Int32
+        let size: Int64
+        init(fd: Int32, size: Int64) {
+            self.fd = fd
+            self.size = size
+        }
+        deinit { _ = Glibc.close(fd) }
+    }
+
+    /// Recently read packs (immutable objects), so reading many blobs of one pack opens it once.
+    private let openPacks = Mutex<[String: OpenPack]>([:])
+    private static let openPackLimit = 64
+
     /// Creates a backend for the store in the folder `path`; nothing is touched until a method is called.
     public init(path: String) {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         self.path = String(trimmed)
+    }
+
+    /// Opens `target` for reading (packs through the cache of open files).
+    private func openForReading(_ handle: ObjectHandle, _ target: String) throws(StorageError) -> OpenPack {
+        if handle.kind == .data, let cached = openPacks.withLock({ $0[target] }) { return cached }
+        let fd: Int32
+        do {
+            fd = try Sys.open(target, O_RDONLY)
+        } catch {
+            throw storageError(error, "cannot open", target, handle)
+        }
+        let size: Int64
+        do {
+            size = try Int64(Sys.status(of: fd).st_size)
+        } catch {
+            _ = Glibc.close(fd)
+            throw storageError(error, "cannot read the size of", target, handle)
+        }
+        let pack = OpenPack(fd: fd, size: size)
+        if handle.kind == .data {
+            openPacks.withLock { cache in
+                if cache.count >= Self.openPackLimit { cache.removeAll(keepingCapacity: true) }
+                cache[target] = pack
+            }
+        }
+        return pack
     }
 
     // MARK: - Paths
@@ -93,6 +135,7 @@ public final class LocalBackend: Backend {
     /// folder; see ``Backend/save(_:_:)``.
     public func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
         try validate(handle)
+        if handle.kind == .data { _ = openPacks.withLock { $0.removeValue(forKey: file(of: handle)) } }
         let target = file(of: handle)
         if handle.kind != .locks, let existing = try existingSize(target, handle) {
             return try acceptExisting(size: existing, handle, writing: data.count)
@@ -115,21 +158,10 @@ public final class LocalBackend: Backend {
                 message: "invalid range: offset \(offset), length \(length.map(String.init) ?? "to the end")")
         }
         let target = file(of: handle)
-        let fd: Int32
-        do {
-            fd = try Sys.open(target, O_RDONLY)
-        } catch {
-            throw storageError(error, "cannot open", target, handle)
-        }
-        defer { _ = Glibc.close(fd) }
-
-        // The size first, so that a range past the end is reported (and never allocated) before reading.
-        let size: Int64
-        do {
-            size = try Int64(Sys.status(of: fd).st_size)
-        } catch {
-            throw storageError(error, "cannot read the size of", target, handle)
-        }
+        let pack = try openForReading(handle, target)
+        defer { withExtendedLifetime(pack) {} }
+        let fd = pack.fd
+        let size = pack.size
         let available = max(0, size - offset)
         if let length, Int64(length) > available || offset > size {
             let end = offset.addingReportingOverflow(Int64(length))
@@ -173,6 +205,7 @@ public final class LocalBackend: Backend {
     public func remove(_ handle: ObjectHandle) throws(StorageError) {
         try validate(handle)
         let target = file(of: handle)
+        _ = openPacks.withLock { $0.removeValue(forKey: target) }
         do {
             try Sys.unlink(target)
         } catch {

@@ -99,10 +99,7 @@ final class BackupManagerTests: XCTestCase {
         let packs = try FileManager.default.subpathsOfDirectory(atPath: dataDir).filter { $0.count > 60 }
         let biggest = try XCTUnwrap(packs.max { (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $0)[.size] as? Int ?? 0)! < (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $1)[.size] as? Int ?? 0)! })
         let path = dataDir + "/" + biggest
-        chmod(path, 0o600)
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[1000] ^= 0x40
-        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        try flipByte(at: 1000, in: path)
         let report = try manager.verify(options: VerifyOptions(readData: true))
         XCTAssertFalse(report.isClean)
         XCTAssertTrue(report.damaged.contains { $0.object.hasSuffix((biggest as NSString).lastPathComponent) })

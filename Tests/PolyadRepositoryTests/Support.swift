@@ -61,3 +61,15 @@ func textBytes(_ count: Int) -> [UInt8] {
     }
     return Array(out.prefix(count))
 }
+
+/// Flips one bit of a file in place, as bit rot would (same inode).
+func flipByte(at offset: Int, in path: String) throws {
+    chmod(path, 0o600)
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: UInt64(offset))
+    var byte = [UInt8](try XCTUnwrap(handle.read(upToCount: 1)))
+    byte[0] ^= 0x40
+    try handle.seek(toOffset: UInt64(offset))
+    try handle.write(contentsOf: Data(byte))
+}

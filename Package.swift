@@ -22,7 +22,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -45,7 +44,7 @@ let package = Package(
             name: "PolyadRepository",
             dependencies: [
                 "PolyadCrypto", "PolyadCompression", "PolyadChunker", "PolyadFileSystem", "PolyadFormat",
-                "PolyadStorage", "PolyadConfig", .product(name: "Logging", package: "swift-log"),
+                "PolyadStorage", "PolyadConfig",
             ],
             swiftSettings: swiftSettings),
 
@@ -55,7 +54,6 @@ let package = Package(
             dependencies: [
                 "PolyadRepository", "PolyadConfig", "PolyadFileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
 

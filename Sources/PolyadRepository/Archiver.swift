@@ -40,6 +40,8 @@ public struct BackupResult: Sendable {
     public var snapshot: Snapshot
     /// One line per source that could not be read (the snapshot leaves them out).
     public var warnings: [String]
+    /// The packs this run stored.
+    public var packsWritten: Set<PackID>
 }
 
 /// The part of the backup pipeline that runs on the worker threads: compress, seal and pack new chunks.
@@ -276,7 +278,8 @@ final class Archiver {
             store.abandon()
             throw error
         }
-        try repository.saveIndex(for: store.dataPacker.packs + store.treePacker.packs)
+        let packs = store.dataPacker.packs + store.treePacker.packs
+        try repository.saveIndex(for: packs)
 
         summary.addedBytes = store.addedBytes
         summary.blobsAdded = store.blobsAdded
@@ -288,7 +291,7 @@ final class Archiver {
                                 tree: treeID, summary: summary, metadata: options.metadata,
                                 programVersion: PolyadVersion.string)
         let id = try repository.saveSnapshot(snapshot)
-        return BackupResult(id: id, snapshot: snapshot, warnings: warnings)
+        return BackupResult(id: id, snapshot: snapshot, warnings: warnings, packsWritten: Set(packs.map(\.id)))
     }
 
     /// The latest snapshot of the same host and paths: its trees serve as the files cache.

@@ -152,7 +152,9 @@ public final class BackupManager: Sendable {
             let result = try Archiver(repository: repo, options: options, progress: progress,
                                       cancellation: cancellation).run()
             if configuration.verifyIntegrity {
-                let report = try Verifier(repository: repo, options: VerifyOptions(snapshot: result.id)).run()
+                var check = VerifyOptions(snapshot: result.id)
+                check.packsToRead = result.packsWritten
+                let report = try Verifier(repository: repo, options: check).run()
                 if !report.isClean {
                     throw RepositoryError(.damaged, "the backup was written but does not verify: " +
                                           report.damaged.map(\.description).joined(separator: "; "))

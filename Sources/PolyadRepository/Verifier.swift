@@ -14,6 +14,8 @@ public struct VerifyOptions: Sendable {
     public var readDataSubset: Double?
     /// Check only what this snapshot references.
     public var snapshot: SnapshotID?
+    /// Read these packs in full too (a backup's own packs, after it wrote them).
+    public var packsToRead: Set<PackID> = []
 
     public init(readData: Bool = false, readDataSubset: Double? = nil, snapshot: SnapshotID? = nil) {
         self.readData = readData
@@ -123,10 +125,10 @@ final class Verifier {
             let wanted = referencedData.union(seenTrees)
             packs = packs.filter { p in byPack[p]!.contains { wanted.contains($0.id) } }
         }
-        var selected = Set<PackID>()
+        var selected = options.packsToRead.intersection(packs)
         if options.readData { selected = Set(packs) } else if let f = options.readDataSubset {
             let n = Int((Double(packs.count) * max(0, min(1, f))).rounded(.up))
-            selected = Set(packs.shuffled().prefix(n))
+            selected.formUnion(packs.shuffled().prefix(n))
         }
         let toRead = selected
         let repository = self.repository

@@ -159,3 +159,71 @@ final class ErrorTests: XCTestCase {
         XCTAssertTrue(o.stdout.contains("snapshot "), "the snapshot is made without it: \(o.stdout)")
     }
 }
+
+/// Interrupted and killed backups leave a store that verifies and takes the next backup.
+final class InterruptionTests: XCTestCase {
+    private func makeSource(_ f: CLIFixture) throws -> String {
+        let src = f.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        var x: UInt64 = 0x2545F4914F6CDD1D
+        for i in 0..<12 {
+            let data = (0..<4_000_000).map { _ -> UInt8 in
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                return UInt8(truncatingIfNeeded: x)
+            }
+            _ = FileManager.default.createFile(atPath: src + "/part\(i).bin", contents: Data(data))
+        }
+        return src
+    }
+
+    private func start(_ f: CLIFixture, _ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLIFixture.binary)
+        p.arguments = args
+        p.environment = f.environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Waits until the backup has stored its first pack (or has ended).
+    private func waitForFirstPack(_ f: CLIFixture, _ p: Process) {
+        for _ in 0..<2000 where p.isRunning {
+            let packs = (try? FileManager.default.subpathsOfDirectory(atPath: f.root + "/store/data"))?.filter { $0.count > 60 } ?? []
+            if !packs.isEmpty { return }
+            usleep(5000)
+        }
+    }
+
+    func testSigintStopsCleanly() throws {
+        let f = try CLIFixture(extraConfig: "  pack_size_mib: 4\n")
+        let src = try makeSource(f)
+        try f.expect(0, ["init"])
+        let p = try start(f, ["backup", src])
+        waitForFirstPack(f, p)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        if p.terminationStatus == 0 { throw XCTSkip("the backup finished before the signal arrived") }
+        XCTAssertEqual(p.terminationStatus, 130)
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/snapshots").isEmpty)
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/locks").isEmpty, "lock released")
+        try f.expect(0, ["verify", "--read-data"])
+        try f.expect(0, ["backup", src])
+        try f.expect(0, ["restore", "latest", "--target", f.root + "/out", "--verify"])
+    }
+
+    func testKilledBackupLeavesAUsableStore() throws {
+        let f = try CLIFixture(extraConfig: "  pack_size_mib: 4\n")
+        let src = try makeSource(f)
+        try f.expect(0, ["init"])
+        let p = try start(f, ["backup", src])
+        waitForFirstPack(f, p)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        try f.expect(0, ["verify", "--read-data"])
+        try f.expect(0, ["backup", src])   // the dead process's lock does not block it
+        try f.expect(0, ["verify", "--read-data"])
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/locks").isEmpty)
+    }
+}

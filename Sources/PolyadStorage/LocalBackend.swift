@@ -94,13 +94,13 @@ public final class LocalBackend: Backend {
     private var layoutFolders: [String] {
         var folders = ObjectKind.allCases.filter { $0 != .config }.map { "\(path)/\($0.rawValue)" }
         folders.append(temporaryFolder)
-        folders += (0..<256).map { "\(path)/data/\(hexByte(UInt8($0)))" }
         return folders
     }
 
     // MARK: - Backend
 
-    /// Makes the folders (`0700`), data's 256 subfolders too, and syncs them; see ``Backend/create()``.
+    /// Makes the folders (`0700`) and syncs them; see ``Backend/create()``. Data's two-hex-digit subfolders
+    /// are made when their first pack is saved, so a small store does not carry 256 empty folders.
     public func create() throws(StorageError) {
         if try exists() {
             throw StorageError(
@@ -298,6 +298,10 @@ public final class LocalBackend: Backend {
                 // The object's folder is missing (a store made by another tool, or a damaged layout): recreate it.
                 if handle.kind == .data { try makeFolder("\(path)/data") }
                 try makeFolder(folder)
+                // The new folder's entry must be durable before an object in it is reported saved.
+                do { try Sys.fsyncDirectory(parentFolder(of: folder)) } catch {
+                    throw storageError(error, "cannot sync the folder", parentFolder(of: folder), handle)
+                }
                 continue
             } catch {
                 throw storageError(error, "cannot move the new object into place at", target, handle, writing: count)
@@ -527,10 +531,6 @@ public final class LocalBackend: Backend {
 private let hexTail = String(repeating: "0", count: 62)
 
 private let hexDigits = Array("0123456789abcdef".utf8)
-
-private func hexByte(_ byte: UInt8) -> String {
-    String(decoding: [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 15)]], as: UTF8.self)
-}
 
 /// 32 random hex digits for a temporary file's name.
 private func randomHex() -> String {

@@ -2,7 +2,7 @@
 // Polyad Backup: encrypted, compressed, deduplicated backups that people mount.
 //
 // Layering (dependencies point one way, downwards):
-//   C shims (CZlibShim, CCryptoShim)
+//   C shims (CZlibShim, CCryptoShim, CSystemShim)
 //   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig
 //   repository: PolyadRepository (BackupManager, backup, restore, verify)
 //   features: polyad (CLI)
@@ -28,6 +28,7 @@ let package = Package(
         // C shims: only what Swift cannot import directly (macros, variadics).
         .target(name: "CZlibShim", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "CCryptoShim", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CSystemShim"),
 
         // Core.
         .target(name: "PolyadCrypto", dependencies: ["CCryptoShim"], swiftSettings: swiftSettings),
@@ -52,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "polyad",
             dependencies: [
-                "PolyadRepository", "PolyadConfig", "PolyadFileSystem",
+                "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -132,6 +132,11 @@ public final class ChunkReader {
         }
         if remaining == 0 {
             reachedEnd = true
+        } else {
+            // Ask the kernel to fetch the next block while this one is chunked and hashed, so that a cold
+            // read overlaps with the work on the data already here.
+            _ = posix_fadvise(fileDescriptor, off_t(readOffset), off_t(min(Int64(capacity), remaining)),
+                              Int32(POSIX_FADV_WILLNEED))
         }
     }
 }

@@ -262,6 +262,9 @@ final class Archiver {
             node.children = [:]
         }
 
+        let filter = self.filter
+        let prefetcher = MetadataPrefetcher(roots: absolute, excluded: { filter.isExcluded($0) })
+        defer { prefetcher.stop() }
         let treeID: TreeID
         do {
             let top: PendingDirectory
@@ -374,14 +377,17 @@ final class Archiver {
         }
         names.sort { $0.lexicographicallyPrecedes($1) }
         dir.nodes.reserveCapacity(names.count)
-        for name in names {
+        let statuses = Self.statuses(of: names, in: path)
+        for (i, name) in names.enumerated() {
             if cancellation?.isCancelled == true {
                 throw RepositoryError(.interrupted, "interrupted: no snapshot was written (the store is unchanged but for unreferenced packs)")
             }
             let childPath = PathBytes.join(path, name)
             if filter.isExcluded(childPath) { continue }
             let st: FileStatus
-            do { st = try FileSystem.lstat(childPath) } catch {
+            switch statuses[i] {
+            case .success(let s): st = s
+            case .failure(let error):
                 warn("\(error)")
                 continue
             }
@@ -389,6 +395,24 @@ final class Archiver {
         }
         try finished(dir)
         return dir
+    }
+
+    /// `lstat` of every entry; in a large folder several at a time, because on a cold cache each one may
+    /// wait for the disk (inode reads), and the device serves several requests at once.
+    private static func statuses(of names: [[UInt8]], in path: [UInt8]) -> [Result<FileStatus, SystemError>] {
+        guard names.count >= 32 else {
+            return names.map { name in Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, name)) } }
+        }
+        let results = Mutex([Result<FileStatus, SystemError>?](repeating: nil, count: names.count))
+        let stride = 16
+        DispatchQueue.concurrentPerform(iterations: (names.count + stride - 1) / stride) { block in
+            var local = [(Int, Result<FileStatus, SystemError>)]()
+            for i in (block * stride)..<min(names.count, (block + 1) * stride) {
+                local.append((i, Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, names[i])) }))
+            }
+            results.withLock { r in for (i, v) in local { r[i] = v } }
+        }
+        return results.withLock { $0.map { $0! } }
     }
 
     /// Adds the node for one directory entry to `dir` (nothing, with a warning, if it cannot be read).

@@ -1,4 +1,5 @@
 import ArgumentParser
+internal import CSystemShim
 import PolyadConfig
 import PolyadFileSystem
 import PolyadRepository
@@ -27,6 +28,9 @@ struct Polyad: ParsableCommand {
 @main
 enum Main {
     static func main() {
+        // Chunk-sized buffers (1-8 MiB) come and go on several threads: serve them with mmap always, so freed
+        // buffers go back to the system instead of piling up in per-thread malloc arenas (peak memory).
+        polyad_limit_malloc_caching()
         do {
             var command = try Polyad.parseAsRoot()
             try command.run()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import PolyadFormat
 
 /// The wall clock and a monotonic clock, in the store's `Timestamp` form.
@@ -27,5 +28,19 @@ extension Array where Element == UInt8 {
             do throws(E) { result = .success(try body(b)) } catch { result = .failure(error) }
         }
         return try result!.get()
+    }
+}
+
+/// Says when a progress line is due: at most four times a second, from any thread.
+final class ProgressThrottle: Sendable {
+    private let last = Mutex<Double>(0)
+
+    func due() -> Bool {
+        let now = Clock.monotonic()
+        return last.withLock {
+            guard now - $0 >= 0.25 else { return false }
+            $0 = now
+            return true
+        }
     }
 }

@@ -17,6 +17,8 @@ public struct RestoreOptions: Sendable {
     public var subpath: [UInt8]?
     /// Restore owners (default: when running as root).
     public var restoreOwners = getuid() == 0
+    /// Called now and then with the files and bytes restored so far (for a terminal).
+    public var progress: (@Sendable (_ files: Int, _ bytes: UInt64) -> Void)?
 
     public init(target: [UInt8]) { self.target = target }
 }
@@ -34,6 +36,8 @@ public struct RestoreResult: Sendable {
     public var errors: [String] = []
     /// True if an error was an integrity failure (exit 13).
     public var damaged = false
+    /// True if the target ran out of space (exit 15).
+    public var noSpace = false
 }
 
 /// Restores a snapshot's tree: directories and special files on the calling thread, file contents on worker
@@ -56,6 +60,7 @@ final class Restorer: @unchecked Sendable {
     private var hardLinks = [([UInt8], [UInt8], Node)]()
     private let cancellation: Cancellation?
     private let temporaryCounter = Atomic<Int>(0)
+    private let throttle = ProgressThrottle()
 
     init(repository: Repository, options: RestoreOptions, cancellation: Cancellation?) throws(RepositoryError) {
         self.repository = repository
@@ -67,11 +72,16 @@ final class Restorer: @unchecked Sendable {
     func run(snapshot: Snapshot) throws(RepositoryError) -> RestoreResult {
         let target = PathNormalizer.absolute(options.target)
         do { try FileSystem.makeDirectories(target, mode: 0o700) } catch { throw RepositoryError.system(error) }
-        if let sub = options.subpath {
-            let (node, parentRel) = try resolve(sub, in: snapshot)
-            try restore(node: node, rel: parentRel + [node.name], in: target, selectedRoot: true)
-        } else {
-            try walk(snapshot.tree, rel: [], directory: target)
+        do {
+            if let sub = options.subpath {
+                let (node, parentRel) = try resolve(sub, in: snapshot)
+                try restore(node: node, rel: parentRel + [node.name], in: target, selectedRoot: true)
+            } else {
+                try walk(snapshot.tree, rel: [], directory: target)
+            }
+        } catch {
+            group.wait()   // files being written are finished or removed: no temporary file is left behind
+            throw error
         }
         group.wait()
         for (existing, new, node) in hardLinks {
@@ -199,6 +209,7 @@ final class Restorer: @unchecked Sendable {
     }
 
     private func restoreFile(_ node: Node, path: [UInt8]) {
+        if cancellation?.isCancelled == true { return }
         if isIdentical(node, path: path) {
             applyMetadata(node, path: path, isFile: true)
             shared.withLock {
@@ -226,6 +237,9 @@ final class Restorer: @unchecked Sendable {
         } catch let e as RepositoryError {
             record(error: "\(PathBytes.display(path)): \(e)", damaged: e.code == .damaged)
             return
+        } catch let e as SystemError {
+            record(error: "\(e)", damaged: false, noSpace: e.errno == ENOSPC || e.errno == EDQUOT)
+            return
         } catch {
             record(error: "\(error)", damaged: false)
             return
@@ -238,11 +252,13 @@ final class Restorer: @unchecked Sendable {
             }
             verified = true
         }
-        shared.withLock {
+        let (files, bytes) = shared.withLock {
             $0.files += 1
             $0.bytes += node.size
             if verified { $0.verified += 1 }
+            return ($0.files, $0.bytes)
         }
+        if let progress = options.progress, throttle.due() { progress(files, bytes) }
     }
 
     /// Writes every chunk of `node` at its offset; chunks of one file are fetched in parallel.
@@ -336,10 +352,11 @@ final class Restorer: @unchecked Sendable {
                                  modification: Timespec(seconds: node.mtime.seconds, nanoseconds: node.mtime.nanoseconds))
     }
 
-    private func record(error: String, damaged: Bool) {
+    private func record(error: String, damaged: Bool, noSpace: Bool = false) {
         shared.withLock {
             $0.errors.append(error)
             if damaged { $0.damaged = true }
+            if noSpace { $0.noSpace = true }
         }
     }
 }

@@ -16,6 +16,8 @@ public struct VerifyOptions: Sendable {
     public var snapshot: SnapshotID?
     /// Read these packs in full too (a backup's own packs, after it wrote them).
     public var packsToRead: Set<PackID> = []
+    /// Called now and then with the packs checked so far and their total.
+    public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
 
     public init(readData: Bool = false, readDataSubset: Double? = nil, snapshot: SnapshotID? = nil) {
         self.readData = readData
@@ -134,6 +136,8 @@ final class Verifier {
         let repository = self.repository
         let results = Mutex([(PackID, [DamagedObject], Int, UInt64)]())
         let list = packs
+        let progress = options.progress
+        let throttle = ProgressThrottle()
         DispatchQueue.concurrentPerform(iterations: list.count) { i in
             let pack = list[i]
             let entries = byPack[pack] ?? []
@@ -148,7 +152,11 @@ final class Verifier {
             } else {
                 problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
             }
-            results.withLock { $0.append((pack, problems, blobs, bytes)) }
+            let done = results.withLock {
+                $0.append((pack, problems, blobs, bytes))
+                return $0.count
+            }
+            if let progress, throttle.due() { progress(done, list.count) }
         }
         for (pack, problems, blobs, bytes) in results.withLock({ $0 }) {
             report.packsChecked += 1

@@ -42,7 +42,11 @@ struct RestoreCommand: ParsableCommand {
         options.includes = include
         options.excludes = exclude
         options.verify = verify
+        if Terminal.progressEnabled && !global.quiet {
+            options.progress = { files, bytes in Terminal.progress("\(files) files, \(Terminal.bytes(bytes)) restored") }
+        }
         let result = try manager.restore(id, options: options)
+        Terminal.clearProgress()
         for e in result.errors.prefix(50) { Terminal.error(e) }
         if result.errors.count > 50 { Terminal.error("… and \(result.errors.count - 50) more errors") }
         if !global.quiet {
@@ -52,9 +56,11 @@ struct RestoreCommand: ParsableCommand {
             print(line)
         }
         if !result.errors.isEmpty {
-            throw CommandFailure(code: result.damaged ? .integrity : .fatal,
-                                 message: "\(result.errors.count) entries could not be restored" +
-                                    (result.damaged ? " because the store is damaged (run `polyad verify --read-data`)" : ""))
+            let code: PolyadRepository.ExitCode = result.damaged ? .integrity : result.noSpace ? .noSpace : .fatal
+            var message = "\(result.errors.count) entries could not be restored"
+            if result.damaged { message += " because the store is damaged (run `polyad verify --read-data`)" }
+            if result.noSpace { message += ": the target ran out of space; free some and run the restore again (finished files are kept)" }
+            throw CommandFailure(code: code, message: message)
         }
     }
 }

@@ -35,7 +35,11 @@ struct VerifyCommand: ParsableCommand {
         if let subset {
             options.readDataSubset = (Double(subset.hasSuffix("%") ? String(subset.dropLast()) : subset) ?? 0) / 100
         }
+        if Terminal.progressEnabled && !global.quiet {
+            options.progress = { done, total in Terminal.progress("checked \(done) of \(total) packs") }
+        }
         let report = try manager.verify(options: options)
+        Terminal.clearProgress()
         if !global.quiet {
             print("Checked \(report.snapshotsChecked) snapshots, \(report.treesChecked) trees, \(report.packsChecked) packs" +
                   (report.packsRead > 0 ? "; read \(report.packsRead) packs (\(report.blobsRead) blobs, \(Terminal.bytes(report.bytesRead)))" : ""))

@@ -108,6 +108,45 @@ final class ErrorTests: XCTestCase {
         try f.expect(0, ["backup", src])   // and the store takes the next backup
     }
 
+    func testRestoreToAFullDiskExits15() throws {
+        let f = try CLIFixture()
+        let src = f.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        var x: UInt64 = 0x9E3779B97F4A7C15
+        for name in ["a.bin", "b.bin"] {
+            let data = (0..<3_000_000).map { _ -> UInt8 in
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                return UInt8(truncatingIfNeeded: x)
+            }
+            _ = FileManager.default.createFile(atPath: src + "/" + name, contents: Data(data))
+        }
+        try f.expect(0, ["init"])
+        try f.expect(0, ["backup", src])
+        let target = f.root + "/small"
+        try FileSystem.makeDirectories(bytes(target), mode: 0o700)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", target]
+        try? mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            if underCI { return XCTFail("mounting a tmpfs failed under CI: the disk-full test needs root") }
+            throw XCTSkip("cannot mount a tmpfs here (needs root): restore disk-full test skipped")
+        }
+        defer {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [target]
+            try? u.run()
+            u.waitUntilExit()
+        }
+        let o = try f.expect(15, ["restore", "latest", "--target", target])
+        XCTAssertTrue(o.stderr.contains("space"), o.stderr)
+        let leftovers = (FileManager.default.enumerator(atPath: target)?.allObjects as? [String] ?? [])
+            .filter { ($0 as NSString).lastPathComponent.hasPrefix(".polyad-restore-") }
+        XCTAssertEqual(leftovers, [], "no temporary files left behind")
+    }
+
     func testKeyAddRemovePasswd() throws {
         let f = try CLIFixture(passphrase: "first")
         try f.expect(0, ["init"])

@@ -2,10 +2,11 @@
 // Polyad Backup: encrypted, compressed, deduplicated backups that people mount.
 //
 // Layering (dependencies point one way, downwards):
-//   C shims (CZlibShim, CCryptoShim, CSystemShim)
+//   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim)
 //   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig
 //   repository: PolyadRepository (BackupManager, backup, restore, verify)
-//   features: polyad (CLI)
+//   mount model: PolyadMount
+//   features: polyad (CLI), polyadfs (FUSE driver)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -18,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "polyad", targets: ["polyad"]),
+        .executable(name: "polyadfs", targets: ["polyadfs"]),
         .library(name: "PolyadRepository", targets: ["PolyadRepository"]),
     ],
     dependencies: [
@@ -29,6 +31,7 @@ let package = Package(
         .target(name: "CZlibShim", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "CCryptoShim", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CSystemShim"),
+        .target(name: "CFuseShim", linkerSettings: [.linkedLibrary("fuse3")]),
 
         // Core.
         .target(name: "PolyadCrypto", dependencies: ["CCryptoShim"], swiftSettings: swiftSettings),
@@ -49,7 +52,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
 
+        // The mount's filesystem model (no FUSE types: testable on its own).
+        .target(name: "PolyadMount", dependencies: ["PolyadRepository", "PolyadFormat", "PolyadCrypto",
+                                                    "PolyadFileSystem"],
+                swiftSettings: swiftSettings),
+
         // Features.
+        .executableTarget(
+            name: "polyadfs",
+            dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim"],
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "polyad",
             dependencies: [

@@ -1,7 +1,11 @@
+#define _GNU_SOURCE
 #include "CSystemShim.h"
 #include <malloc.h>
+#include <spawn.h>
 
 void polyad_limit_malloc_caching(void) {
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     mallopt(M_ARENA_MAX, 2);
 }
+
+short polyad_posix_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }

@@ -15,6 +15,7 @@ public final class Repository: Sendable {
     public let index: MasterIndex
     public let chunker: Chunker
     private let problems = Mutex<[DamagedObject]>([])
+    private let loadedIndexes = Mutex<Set<String>>([])
 
     /// Index files that could not be read when the store was opened (verify reports them).
     public var indexProblems: [DamagedObject] { problems.withLock { $0 } }
@@ -89,10 +90,12 @@ public final class Repository: Sendable {
         return repo
     }
 
-    /// Reads every index file into memory. A damaged index file is recorded in `indexProblems` and skipped:
+    /// Reads every index file not read yet into memory (so calling it again picks up what other processes
+    /// have added since). A damaged index file is recorded in `indexProblems` and skipped:
     /// what it listed then shows up as missing where it is needed.
     public func loadIndex() throws(RepositoryError) {
         for info in try list(.index) {
+            guard loadedIndexes.withLock({ $0.insert(info.handle.name).inserted }) else { continue }
             do {
                 let plain = try loadObject(info.handle, aad: Self.indexAAD)
                 let file = try IndexFile(decoding: plain)
@@ -198,6 +201,19 @@ public final class Repository: Sendable {
             }
         }
         return out.sorted { ($0.snapshot.time, $0.id.hash) < ($1.snapshot.time, $1.id.hash) }
+    }
+
+    /// The ids of every snapshot (a listing; nothing is decrypted).
+    public func snapshotIDs() throws(RepositoryError) -> [SnapshotID] {
+        try list(.snapshots).compactMap { Hash256(hex: $0.handle.name).map(SnapshotID.init) }
+    }
+
+    /// Loads and decrypts one snapshot.
+    public func loadSnapshot(_ id: SnapshotID) throws(RepositoryError) -> Snapshot {
+        let plain = try loadObject(ObjectHandle(kind: .snapshots, name: id.hash.hex), aad: Self.snapshotAAD)
+        do { return try Snapshot(decoding: plain) } catch {
+            throw RepositoryError.damaged("snapshots/\(id.hash.hex)", "\(error)")
+        }
     }
 
     /// Stores a snapshot; returns its id.

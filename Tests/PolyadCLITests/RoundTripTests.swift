@@ -22,7 +22,7 @@ final class RoundTripTests: XCTestCase {
     }
 
     /// Describes every entry below `root` by relative byte path.
-    func describe(_ root: [UInt8], checkAtime: Bool) throws -> [[UInt8]: Entry] {
+    static func describe(_ root: [UInt8], checkAtime: Bool) throws -> [[UInt8]: Entry] {
         var out = [[UInt8]: Entry]()
         var groups = [[UInt64]: Int]()
         func walk(_ dir: [UInt8], _ rel: [UInt8]) throws {
@@ -67,7 +67,7 @@ final class RoundTripTests: XCTestCase {
         return out
     }
 
-    func makeTree(at root: String) throws {
+    static func makeTree(at root: String) throws {
         let r = bytes(root)
         try FileSystem.makeDirectories(r + bytes("/docs/deep/er"), mode: 0o755)
         _ = FileManager.default.createFile(atPath: root + "/docs/readme.txt", contents: Data(String(repeating: "hello polyad\n", count: 5000).utf8))
@@ -84,7 +84,7 @@ final class RoundTripTests: XCTestCase {
         // Odd names: non-UTF-8 bytes, a newline, spaces.
         let odd = r + [47, 0xff, 0xfe, 0x41]
         let fd = try FileSystem.createExclusive(odd, mode: 0o640)
-        try [1, 2, 3].withUnsafeBytes { try FileSystem.writeAll(fd, $0) }
+        try [UInt8]([1, 2, 3]).withUnsafeBytes { try FileSystem.writeAll(fd, $0) }
         FileSystem.close(fd)
         _ = FileManager.default.createFile(atPath: root + "/new\nline name.txt", contents: Data("x".utf8))
         // Symlinks (relative, absolute, dangling), a hard-link group, a fifo and a device node.
@@ -109,14 +109,14 @@ final class RoundTripTests: XCTestCase {
     func testBackupRestoreRoundTripKeepsBytesAndMetadata() throws {
         let f = try CLIFixture()
         let src = f.root + "/src"
-        try makeTree(at: src)
+        try Self.makeTree(at: src)
         try f.expect(0, ["init"])
         let backup = try f.expect(0, ["backup", src, "--tag", "daily"])
         XCTAssertTrue(backup.stdout.contains("snapshot "), backup.stdout)
         let restore = try f.expect(0, ["restore", "latest", "--target", f.root + "/out", "--verify"])
         XCTAssertTrue(restore.stdout.contains("verified"), restore.stdout)
-        let before = try describe(bytes(src), checkAtime: false)
-        let after = try describe(bytes(f.root + "/out" + src), checkAtime: false)
+        let before = try Self.describe(bytes(src), checkAtime: false)
+        let after = try Self.describe(bytes(f.root + "/out" + src), checkAtime: false)
         XCTAssertEqual(before.count, after.count)
         for (path, entry) in before {
             XCTAssertEqual(after[path], entry, PathBytes.display(path))
@@ -131,7 +131,7 @@ final class RoundTripTests: XCTestCase {
     func testSelectiveAndSingleFileRestore() throws {
         let f = try CLIFixture()
         let src = f.root + "/src"
-        try makeTree(at: src)
+        try Self.makeTree(at: src)
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
         try f.expect(0, ["restore", "latest", "--target", f.root + "/sel", "--include", "docs/**", "--exclude", "*.bin"])
@@ -147,7 +147,7 @@ final class RoundTripTests: XCTestCase {
     func testDeduplicationAcrossSnapshotsAndFilesCache() throws {
         let f = try CLIFixture()
         let src = f.root + "/src"
-        try makeTree(at: src)
+        try Self.makeTree(at: src)
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
         let second = try f.expect(0, ["backup", src])

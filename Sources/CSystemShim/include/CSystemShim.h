@@ -8,3 +8,10 @@
 void polyad_limit_malloc_caching(void);
 
 #endif
+
+#ifndef C_SYSTEM_SHIM_SPAWN
+#define C_SYSTEM_SHIM_SPAWN
+/// `POSIX_SPAWN_SETSID`. Why a shim: glibc declares it only under _GNU_SOURCE, which Swift's Glibc module
+/// does not define. polyadfs starts its daemon in a session of its own with it.
+short polyad_posix_spawn_setsid_flag(void);
+#endif

@@ -1,0 +1,718 @@
+import Dispatch
+import Foundation
+import Synchronization
+import PolyadCrypto
+import PolyadFileSystem
+import PolyadFormat
+import PolyadRepository
+
+/// An error a filesystem operation answers with: an errno value.
+public struct FileSystemErrno: Error, Sendable {
+    public var code: Int32
+    public init(_ code: Int32) { self.code = code }
+}
+
+/// What an inode is: the fixed layout of DESIGN §2, or a node of a snapshot's tree.
+public enum InodeKind: Sendable {
+    case root, snapshots, incoming, control
+    case controlFile(String)
+    case latest
+    case day(String)
+    case snapshotRoot(SnapshotID)
+    /// A node of a snapshot (its tree is immutable).
+    case node(Node, snapshot: SnapshotID)
+}
+
+/// The attributes of an inode, as `stat` shows them.
+public struct Attributes: Sendable {
+    public var inode: UInt64
+    public var mode: UInt32          // with the file type bits
+    public var links: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: UInt64
+    public var blocks: UInt64        // 512-byte units
+    public var rdev: UInt64
+    public var atime: Timestamp
+    public var mtime: Timestamp
+    public var ctime: Timestamp
+    /// How long the kernel may cache this (seconds): long for snapshot content, short for the listings.
+    public var cacheSeconds: Double
+}
+
+/// A directory entry as `readdir` returns it.
+public struct DirectoryEntry: Sendable {
+    public var name: [UInt8]
+    public var inode: UInt64
+    public var mode: UInt32
+}
+
+/// The read-only view of the store that `polyadfs` serves (DESIGN §2): `/snapshots/<day>/<id>/<tree>`,
+/// `/snapshots/latest`, `/incoming`, `/.polyad/{stats.json,status,metrics}`. Trees are loaded when first
+/// looked up; chunks are decrypted, authenticated and decompressed on read into a bounded cache. Every method
+/// may be called from any FUSE thread.
+public final class SnapshotFileSystem: Sendable {
+    public static let rootInode: UInt64 = 1
+    static let snapshotsInode: UInt64 = 2
+    static let incomingInode: UInt64 = 3
+    static let controlInode: UInt64 = 4
+    static let latestInode: UInt64 = 5
+    static let controlFiles = ["metrics", "stats.json", "status"]
+    static let firstDynamicInode: UInt64 = 16
+
+    let repository: Repository
+    let manager: BackupManager
+    private let chunks: LRUCache<Hash256, [UInt8]>
+    private let trees: LRUCache<TreeID, Tree>
+    private let state: Mutex<State>
+    private let handles = Mutex<[UInt64: OpenFile]>([:])
+    private let nextHandle = Atomic<UInt64>(1)
+    private let readAhead = DispatchQueue(label: "polyad.mount.readahead", attributes: .concurrent)
+    private let inFlight = Mutex<Set<Hash256>>([])
+    private let mountedAt = Date()
+    private let counters = Mutex(Counters())
+    /// Where damaged reads are reported (one line each).
+    private let log: @Sendable (String) -> Void
+
+    struct Counters {
+        var reads = 0
+        var bytesRead: UInt64 = 0
+        var readErrors = 0
+        var lastError: String?
+    }
+
+    struct Record {
+        var kind: InodeKind
+        var parent: UInt64
+        var name: [UInt8] = []
+        var lookups: UInt64 = 0
+        /// Children by name, once listed or looked up (directories).
+        var children: [[UInt8]: UInt64]?
+    }
+
+    struct SnapshotInfo {
+        var snapshot: Snapshot
+        var day: String
+    }
+
+    struct State {
+        var records: [UInt64: Record] = [:]
+        var next = SnapshotFileSystem.firstDynamicInode
+        var snapshots: [SnapshotID: SnapshotInfo] = [:]
+        var lastRefresh = 0.0
+        var hardLinks: [HardLinkKey: UInt64] = [:]
+        var snapshotRoots: [SnapshotID: UInt64] = [:]
+        var days: [String: UInt64] = [:]
+    }
+
+    struct HardLinkKey: Hashable {
+        var snapshot: SnapshotID
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    /// An open file: its node and where each piece starts.
+    final class OpenFile: Sendable {
+        let node: Node
+        let path: String
+        let starts: [UInt64]
+        let pieces: [ContentPiece]
+        /// Bytes of generated content (control files).
+        let generated: [UInt8]?
+        let nextSequential = Atomic<UInt64>(0)
+
+        init(node: Node, path: String) {
+            self.node = node
+            self.path = path
+            pieces = node.content
+            var s = [UInt64]()
+            s.reserveCapacity(pieces.count)
+            var at: UInt64 = 0
+            for p in pieces {
+                s.append(at)
+                at += p.length
+            }
+            starts = s
+            generated = nil
+        }
+
+        init(generated: [UInt8]) {
+            node = Node(name: [], kind: .file)
+            path = ""
+            pieces = []
+            starts = []
+            self.generated = generated
+        }
+    }
+
+    /// - Parameters:
+    ///   - cacheBytes: the most decrypted chunk data kept in memory.
+    ///   - log: receives one line per damaged read (object and file named).
+    public init(manager: BackupManager, repository: Repository, cacheBytes: Int,
+                log: @escaping @Sendable (String) -> Void) {
+        self.manager = manager
+        self.repository = repository
+        chunks = LRUCache(capacity: cacheBytes)
+        trees = LRUCache(capacity: 4096)
+        self.log = log
+        var s = State()
+        s.records[Self.rootInode] = Record(kind: .root, parent: Self.rootInode)
+        s.records[Self.snapshotsInode] = Record(kind: .snapshots, parent: Self.rootInode)
+        s.records[Self.incomingInode] = Record(kind: .incoming, parent: Self.rootInode)
+        s.records[Self.controlInode] = Record(kind: .control, parent: Self.rootInode)
+        s.records[Self.latestInode] = Record(kind: .latest, parent: Self.snapshotsInode)
+        for (i, name) in Self.controlFiles.enumerated() {
+            s.records[UInt64(8 + i)] = Record(kind: .controlFile(name), parent: Self.controlInode)
+        }
+        state = Mutex(s)
+    }
+
+    // MARK: Snapshots
+
+    /// Picks up snapshots (and index files) written since the last look, at most every `interval` seconds.
+    public func refreshSnapshots(interval: Double = 2) {
+        let now = ProcessInfo.processInfo.systemUptime
+        let due = state.withLock { s -> Bool in
+            guard now - s.lastRefresh >= interval else { return false }
+            s.lastRefresh = now
+            return true
+        }
+        guard due, let ids = try? repository.snapshotIDs() else { return }
+        let known = state.withLock { Set($0.snapshots.keys) }
+        let new = ids.filter { !known.contains($0) }
+        guard !new.isEmpty else { return }
+        try? repository.loadIndex()
+        var loaded = [(SnapshotID, SnapshotInfo)]()
+        for id in new {
+            guard let snap = try? repository.loadSnapshot(id) else { continue }
+            loaded.append((id, SnapshotInfo(snapshot: snap, day: Self.day(of: snap.time))))
+        }
+        state.withLock { s in for (id, info) in loaded { s.snapshots[id] = info } }
+    }
+
+    /// The snapshot's day in this machine's time zone: `YYYY-MM-DD`.
+    static func day(of t: Timestamp) -> String {
+        var tm = tm()
+        var secs = time_t(t.seconds)
+        localtime_r(&secs, &tm)
+        return String(format: "%04d-%02d-%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday))
+    }
+
+    private func latest() -> (SnapshotID, SnapshotInfo)? {
+        state.withLock { s in s.snapshots.max { ($0.value.snapshot.time, $0.key.hash) < ($1.value.snapshot.time, $1.key.hash) } }
+    }
+
+    // MARK: Inodes
+
+    private func record(_ inode: UInt64) throws(FileSystemErrno) -> Record {
+        guard let r = state.withLock({ $0.records[inode] }) else { throw FileSystemErrno(ENOENT) }
+        return r
+    }
+
+    /// Finds or makes the inode for `kind` under `parent` named `name`.
+    private func child(of parent: UInt64, name: [UInt8], kind: InodeKind, countLookup: Bool) -> UInt64 {
+        state.withLock { s in
+            if let existing = s.records[parent]?.children?[name], s.records[existing] != nil {
+                if countLookup { s.records[existing]!.lookups += 1 }
+                return existing
+            }
+            var number: UInt64
+            switch kind {
+            case .node(let node, let snapshot) where node.kind != .directory && node.links > 1:
+                let key = HardLinkKey(snapshot: snapshot, device: node.device, inode: node.inode)
+                if let n = s.hardLinks[key], s.records[n] != nil {
+                    number = n
+                } else {
+                    number = s.next
+                    s.next += 1
+                    s.hardLinks[key] = number
+                    s.records[number] = Record(kind: kind, parent: parent, name: name)
+                }
+            case .snapshotRoot(let id):
+                if let n = s.snapshotRoots[id], s.records[n] != nil {
+                    number = n
+                } else {
+                    number = s.next
+                    s.next += 1
+                    s.snapshotRoots[id] = number
+                    s.records[number] = Record(kind: kind, parent: parent, name: name)
+                }
+            case .day(let d):
+                if let n = s.days[d], s.records[n] != nil {
+                    number = n
+                } else {
+                    number = s.next
+                    s.next += 1
+                    s.days[d] = number
+                    s.records[number] = Record(kind: kind, parent: parent, name: name)
+                }
+            default:
+                number = s.next
+                s.next += 1
+                s.records[number] = Record(kind: kind, parent: parent, name: name)
+            }
+            if countLookup { s.records[number]!.lookups += 1 }
+            if s.records[parent]?.children == nil { s.records[parent]?.children = [:] }
+            s.records[parent]?.children?[name] = number
+            return number
+        }
+    }
+
+    /// The kernel forgets `count` lookups of `inode`; at zero the inode is dropped (it is made again on the
+    /// next lookup). The fixed inodes stay.
+    public func forget(_ inode: UInt64, count: UInt64) {
+        guard inode >= Self.firstDynamicInode else { return }
+        state.withLock { s in
+            guard var r = s.records[inode] else { return }
+            r.lookups = r.lookups > count ? r.lookups - count : 0
+            if r.lookups == 0 && (r.children?.isEmpty ?? true) {
+                s.records[inode] = nil
+                if var parent = s.records[r.parent] {
+                    parent.children = parent.children?.filter { $0.value != inode }
+                    s.records[r.parent] = parent
+                }
+            } else {
+                s.records[inode] = r
+            }
+        }
+    }
+
+    /// The path of an inode below the mount point, for log lines.
+    public func path(of inode: UInt64) -> String {
+        state.withLock { s in
+            var parts = [[UInt8]]()
+            var at = inode
+            var guardCount = 0
+            while at != Self.rootInode, let r = s.records[at], guardCount < 4096 {
+                parts.append(r.name.isEmpty ? Array(Self.fixedName(r.kind).utf8) : r.name)
+                at = r.parent
+                guardCount += 1
+            }
+            return "/" + parts.reversed().map { PathBytes.display($0) }.joined(separator: "/")
+        }
+    }
+
+    static func fixedName(_ kind: InodeKind) -> String {
+        switch kind {
+        case .snapshots: "snapshots"
+        case .incoming: "incoming"
+        case .control: ".polyad"
+        case .latest: "latest"
+        case .controlFile(let n): n
+        default: "?"
+        }
+    }
+
+    // MARK: Lookup and listing
+
+    /// The children of a directory inode, in order, with their kinds (trees are loaded here).
+    private func listing(_ inode: UInt64) throws(FileSystemErrno) -> [([UInt8], InodeKind)] {
+        let r = try record(inode)
+        switch r.kind {
+        case .root:
+            return [(Array("snapshots".utf8), .snapshots), (Array("incoming".utf8), .incoming),
+                    (Array(".polyad".utf8), .control)]
+        case .control:
+            return Self.controlFiles.map { (Array($0.utf8), .controlFile($0)) }
+        case .incoming:
+            return []
+        case .snapshots:
+            refreshSnapshots()
+            let days = state.withLock { Set($0.snapshots.values.map(\.day)) }.sorted()
+            var out = days.map { (Array($0.utf8), InodeKind.day($0)) }
+            if latest() != nil { out.append((Array("latest".utf8), .latest)) }
+            return out
+        case .day(let d):
+            let ids = state.withLock { s in s.snapshots.filter { $0.value.day == d }.map(\.key) }
+            return ids.map { (Array($0.short.utf8), InodeKind.snapshotRoot($0)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        case .snapshotRoot(let id):
+            guard let info = state.withLock({ $0.snapshots[id] }) else { throw FileSystemErrno(ENOENT) }
+            return try tree(info.snapshot.tree).nodes.map { ($0.name, .node($0, snapshot: id)) }
+        case .node(let node, let id):
+            guard node.kind == .directory else { throw FileSystemErrno(ENOTDIR) }
+            guard let sub = node.subtree else { return [] }
+            return try tree(sub).nodes.map { ($0.name, .node($0, snapshot: id)) }
+        default:
+            throw FileSystemErrno(ENOTDIR)
+        }
+    }
+
+    private func tree(_ id: TreeID) throws(FileSystemErrno) -> Tree {
+        if let t = trees.value(for: id) { return t }
+        do {
+            let t = try repository.loadTree(id)
+            trees.insert(t, for: id, cost: 1)
+            return t
+        } catch {
+            reportDamage("tree \(id.hash.shortHex): \(error.message)")
+            throw FileSystemErrno(EIO)
+        }
+    }
+
+    /// Looks up `name` in directory `parent`; counts one lookup of the result.
+    public func lookup(parent: UInt64, name: [UInt8]) throws(FileSystemErrno) -> Attributes {
+        let r = try record(parent)
+        switch r.kind {
+        case .snapshots, .day:
+            refreshSnapshots()
+        case .snapshotRoot, .node:
+            if let known = r.children?[name], let k = state.withLock({ s -> UInt64? in
+                guard s.records[known] != nil else { return nil }
+                s.records[known]!.lookups += 1
+                return known
+            }) { return try attributes(k) }
+        default:
+            break
+        }
+        if case .snapshots = r.kind, name == Array("latest".utf8) {
+            guard latest() != nil else { throw FileSystemErrno(ENOENT) }
+            state.withLock { $0.records[Self.latestInode]?.lookups += 1 }
+            return try attributes(Self.latestInode)
+        }
+        if case .root = r.kind {
+            let fixed: [String: UInt64] = ["snapshots": Self.snapshotsInode, "incoming": Self.incomingInode,
+                                           ".polyad": Self.controlInode]
+            guard let n = fixed[String(decoding: name, as: UTF8.self)] else { throw FileSystemErrno(ENOENT) }
+            return try attributes(n)
+        }
+        if case .control = r.kind {
+            guard let i = Self.controlFiles.firstIndex(of: String(decoding: name, as: UTF8.self)) else {
+                throw FileSystemErrno(ENOENT)
+            }
+            return try attributes(UInt64(8 + i))
+        }
+        let entries = try listing(parent)
+        // Tree listings are sorted by name bytes: binary search.
+        var lo = 0, hi = entries.count
+        var found: InodeKind?
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].0 == name {
+                found = entries[mid].1
+                break
+            }
+            if entries[mid].0.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+        }
+        if found == nil { found = entries.first { $0.0 == name }?.1 }
+        guard let kind = found else { throw FileSystemErrno(ENOENT) }
+        return try attributes(child(of: parent, name: name, kind: kind, countLookup: true))
+    }
+
+    /// The entries of directory `inode` from position `offset` on ("." and ".." first).
+    public func readDirectory(_ inode: UInt64) throws(FileSystemErrno) -> [DirectoryEntry] {
+        let r = try record(inode)
+        var out = [DirectoryEntry(name: [46], inode: inode, mode: S_IFDIR),
+                   DirectoryEntry(name: [46, 46], inode: r.parent, mode: S_IFDIR)]
+        for (name, kind) in try listing(inode) {
+            let number: UInt64 = switch kind {
+            case .snapshots: Self.snapshotsInode
+            case .incoming: Self.incomingInode
+            case .control: Self.controlInode
+            case .latest: Self.latestInode
+            case .controlFile(let n): UInt64(8 + (Self.controlFiles.firstIndex(of: n) ?? 0))
+            default: child(of: inode, name: name, kind: kind, countLookup: false)
+            }
+            out.append(DirectoryEntry(name: name, inode: number, mode: Self.typeBits(kind)))
+        }
+        return out
+    }
+
+    static func typeBits(_ kind: InodeKind) -> UInt32 {
+        switch kind {
+        case .root, .snapshots, .incoming, .control, .day, .snapshotRoot: S_IFDIR
+        case .controlFile: S_IFREG
+        case .latest: S_IFLNK
+        case .node(let n, _):
+            switch n.kind {
+            case .file: S_IFREG
+            case .directory: S_IFDIR
+            case .symlink: S_IFLNK
+            case .fifo: S_IFIFO
+            case .characterDevice: S_IFCHR
+            case .blockDevice: S_IFBLK
+            case .socket: S_IFSOCK
+            }
+        }
+    }
+
+    // MARK: Attributes
+
+    /// The attributes of `inode`.
+    public func attributes(_ inode: UInt64) throws(FileSystemErrno) -> Attributes {
+        let r = try record(inode)
+        let now = Timestamp(seconds: Int64(mountedAt.timeIntervalSince1970), nanoseconds: 0)
+        var a = Attributes(inode: inode, mode: S_IFDIR | 0o555, links: 2, uid: getuid(), gid: getgid(), size: 0,
+                           blocks: 0, rdev: 0, atime: now, mtime: now, ctime: now, cacheSeconds: 1)
+        switch r.kind {
+        case .root, .snapshots, .control, .day:
+            break
+        case .incoming:
+            a.mode = S_IFDIR | 0o755
+        case .controlFile(let name):
+            a.mode = S_IFREG | 0o444
+            a.links = 1
+            a.size = UInt64(controlContent(name).count)
+            a.cacheSeconds = 0
+        case .latest:
+            a.mode = S_IFLNK | 0o777
+            a.links = 1
+            a.size = UInt64(latestTarget().count)
+        case .snapshotRoot(let id):
+            if let info = state.withLock({ $0.snapshots[id] }) {
+                a.mtime = info.snapshot.time
+                a.ctime = info.snapshot.time
+                a.atime = info.snapshot.time
+            }
+            a.cacheSeconds = 86_400
+        case .node(let n, _):
+            a.mode = Self.typeBits(r.kind) | (n.mode & 0o7777)
+            a.links = max(1, n.links)
+            a.uid = n.uid
+            a.gid = n.gid
+            a.size = n.kind == .symlink ? UInt64(n.linkTarget.count) : n.size
+            let stored = n.content.reduce(UInt64(0)) { if case .chunk(_, let l) = $1 { $0 + UInt64(l) } else { $0 } }
+            a.blocks = n.kind == .directory ? 8 : (stored + 511) / 512
+            a.rdev = n.rdev
+            a.atime = n.atime
+            a.mtime = n.mtime
+            a.ctime = n.ctime
+            a.cacheSeconds = 86_400
+        }
+        return a
+    }
+
+    /// The target of a symlink inode.
+    public func readLink(_ inode: UInt64) throws(FileSystemErrno) -> [UInt8] {
+        switch try record(inode).kind {
+        case .latest: return latestTarget()
+        case .node(let n, _) where n.kind == .symlink: return n.linkTarget
+        default: throw FileSystemErrno(EINVAL)
+        }
+    }
+
+    private func latestTarget() -> [UInt8] {
+        guard let (id, info) = latest() else { return [] }
+        return Array("\(info.day)/\(id.short)".utf8)
+    }
+
+    // MARK: Extended attributes
+
+    static let hashAttribute = Array("user.polyad.hash".utf8)
+
+    /// Names of the node's own extended attributes. `user.polyad.hash` is readable by name but not listed, so
+    /// that `cp -a` and `rsync -X` copy exactly the attributes that were backed up.
+    public func extendedAttributeNames(_ inode: UInt64) throws(FileSystemErrno) -> [[UInt8]] {
+        guard case .node(let n, _) = try record(inode).kind else { return [] }
+        return n.xattrs.map(\.name)
+    }
+
+    /// One extended attribute's value; `ENODATA` if there is none.
+    public func extendedAttribute(_ inode: UInt64, name: [UInt8]) throws(FileSystemErrno) -> [UInt8] {
+        guard case .node(let n, _) = try record(inode).kind else { throw FileSystemErrno(ENODATA) }
+        if n.kind == .file, name == Self.hashAttribute { return Array(Self.contentHash(n).utf8) }
+        guard let x = n.xattrs.first(where: { $0.name == name }) else { throw FileSystemErrno(ENODATA) }
+        return x.value
+    }
+
+    /// The content hash shown as `user.polyad.hash`: SHA-256 over the file's piece list (each chunk's keyed id
+    /// and length, each hole's length), in hex. Equal contents in one store have equal hashes; reading it
+    /// costs no data I/O.
+    static func contentHash(_ n: Node) -> String {
+        var w = BinaryWriter(capacity: n.content.count * 40)
+        for p in n.content {
+            switch p {
+            case .chunk(let id, let length):
+                w.u8(0)
+                w.hash(id.hash)
+                w.u64(UInt64(length))
+            case .hole(let length):
+                w.u8(1)
+                w.u64(length)
+            }
+        }
+        return HexCoding.encode(SHA256.hash(w.bytes))
+    }
+
+    // MARK: Reading
+
+    /// Opens a file for reading; returns a handle number.
+    public func open(_ inode: UInt64, path: String) throws(FileSystemErrno) -> UInt64 {
+        let file: OpenFile
+        switch try record(inode).kind {
+        case .node(let n, _) where n.kind == .file: file = OpenFile(node: n, path: path)
+        case .controlFile(let name): file = OpenFile(generated: controlContent(name))
+        case .node, .root, .snapshots, .incoming, .control, .day, .snapshotRoot: throw FileSystemErrno(EISDIR)
+        case .latest: throw FileSystemErrno(ELOOP)
+        }
+        let h = nextHandle.add(1, ordering: .relaxed).oldValue
+        handles.withLock { $0[h] = file }
+        return h
+    }
+
+    public func release(_ handle: UInt64) {
+        _ = handles.withLock { $0.removeValue(forKey: handle) }
+    }
+
+    /// Reads up to `size` bytes at `offset`. A damaged chunk fails this read with `EIO` (never wrong bytes)
+    /// and is logged with the object and file.
+    public func read(_ handle: UInt64, offset: UInt64, size: Int) throws(FileSystemErrno) -> [UInt8] {
+        guard let file = handles.withLock({ $0[handle] }) else { throw FileSystemErrno(EBADF) }
+        if let g = file.generated {
+            guard offset < UInt64(g.count) else { return [] }
+            return Array(g[Int(offset)..<min(g.count, Int(offset) + size)])
+        }
+        let end = min(file.node.size, offset + UInt64(size))
+        guard offset < end else { return [] }
+        var out = [UInt8]()
+        out.reserveCapacity(Int(end - offset))
+        // The first piece that ends after `offset`.
+        var lo = 0, hi = file.starts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if file.starts[mid] + file.pieces[mid].length <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        var at = offset
+        while at < end, i < file.pieces.count {
+            let start = file.starts[i]
+            let piece = file.pieces[i]
+            let from = at - start
+            let to = min(piece.length, end - start)
+            switch piece {
+            case .hole:
+                out += [UInt8](repeating: 0, count: Int(to - from))
+            case .chunk(let id, _):
+                let data = try chunk(id.hash, file: file)
+                guard UInt64(data.count) >= to else { throw FileSystemErrno(EIO) }
+                data.withUnsafeBufferPointer { out.append(contentsOf: $0[Int(from)..<Int(to)]) }
+            }
+            at = start + to
+            i += 1
+        }
+        // Sequential reading: decode the next chunks on the other core while the reader copies these.
+        let previous = file.nextSequential.exchange(end, ordering: .relaxed)
+        if previous == offset || offset == 0 { prefetch(file, from: i) }
+        counters.withLock {
+            $0.reads += 1
+            $0.bytesRead += UInt64(out.count)
+        }
+        return out
+    }
+
+    /// `lseek` with `SEEK_DATA` or `SEEK_HOLE`: where the next data or hole starts at or after `offset`, from
+    /// the file's piece list (so `cp` and `tar` skip the holes of sparse files without reading them).
+    public func seek(_ handle: UInt64, offset: UInt64, findData: Bool) throws(FileSystemErrno) -> UInt64 {
+        guard let file = handles.withLock({ $0[handle] }) else { throw FileSystemErrno(EBADF) }
+        let size = file.generated.map { UInt64($0.count) } ?? file.node.size
+        guard offset < size else { throw FileSystemErrno(ENXIO) }
+        if file.generated != nil { return findData ? offset : size }
+        for (i, piece) in file.pieces.enumerated() {
+            let start = file.starts[i], end = start + piece.length
+            guard end > offset else { continue }
+            let isHole = if case .hole = piece { true } else { false }
+            if findData != isHole { return max(start, offset) }
+        }
+        if findData { throw FileSystemErrno(ENXIO) }
+        return size
+    }
+
+    private func chunk(_ id: Hash256, file: OpenFile) throws(FileSystemErrno) -> [UInt8] {
+        if let data = chunks.value(for: id) { return data }
+        do {
+            let data = try repository.loadBlob(id)
+            chunks.insert(data, for: id, cost: data.count)
+            return data
+        } catch {
+            reportDamage("read of \(file.path) failed: \(error.message)")
+            throw FileSystemErrno(EIO)
+        }
+    }
+
+    /// Decodes up to 4 MiB of chunks from piece `index` on into the cache, in the background.
+    private func prefetch(_ file: OpenFile, from index: Int) {
+        var budget = 4 << 20
+        var i = index
+        while budget > 0, i < file.pieces.count {
+            if case .chunk(let id, let length) = file.pieces[i] {
+                budget -= Int(length)
+                let key = id.hash
+                if !chunks.contains(key), inFlight.withLock({ $0.insert(key).inserted }) {
+                    readAhead.async { [self] in
+                        defer { _ = inFlight.withLock { $0.remove(key) } }
+                        if let data = try? repository.loadBlob(key) { chunks.insert(data, for: key, cost: data.count) }
+                    }
+                }
+            }
+            i += 1
+        }
+    }
+
+    private func reportDamage(_ message: String) {
+        counters.withLock {
+            $0.readErrors += 1
+            $0.lastError = message
+        }
+        log(message)
+    }
+
+    // MARK: Control files
+
+    func controlContent(_ name: String) -> [UInt8] {
+        switch name {
+        case "stats.json":
+            guard let stats = try? manager.backupStatistics() else { return Array("{}\n".utf8) }
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            return Array(((try? e.encode(stats)) ?? Data("{}".utf8))) + [10]
+        case "status":
+            let c = counters.withLock { $0 }
+            let cache = chunks.statistics
+            let count = state.withLock { $0.snapshots.count }
+            var lines = [
+                "state: mounted (read-only snapshots)",
+                "store: \(repository.backend.location)",
+                "mounted_at: \(ISO8601DateFormatter().string(from: mountedAt))",
+                "snapshots: \(count)",
+                "latest: \(String(decoding: latestTarget(), as: UTF8.self))",
+                "reads: \(c.reads) (\(c.bytesRead) bytes)",
+                "read_errors: \(c.readErrors)",
+                "chunk_cache: \(cache.cost) bytes, \(cache.hits) hits, \(cache.misses) misses",
+                "incoming: not writable yet (commits from /incoming come with a later version)",
+            ]
+            if let e = c.lastError { lines.append("last_error: \(e)") }
+            return Array((lines.joined(separator: "\n") + "\n").utf8)
+        default:
+            let c = counters.withLock { $0 }
+            let cache = chunks.statistics
+            let count = state.withLock { $0.snapshots.count }
+            let text = """
+                # HELP polyad_mount_snapshots Snapshots visible in the mount.
+                # TYPE polyad_mount_snapshots gauge
+                polyad_mount_snapshots \(count)
+                # HELP polyad_mount_reads_total Read requests served.
+                # TYPE polyad_mount_reads_total counter
+                polyad_mount_reads_total \(c.reads)
+                # HELP polyad_mount_read_bytes_total Bytes served by reads.
+                # TYPE polyad_mount_read_bytes_total counter
+                polyad_mount_read_bytes_total \(c.bytesRead)
+                # HELP polyad_mount_read_errors_total Reads that failed because data was damaged.
+                # TYPE polyad_mount_read_errors_total counter
+                polyad_mount_read_errors_total \(c.readErrors)
+                # HELP polyad_mount_cache_hits_total Chunk cache hits.
+                # TYPE polyad_mount_cache_hits_total counter
+                polyad_mount_cache_hits_total \(cache.hits)
+                # HELP polyad_mount_cache_misses_total Chunk cache misses.
+                # TYPE polyad_mount_cache_misses_total counter
+                polyad_mount_cache_misses_total \(cache.misses)
+
+                """
+            return Array(text.utf8)
+        }
+    }
+
+    /// `statfs`: the store's size in 4 KiB blocks, no free space (read-only), the inode count in use.
+    public func statistics() -> (blocks: UInt64, files: UInt64) {
+        let stored = (try? manager.backupStatistics().storedBytes) ?? 0
+        return ((stored + 4095) / 4096, UInt64(state.withLock { $0.records.count }))
+    }
+}

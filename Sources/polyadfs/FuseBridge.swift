@@ -1,0 +1,239 @@
+import CFuseShim
+import Glibc
+import Synchronization
+import PolyadFileSystem
+import PolyadMount
+
+/// What the C callbacks reach through `fuse_req_userdata`: the filesystem model, open directory listings,
+/// and the readiness pipe of a daemonizing parent.
+final class MountContext: Sendable {
+    let fs: SnapshotFileSystem
+    let readyDescriptor: Int32?
+    let ready = Atomic<Bool>(false)
+    let directories = Mutex<[UInt64: [DirectoryEntry]]>([:])
+    let nextDirectory = Atomic<UInt64>(1)
+
+    init(fs: SnapshotFileSystem, readyDescriptor: Int32?) {
+        self.fs = fs
+        self.readyDescriptor = readyDescriptor
+    }
+
+    /// Tells the waiting parent (if any) that the mount is up: called from FUSE's `init`.
+    func signalReady() {
+        guard !ready.exchange(true, ordering: .relaxed), let fd = readyDescriptor else { return }
+        _ = "ok\n".withCString { write(fd, $0, 3) }
+        close(fd)
+    }
+}
+
+/// `SEEK_DATA` and `SEEK_HOLE` (Linux values; Swift's Glibc module does not import them).
+let SEEK_DATA_VALUE: Int32 = 3
+let SEEK_HOLE_VALUE: Int32 = 4
+
+/// The context of a request (retained once by `main` for the session's life, so unretained here).
+private func context(_ req: fuse_req_t?) -> MountContext {
+    Unmanaged<MountContext>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+}
+
+private func name(_ c: UnsafePointer<CChar>?) -> [UInt8] {
+    guard let c else { return [] }
+    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self), count: strlen(c)))
+}
+
+func statBuffer(_ a: Attributes) -> stat {
+    var st = stat()
+    st.st_ino = UInt(a.inode)
+    st.st_mode = a.mode
+    st.st_nlink = UInt(a.links)
+    st.st_uid = a.uid
+    st.st_gid = a.gid
+    st.st_size = Int(clamping: a.size)
+    st.st_blocks = Int(clamping: a.blocks)
+    st.st_blksize = 4096
+    st.st_rdev = UInt(a.rdev)
+    st.st_atim = timespec(tv_sec: Int(a.atime.seconds), tv_nsec: Int(a.atime.nanoseconds))
+    st.st_mtim = timespec(tv_sec: Int(a.mtime.seconds), tv_nsec: Int(a.mtime.nanoseconds))
+    st.st_ctim = timespec(tv_sec: Int(a.ctime.seconds), tv_nsec: Int(a.ctime.nanoseconds))
+    return st
+}
+
+private func replyEntry(_ req: fuse_req_t?, _ a: Attributes) {
+    var e = fuse_entry_param()
+    e.ino = a.inode
+    e.generation = 1
+    e.attr = statBuffer(a)
+    e.attr_timeout = a.cacheSeconds
+    e.entry_timeout = a.cacheSeconds
+    fuse_reply_entry(req, &e)
+}
+
+/// Runs `body`, replying with its errno if it throws.
+private func answer(_ req: fuse_req_t?, _ body: () throws(FileSystemErrno) -> Void) {
+    do { try body() } catch { fuse_reply_err(req, error.code) }
+}
+
+/// The low-level operations. Every callback replies exactly once. Writes anywhere are refused with EROFS
+/// (snapshots are immutable; `/incoming` becomes writable with its own feature).
+func makeOperations() -> fuse_lowlevel_ops {
+    var ops = fuse_lowlevel_ops()
+    ops.`init` = { userdata, conn in
+        polyad_fuse_conn_configure(conn, 1 << 20)
+        Unmanaged<MountContext>.fromOpaque(userdata!).takeUnretainedValue().signalReady()
+    }
+    ops.lookup = { req, parent, n in
+        answer(req) { () throws(FileSystemErrno) in replyEntry(req, try context(req).fs.lookup(parent: parent, name: name(n))) }
+    }
+    ops.forget = { req, ino, count in
+        context(req).fs.forget(ino, count: count)
+        fuse_reply_none(req)
+    }
+    ops.forget_multi = { req, count, items in
+        let fs = context(req).fs
+        for i in 0..<count {
+            let item = items![i]
+            fs.forget(item.ino, count: item.nlookup)
+        }
+        fuse_reply_none(req)
+    }
+    ops.getattr = { req, ino, _ in
+        answer(req) { () throws(FileSystemErrno) in
+            let a = try context(req).fs.attributes(ino)
+            var st = statBuffer(a)
+            fuse_reply_attr(req, &st, a.cacheSeconds)
+        }
+    }
+    ops.readlink = { req, ino in
+        answer(req) { () throws(FileSystemErrno) in
+            let target = try context(req).fs.readLink(ino) + [0]
+            target.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { _ = fuse_reply_readlink(req, $0) }
+            }
+        }
+    }
+    ops.open = { req, ino, fi in
+        answer(req) { () throws(FileSystemErrno) in
+            let flags = fi!.pointee.flags & O_ACCMODE
+            guard flags == O_RDONLY else { throw FileSystemErrno(EROFS) }
+            let ctx = context(req)
+            fi!.pointee.fh = try ctx.fs.open(ino, path: ctx.fs.path(of: ino))
+            if ino >= 16 { polyad_fuse_file_info_keep_cache(fi) }   // snapshot files never change
+            fuse_reply_open(req, fi)
+        }
+    }
+    ops.read = { req, _, size, off, fi in
+        answer(req) { () throws(FileSystemErrno) in
+            let data = try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size)
+            data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        }
+    }
+    ops.lseek = { req, _, off, whence, fi in
+        guard whence == SEEK_DATA_VALUE || whence == SEEK_HOLE_VALUE else {
+            fuse_reply_err(req, EINVAL)
+            return
+        }
+        answer(req) { () throws(FileSystemErrno) in
+            let at = try context(req).fs.seek(fi!.pointee.fh, offset: UInt64(max(0, off)), findData: whence == SEEK_DATA_VALUE)
+            fuse_reply_lseek(req, off_t(at))
+        }
+    }
+    ops.release = { req, _, fi in
+        context(req).fs.release(fi!.pointee.fh)
+        fuse_reply_err(req, 0)
+    }
+    ops.opendir = { req, ino, fi in
+        answer(req) { () throws(FileSystemErrno) in
+            let ctx = context(req)
+            let entries = try ctx.fs.readDirectory(ino)
+            let h = ctx.nextDirectory.add(1, ordering: .relaxed).oldValue
+            ctx.directories.withLock { $0[h] = entries }
+            fi!.pointee.fh = h
+            fuse_reply_open(req, fi)
+        }
+    }
+    ops.readdir = { req, _, size, off, fi in
+        let ctx = context(req)
+        guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        var buffer = [CChar](repeating: 0, count: size)
+        var used = 0
+        var index = Int(off)
+        while index < entries.count {
+            let e = entries[index]
+            var st = stat()
+            st.st_ino = UInt(e.inode)
+            st.st_mode = e.mode
+            let n = (e.name + [0]).map { CChar(bitPattern: $0) }
+            let length = buffer.withUnsafeMutableBufferPointer { b in
+                n.withUnsafeBufferPointer { np in
+                    fuse_add_direntry(req, b.baseAddress! + used, size - used, np.baseAddress, &st, off_t(index + 1))
+                }
+            }
+            if length > size - used { break }
+            used += length
+            index += 1
+        }
+        buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+    }
+    ops.releasedir = { req, _, fi in
+        _ = context(req).directories.withLock { $0.removeValue(forKey: fi!.pointee.fh) }
+        fuse_reply_err(req, 0)
+    }
+    ops.statfs = { req, _ in
+        let (blocks, files) = context(req).fs.statistics()
+        var s = statvfs()
+        s.f_bsize = 4096
+        s.f_frsize = 4096
+        s.f_blocks = UInt(blocks)
+        s.f_bfree = 0
+        s.f_bavail = 0
+        s.f_files = UInt(files)
+        s.f_ffree = 0
+        s.f_favail = 0
+        s.f_namemax = 255
+        fuse_reply_statfs(req, &s)
+    }
+    ops.listxattr = { req, ino, size in
+        answer(req) { () throws(FileSystemErrno) in
+            var list = [UInt8]()
+            for n in try context(req).fs.extendedAttributeNames(ino) { list += n + [0] }
+            if size == 0 {
+                fuse_reply_xattr(req, list.count)
+            } else if list.count > size {
+                throw FileSystemErrno(ERANGE)
+            } else {
+                list.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            }
+        }
+    }
+    ops.getxattr = { req, ino, n, size in
+        answer(req) { () throws(FileSystemErrno) in
+            let value = try context(req).fs.extendedAttribute(ino, name: name(n))
+            if size == 0 {
+                fuse_reply_xattr(req, value.count)
+            } else if value.count > size {
+                throw FileSystemErrno(ERANGE)
+            } else {
+                value.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            }
+        }
+    }
+    ops.access = { req, _, mask in
+        fuse_reply_err(req, mask & W_OK != 0 ? EROFS : 0)
+    }
+    // Everything that would change the tree: read-only.
+    ops.setattr = { req, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.mknod = { req, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.mkdir = { req, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.unlink = { req, _, _ in fuse_reply_err(req, EROFS) }
+    ops.rmdir = { req, _, _ in fuse_reply_err(req, EROFS) }
+    ops.symlink = { req, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.rename = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.link = { req, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.create = { req, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.write = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.setxattr = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
+    ops.removexattr = { req, _, _ in fuse_reply_err(req, EROFS) }
+    return ops
+}

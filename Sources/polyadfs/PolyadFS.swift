@@ -1,0 +1,227 @@
+import CFuseShim
+import CSystemShim
+import Foundation
+import Glibc
+import PolyadConfig
+import PolyadMount
+import PolyadRepository
+
+/// `polyadfs CONF MOUNTPOINT [-o OPTIONS] [-f] [-d]`: mounts the store that CONF describes (DESIGN §2). It
+/// follows the conventions of mount.fuse3 helpers, so `mount -t fuse.polyadfs CONF MNT` and fstab work.
+/// Without `-f` it returns once the mount is up (the daemon goes on in the background); every startup error
+/// is reported before anything is mounted, with an exit code from DESIGN §6.
+@main
+enum PolyadFS {
+    static let usage = """
+        usage: polyadfs CONFIG MOUNTPOINT [-o OPTION[,OPTION...]] [-f] [-d]
+          -f            stay in the foreground
+          -d            FUSE debug output (implies -f)
+          -o allow_other,allow_root,default_permissions,max_read=N,ro,...   mount options
+          -h, --help    this text;  -V, --version  the version
+        Unmount with `umount MOUNTPOINT`, `fusermount3 -u MOUNTPOINT`, or SIGTERM/SIGINT to the daemon.
+        """
+
+    struct Arguments {
+        var config: String?
+        var mountpoint: String?
+        var options: [String] = []
+        var foreground = false
+        var debug = false
+    }
+
+    static func main() {
+        var args = Arguments()
+        var list = Array(CommandLine.arguments.dropFirst())
+        while !list.isEmpty {
+            let a = list.removeFirst()
+            switch a {
+            case "-h", "--help":
+                print(usage)
+                exit(0)
+            case "-V", "--version":
+                print("polyadfs \(PolyadVersion.string)")
+                exit(0)
+            case "-f": args.foreground = true
+            case "-d", "-odebug":
+                args.debug = true
+                args.foreground = true
+            case "-o":
+                guard !list.isEmpty else { fail(.usage, "-o needs a list of options\n\(usage)") }
+                args.options += list.removeFirst().split(separator: ",").map(String.init)
+            default:
+                if a.hasPrefix("-o") {
+                    args.options += a.dropFirst(2).split(separator: ",").map(String.init)
+                } else if a.hasPrefix("-") {
+                    fail(.usage, "unknown option \(a)\n\(usage)")
+                } else if args.config == nil {
+                    args.config = a
+                } else if args.mountpoint == nil {
+                    args.mountpoint = a
+                } else {
+                    fail(.usage, "too many arguments: \(a)\n\(usage)")
+                }
+            }
+        }
+        guard let config = args.config, let mountpoint = args.mountpoint else { fail(.usage, usage) }
+        let readyFD = ProcessInfo.processInfo.environment["POLYADFS_READY_FD"].flatMap(Int32.init)
+        if !args.foreground && readyFD == nil {
+            daemonize()
+        }
+        if let readyFD { closeInheritedDescriptors(keeping: readyFD) }
+        exit(serve(config: config, mountpoint: mountpoint, args: args, readyFD: readyFD))
+    }
+
+    /// The daemon keeps no descriptor of the process that started it (a caller waiting for its output to
+    /// end would otherwise wait for the whole life of the mount): everything above stderr but `keep` closes.
+    static func closeInheritedDescriptors(keeping keep: Int32) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for fd in names.compactMap(Int32.init) where fd > 2 && fd != keep {
+            close(fd)
+        }
+    }
+
+    /// Reports a startup error: to the waiting parent when daemonized, else to stderr; then exits.
+    static func fail(_ code: PolyadRepository.ExitCode, _ message: String) -> Never {
+        if let fd = ProcessInfo.processInfo.environment["POLYADFS_READY_FD"].flatMap(Int32.init) {
+            let line = "err \(code.rawValue) \(message.replacingOccurrences(of: "\n", with: "\\n"))\n"
+            _ = line.withCString { write(fd, $0, strlen($0)) }
+        } else {
+            standardError("polyadfs: \(message)\n")
+        }
+        exit(code.rawValue)
+    }
+
+    /// Starts this program again in the foreground as a background session leader and waits until it says
+    /// the mount is up (exit 0) or why it could not mount (its message and exit code).
+    static func daemonize() -> Never {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { fail(.fatal, "cannot create a pipe: \(String(cString: strerror(errno)))") }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        posix_spawnattr_setflags(&attributes, polyad_posix_spawn_setsid_flag())
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["POLYADFS_READY_FD"] = "\(writeEnd)"
+        let argv = CommandLine.arguments + ["-f"]
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        var pid = pid_t()
+        let self_ = "/proc/self/exe"
+        let status = posix_spawn(&pid, self_, &actions, &attributes, cArgs, cEnv)
+        close(writeEnd)
+        guard status == 0 else { fail(.fatal, "cannot start the daemon: \(String(cString: strerror(status)))") }
+        var reply = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(readEnd, &buffer, buffer.count)
+            if n > 0 { reply += buffer[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        let text = String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text == "ok" { exit(0) }
+        if text.hasPrefix("err ") {
+            let parts = text.dropFirst(4).split(separator: " ", maxSplits: 1)
+            let code = Int32(parts.first ?? "1") ?? 1
+            standardError("polyadfs: \((parts.count > 1 ? String(parts[1]) : "").replacingOccurrences(of: "\\n", with: "\n"))\n")
+            exit(code)
+        }
+        var wstatus: Int32 = 0
+        waitpid(pid, &wstatus, 0)
+        standardError("polyadfs: the daemon exited before the mount was up (run with -f to see why)\n")
+        exit(1)
+    }
+
+    /// Opens the store, mounts, serves until unmounted; returns the exit code.
+    static func serve(config path: String, mountpoint: String, args: Arguments, readyFD: Int32?) -> Int32 {
+        let configuration: Configuration
+        do { configuration = try Configuration.load(file: path) } catch { fail(.usage, error.description) }
+        let manager = BackupManager(config: configuration)
+        let repository: Repository
+        do { repository = try manager.repository() } catch let e as RepositoryError {
+            fail(e.exitCode, e.message)
+        } catch let e as ConfigError {
+            fail(.usage, e.description)
+        } catch {
+            fail(.fatal, "\(error)")
+        }
+        var st = stat()
+        guard stat(mountpoint, &st) == 0 else {
+            fail(.usage, "the mount point \(mountpoint) does not exist: create it with `mkdir -p \(mountpoint)`")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else { fail(.usage, "the mount point \(mountpoint) is not a folder") }
+        var parent = stat()
+        if stat(mountpoint + "/..", &parent) == 0, parent.st_dev != st.st_dev || parent.st_ino == st.st_ino {
+            fail(.usage, "\(mountpoint) is already a mount point (busy): unmount it first with `umount \(mountpoint)`")
+        }
+        let logFile = configuration.log.file
+        let log: @Sendable (String) -> Void = { line in
+            let stamped = "\(ISO8601DateFormatter().string(from: Date())) polyadfs: \(line)\n"
+            if let logFile, let h = FileHandle(forWritingAtPath: logFile) ?? {
+                _ = FileManager.default.createFile(atPath: logFile, contents: nil, attributes: [.posixPermissions: 0o600])
+                return FileHandle(forWritingAtPath: logFile)
+            }() {
+                h.seekToEndOfFile()
+                h.write(Data(stamped.utf8))
+                try? h.close()
+            } else {
+                standardError(stamped)
+            }
+        }
+        let fs = SnapshotFileSystem(manager: manager, repository: repository,
+                                    cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log)
+        fs.refreshSnapshots(interval: 0)
+        let context = MountContext(fs: fs, readyDescriptor: readyFD)
+        let userdata = Unmanaged.passRetained(context)
+
+        var fuseOptions = ["fsname=polyad:\(configuration.localDirectory ?? path)", "subtype=polyadfs",
+                           "default_permissions", "max_read=\(1 << 20)"]
+        let passThrough = ["allow_other", "allow_root", "ro", "default_permissions", "noatime", "nodev", "nosuid"]
+        for o in args.options {
+            if passThrough.contains(o) || o.hasPrefix("max_read=") {
+                if !fuseOptions.contains(o) { fuseOptions.append(o) }
+            }
+        }
+        if configuration.mount.allowOther, !fuseOptions.contains("allow_other") { fuseOptions.append("allow_other") }
+        var argv = ["polyadfs", "-o", fuseOptions.joined(separator: ",")]
+        if args.debug { argv.append("-d") }
+        var cArgs = argv.map { strdup($0) }
+        var ops = makeOperations()
+        let session = cArgs.withUnsafeMutableBufferPointer { b in
+            polyad_fuse_session_new(Int32(b.count), b.baseAddress, &ops, userdata.toOpaque())
+        }
+        guard let session else { fail(.usage, "FUSE refused the options \(fuseOptions.joined(separator: ","))") }
+        guard fuse_set_signal_handlers(session) == 0 else { fail(.fatal, "cannot install signal handlers") }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            fuse_remove_signal_handlers(session)
+            fuse_session_destroy(session)
+            let hint = access("/dev/fuse", R_OK | W_OK) == 0 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
+            fail(.fatal, "cannot mount on \(mountpoint)\(hint)")
+        }
+        let status = polyad_fuse_session_loop_mt(session, 8)
+        fuse_session_unmount(session)
+        fuse_remove_signal_handlers(session)
+        fuse_session_destroy(session)
+        userdata.release()
+        for p in cArgs { free(p) }
+        // The loop returns the signal number when SIGTERM/SIGINT/SIGHUP ended it: a clean unmount too.
+        return status == 0 || [SIGTERM, SIGINT, SIGHUP].contains(status) ? 0 : 1
+    }
+}
+
+/// Writes to standard error (unbuffered, from any thread).
+func standardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        bytes = bytes.dropFirst(n)
+    }
+}

@@ -1,0 +1,369 @@
+import Foundation
+import XCTest
+import PolyadFileSystem
+
+/// The mount, for real: polyadfs on a temporary folder, read with the ordinary tools.
+final class MountTests: XCTestCase {
+    var fixture: CLIFixture!
+    var mountpoint = ""
+    var daemon: Process?
+
+    static var polyadfs: String { CLIFixture.productsDirectory + "/polyadfs" }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/fuse"),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3") || FileManager.default.isExecutableFile(atPath: "/bin/fusermount3") else {
+            if underCI { XCTFail("/dev/fuse or fusermount3 is missing: the mount tests need FUSE (apt-get install fuse3)") }
+            throw XCTSkip("/dev/fuse or fusermount3 is missing: mount tests skipped")
+        }
+        guard FileManager.default.isExecutableFile(atPath: Self.polyadfs) else {
+            throw XCTSkip("polyadfs is not built at \(Self.polyadfs): run `swift build` first (Scripts/test does)")
+        }
+        fixture = try CLIFixture()
+        mountpoint = fixture.root + "/mnt"
+        try FileSystem.makeDirectories(bytes(mountpoint), mode: 0o755)
+    }
+
+    override func tearDown() {
+        unmount()
+        fixture = nil
+    }
+
+    /// Starts polyadfs in the foreground and waits until the mount is up.
+    func mount(file: StaticString = #filePath, line: UInt = #line) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.polyadfs)
+        p.arguments = [fixture.conf, mountpoint, "-f"]
+        p.environment = fixture.environment
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        daemon = p
+        for _ in 0..<1000 {
+            if isMounted(mountpoint) { return }
+            if !p.isRunning {
+                let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                XCTFail("polyadfs exited \(p.terminationStatus): \(text)", file: file, line: line)
+                throw XCTSkip("not mounted")
+            }
+            usleep(10_000)
+        }
+        XCTFail("not mounted after 10 s", file: file, line: line)
+    }
+
+    func unmount() {
+        if !mountpoint.isEmpty, isMounted(mountpoint) { _ = shell(["fusermount3", "-u", mountpoint]) }
+        if let d = daemon {
+            for _ in 0..<500 where d.isRunning { usleep(10_000) }
+            if d.isRunning { d.terminate() }
+            d.waitUntilExit()
+        }
+        daemon = nil
+    }
+
+    func isMounted(_ path: String) -> Bool {
+        shell(["mountpoint", "-q", path]).status == 0
+    }
+
+    /// Runs a command and returns its status and combined output. posix_spawn and waitpid directly, not
+    /// Foundation's Process: its exit monitoring can miss a child whose own child daemonizes (polyadfs).
+    @discardableResult
+    func shell(_ args: [String], environment: [String: String]? = nil) -> (status: Int32, out: String) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return (-1, "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let cArgs = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup($0) } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            return (-1, "spawn failed: \(spawned)")
+        }
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n > 0 {
+                output += buffer[0..<n]
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, String(decoding: output, as: UTF8.self))
+    }
+
+    /// The mounted root of the only snapshot.
+    func snapshotRoot() throws -> String {
+        let days = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots").filter { $0 != "latest" }
+        let day = try XCTUnwrap(days.first)
+        let ids = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day)
+        return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
+    }
+
+    func testLayoutAndCopyOutKeepsBytesAndMetadata() throws {
+        let src = fixture.root + "/src"
+        try RoundTripTests.makeTree(at: src)
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        try mount()
+        // Layout (DESIGN §2).
+        let top = try FileManager.default.contentsOfDirectory(atPath: mountpoint).sorted()
+        XCTAssertEqual(top, [".polyad", "incoming", "snapshots"])
+        let latest = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")
+        XCTAssertTrue(latest.range(of: #"^\d{4}-\d{2}-\d{2}/[0-9a-f]{8}$"#, options: .regularExpression) != nil, latest)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/snapshots/latest" + src + "/docs/readme.txt"))
+        let status = try String(contentsOfFile: mountpoint + "/.polyad/status", encoding: .utf8)
+        XCTAssertTrue(status.contains("snapshots: 1"), status)
+        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: mountpoint + "/.polyad/stats.json"))) as? [String: Any]
+        XCTAssertEqual(stats?["snapshot_count"] as? Int, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/.polyad/metrics"))
+        // cp -a out and compare with the source: bytes, modes, owners, times, xattrs, hard links, holes, names.
+        let out = fixture.root + "/out"
+        let cp = shell(["cp", "-a", try snapshotRoot() + src, out])
+        XCTAssertEqual(cp.status, 0, cp.out)
+        let before = try RoundTripTests.describe(bytes(src), checkAtime: false)
+        let after = try RoundTripTests.describe(bytes(out), checkAtime: false)
+        XCTAssertEqual(Set(before.keys), Set(after.keys))
+        for (path, entry) in before { XCTAssertEqual(after[path], entry, PathBytes.display(path)) }
+        XCTAssertEqual(after[bytes("big-sparse.img")]?.sparse, true, "cp --sparse=auto keeps the holes")
+    }
+
+    func testToolsBehave() throws {
+        let src = fixture.root + "/src"
+        try RoundTripTests.makeTree(at: src)
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        try mount()
+        let root = try snapshotRoot() + src
+        // stat, readlink, getfattr, find, du.
+        let st = try FileSystem.lstat(bytes(root + "/docs/run.sh"))
+        XCTAssertEqual(st.mode & 0o7777, 0o4751)
+        XCTAssertEqual(st.mtime, Timespec(seconds: 1_500_000_000, nanoseconds: 987_654_321))
+        XCTAssertEqual(try FileSystem.readLink(bytes(root + "/link")), bytes("docs/readme.txt"))
+        let a = try FileSystem.lstat(bytes(root + "/hard1")), b = try FileSystem.lstat(bytes(root + "/docs/hard2"))
+        XCTAssertEqual(a.ino, b.ino, "hard links are one inode")
+        XCTAssertEqual(a.nlink, 3)
+        let hash = shell(["getfattr", "--absolute-names", "--only-values", "-n", "user.polyad.hash", root + "/docs/readme.txt"])
+        XCTAssertEqual(hash.status, 0, hash.out)
+        XCTAssertEqual(hash.out.count, 64, hash.out)
+        let listed = shell(["getfattr", "--absolute-names", "-d", "-m", "-", root + "/docs/readme.txt"])
+        XCTAssertTrue(listed.out.contains("user.comment") || !listed.out.contains("user."), listed.out)
+        XCTAssertFalse(listed.out.contains("user.polyad.hash"), "readable by name, not listed (cp -a copies what was backed up)")
+        let find = shell(["find", root, "-print0"])
+        XCTAssertEqual(find.status, 0)
+        XCTAssertEqual(find.out.split(separator: "\0").count, try Self.count(src) + 1)
+        let du = shell(["du", "-sb", root])
+        XCTAssertEqual(du.status, 0, du.out)
+        XCTAssertEqual(try FileSystem.lstat(bytes(root + "/fifo")).kind, .fifo)
+        XCTAssertEqual(try FileSystem.lstat(bytes(root)).kind, .directory)
+        // Odd names.
+        XCTAssertEqual(try FileSystem.lstat(bytes(root) + [47, 0xff, 0xfe, 0x41]).size, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/new\nline name.txt"))
+        // Read-only everywhere (EROFS).
+        XCTAssertThrowsError(try FileSystem.createExclusive(bytes(root + "/new"), mode: 0o600)) { e in
+            XCTAssertEqual((e as? SystemError)?.errno, EROFS)
+        }
+        XCTAssertThrowsError(try FileSystem.unlink(bytes(root + "/empty"))) { e in
+            XCTAssertEqual((e as? SystemError)?.errno, EROFS)
+        }
+        // Random-offset reads match the source, also across chunk boundaries and in holes.
+        var generator = SystemRandomNumberGenerator()
+        for name in ["/docs/deep/er/random.bin", "/big-sparse.img", "/docs/readme.txt"] {
+            let size = try FileSystem.lstat(bytes(src + name)).size
+            let s = try FileSystem.openForReading(bytes(src + name)), m = try FileSystem.openForReading(bytes(root + name))
+            defer {
+                FileSystem.close(s)
+                FileSystem.close(m)
+            }
+            for _ in 0..<40 {
+                let offset = Int64.random(in: 0..<Int64(size), using: &generator)
+                let length = Int.random(in: 1...(3 << 20), using: &generator)
+                var x = [UInt8](repeating: 0, count: length), y = [UInt8](repeating: 1, count: length)
+                let nx = try x.withUnsafeMutableBytes { try FileSystem.pread(s, into: $0, offset: offset) }
+                let ny = try y.withUnsafeMutableBytes { try FileSystem.pread(m, into: $0, offset: offset) }
+                XCTAssertEqual(nx, ny, "\(name) at \(offset)")
+                XCTAssertTrue(x[0..<nx] == y[0..<ny], "\(name) at \(offset)+\(length)")
+            }
+        }
+    }
+
+    static func count(_ root: String) throws -> Int {
+        var n = 0
+        func walk(_ dir: [UInt8]) throws {
+            for name in try FileSystem.directoryEntries(dir) {
+                n += 1
+                let p = PathBytes.join(dir, name)
+                if try FileSystem.lstat(p).kind == .directory { try walk(p) }
+            }
+        }
+        try walk(bytes(root))
+        return n
+    }
+
+    func testDamagedChunkGivesEIOAndTheRestStaysReadable() throws {
+        let src = fixture.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        _ = FileManager.default.createFile(atPath: src + "/good.txt", contents: Data("all good\n".utf8))
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        _ = FileManager.default.createFile(atPath: src + "/bad.bin", contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3 ^ $0) }))
+        try fixture.expect(0, ["backup", src])
+        // Flip a byte in the largest pack (bad.bin's data; good.txt's chunk lives in the first backup's pack).
+        let data = fixture.root + "/store/data"
+        let pack = try XCTUnwrap(try FileManager.default.subpathsOfDirectory(atPath: data).filter { $0.count > 60 }
+            .map { data + "/" + $0 }
+            .max { ((try? FileSystem.lstat(bytes($0)).size) ?? 0) < ((try? FileSystem.lstat(bytes($1)).size) ?? 0) })
+        chmod(pack, 0o600)
+        let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: pack))
+        try h.seek(toOffset: 5000)
+        var b = [UInt8](try XCTUnwrap(h.read(upToCount: 1)))
+        b[0] ^= 0x80
+        try h.seek(toOffset: 5000)
+        try h.write(contentsOf: Data(b))
+        try h.close()
+        try mount()
+        let root = mountpoint + "/snapshots/latest" + src
+        let bad = shell(["cat", root + "/bad.bin"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.out.contains("Input/output error"), bad.out)
+        XCTAssertEqual(try String(contentsOfFile: root + "/good.txt", encoding: .utf8), "all good\n")
+        let status = try String(contentsOfFile: mountpoint + "/.polyad/status", encoding: .utf8)
+        XCTAssertTrue(status.contains("read_errors: 1") || status.contains("read_errors: 2"), status)
+        XCTAssertTrue(status.contains("bad.bin"), "the log names the file: \(status)")
+    }
+
+    func testSnapshotMadeWhileMountedAppears() throws {
+        let src = fixture.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        _ = FileManager.default.createFile(atPath: src + "/one.txt", contents: Data("1".utf8))
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        try mount()
+        let before = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")
+        _ = FileManager.default.createFile(atPath: src + "/two.txt", contents: Data("2".utf8))
+        let o = try fixture.expect(0, ["backup", src, "--json"])
+        let id = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: String])?["short_id"])
+        var after = before
+        for _ in 0..<100 where !after.hasSuffix(id) {
+            usleep(100_000)
+            after = (try? FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")) ?? before
+        }
+        XCTAssertTrue(after.hasSuffix(id), "latest -> \(after), expected \(id)")
+        XCTAssertEqual(try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/two.txt", encoding: .utf8), "2")
+    }
+
+    func testConcurrentReadersGetTheRightBytes() throws {
+        let src = fixture.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        var x: UInt64 = 12345
+        for i in 0..<4 {
+            let data = (0..<4_000_000).map { _ -> UInt8 in
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                return UInt8(truncatingIfNeeded: x)
+            }
+            _ = FileManager.default.createFile(atPath: src + "/f\(i).bin", contents: Data(data))
+        }
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        try mount()
+        let root = mountpoint + "/snapshots/latest" + src
+        // Eight cmp processes at once, two per file.
+        let processes = try (0..<8).map { round -> Process in
+            let name = "/f\(round % 4).bin"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/cmp")
+            p.arguments = [src + name, root + name]
+            try p.run()
+            return p
+        }
+        var bad = [Int32]()
+        for p in processes {
+            p.waitUntilExit()
+            if p.terminationStatus != 0 { bad.append(p.terminationStatus) }
+        }
+        XCTAssertEqual(bad, [])
+    }
+
+    func testUnmountBySignalLeavesNoMount() throws {
+        try fixture.expect(0, ["init"])
+        try mount()
+        let d = try XCTUnwrap(daemon)
+        kill(d.processIdentifier, SIGTERM)
+        d.waitUntilExit()
+        XCTAssertEqual(d.terminationStatus, 0)
+        XCTAssertFalse(isMounted(mountpoint))
+        daemon = nil
+    }
+
+    func testDaemonModeAndStartupErrors() throws {
+        try fixture.expect(0, ["init"])
+        // Missing mount point: one message, exit 2, nothing mounted.
+        let missing = shell([Self.polyadfs, fixture.conf, fixture.root + "/nope"], environment: fixture.environment)
+        XCTAssertEqual(missing.status, 2, missing.out)
+        XCTAssertTrue(missing.out.contains("does not exist"), missing.out)
+        // Wrong passphrase: exit 12 before anything is mounted.
+        var env = fixture.environment
+        env["POLYAD_PASSWORD"] = "wrong"
+        let wrong = shell([Self.polyadfs, fixture.conf, mountpoint], environment: env)
+        XCTAssertEqual(wrong.status, 12, wrong.out)
+        XCTAssertFalse(isMounted(mountpoint))
+        // Daemon mode: returns once mounted.
+        let ok = shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
+        XCTAssertEqual(ok.status, 0, ok.out)
+        XCTAssertTrue(isMounted(mountpoint))
+        // Busy mount point.
+        let busy = shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
+        XCTAssertEqual(busy.status, 2, busy.out)
+        XCTAssertTrue(busy.out.contains("already a mount point"), busy.out)
+        XCTAssertEqual(shell(["fusermount3", "-u", mountpoint]).status, 0)
+        for _ in 0..<100 where isMounted(mountpoint) { usleep(20_000) }
+        XCTAssertFalse(isMounted(mountpoint))
+    }
+
+    func testMountTypeFusePolyadfsThroughMountFuse3() throws {
+        try fixture.expect(0, ["init"])
+        // mount(8) runs helpers with a fixed PATH: polyadfs must be installed where it looks (Scripts/start
+        // installs it in /usr/local/bin). Link the built one there for the test if none is installed.
+        // An installed one is moved aside meanwhile, so that this build is what gets tested.
+        let installed = "/usr/local/bin/polyadfs", aside = installed + ".polyad-test-aside"
+        let hadOne = (try? FileSystem.lstat(bytes(installed))) != nil
+        if hadOne { try? FileManager.default.moveItem(atPath: installed, toPath: aside) }
+        guard (try? FileManager.default.createSymbolicLink(atPath: installed, withDestinationPath: Self.polyadfs)) != nil else {
+            if hadOne { try? FileManager.default.moveItem(atPath: aside, toPath: installed) }
+            if underCI { return XCTFail("cannot link polyadfs into /usr/local/bin") }
+            throw XCTSkip("cannot install polyadfs into /usr/local/bin (not root): mount -t fuse.polyadfs skipped")
+        }
+        defer {
+            try? FileManager.default.removeItem(atPath: installed)
+            if hadOne { try? FileManager.default.moveItem(atPath: aside, toPath: installed) }
+        }
+        let r = shell(["mount", "-t", "fuse.polyadfs", fixture.conf, mountpoint], environment: fixture.environment)
+        XCTAssertEqual(r.status, 0, r.out)
+        XCTAssertTrue(isMounted(mountpoint))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/snapshots"))
+        XCTAssertEqual(shell(["umount", mountpoint]).status, 0)
+        for _ in 0..<100 where isMounted(mountpoint) { usleep(20_000) }
+        XCTAssertFalse(isMounted(mountpoint))
+    }
+}

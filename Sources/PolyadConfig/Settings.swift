@@ -87,13 +87,14 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
 public struct MountSettings: Sendable, Equatable {
     /// Seconds `/incoming` must be quiet (no file open for writing) before it becomes a snapshot. Default 5.
     public var settleSeconds: Int
-    /// Size of the decrypted chunk cache in MiB. Default 256.
+    /// Size of the decrypted chunk cache of the mount in MiB. Default 64 (sequential reads need only the
+    /// read-ahead window; more helps random access to the same files).
     public var cacheMiB: Int
     /// Whether users other than the mounting one may use the mount (then `access:` decides). Default `false`.
     public var allowOther: Bool
 
     /// Creates mount settings with the defaults.
-    public init(settleSeconds: Int = 5, cacheMiB: Int = 256, allowOther: Bool = false) {
+    public init(settleSeconds: Int = 5, cacheMiB: Int = 64, allowOther: Bool = false) {
         self.settleSeconds = settleSeconds
         self.cacheMiB = cacheMiB
         self.allowOther = allowOther

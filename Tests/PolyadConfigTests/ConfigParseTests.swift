@@ -42,7 +42,7 @@ final class ConfigParseTests: XCTestCase {
         XCTAssertEqual(config.passphraseSource, PassphraseSource.none)
         XCTAssertEqual(config.s3, S3Settings())
         XCTAssertFalse(config.s3.pathStyle)
-        XCTAssertEqual(config.mount, MountSettings(settleSeconds: 5, cacheMiB: 256, allowOther: false))
+        XCTAssertEqual(config.mount, MountSettings(settleSeconds: 5, cacheMiB: 64, allowOther: false))
         XCTAssertTrue(config.retention.isEmpty)
         XCTAssertEqual(config.log, LogSettings(level: .info, file: nil))
         // Empty sections beside backup: are accepted.

@@ -69,6 +69,7 @@ public final class SnapshotFileSystem: Sendable {
     private let nextHandle = Atomic<UInt64>(1)
     private let readAhead = DispatchQueue(label: "polyad.mount.readahead", attributes: .concurrent)
     private let inFlight = Mutex<Set<Hash256>>([])
+    private let inFlightTrees = Mutex<Set<TreeID>>([])
     private let mountedAt = Date()
     private let counters = Mutex(Counters())
     /// Where damaged reads are reported (one line each).
@@ -153,7 +154,7 @@ public final class SnapshotFileSystem: Sendable {
         self.manager = manager
         self.repository = repository
         chunks = LRUCache(capacity: cacheBytes)
-        trees = LRUCache(capacity: 4096)
+        trees = LRUCache(capacity: 16_384)
         self.log = log
         var s = State()
         s.records[Self.rootInode] = Record(kind: .root, parent: Self.rootInode)
@@ -342,10 +343,24 @@ public final class SnapshotFileSystem: Sendable {
         do {
             let t = try repository.loadTree(id)
             trees.insert(t, for: id, cost: 1)
+            prefetchSubtrees(of: t)
             return t
         } catch {
             reportDamage("tree \(id.hash.shortHex): \(error.message)")
             throw FileSystemErrno(EIO)
+        }
+    }
+
+    /// Loads the trees of a directory's subdirectories in the background (one level ahead), so that a walk
+    /// (`ls -lR`, `find`, `cp -a`) finds them decoded and the other core does the decoding.
+    private func prefetchSubtrees(of tree: Tree) {
+        for node in tree.nodes {
+            guard let sub = node.subtree, !trees.contains(sub),
+                  inFlightTrees.withLock({ $0.insert(sub).inserted }) else { continue }
+            readAhead.async { [self] in
+                defer { _ = inFlightTrees.withLock { $0.remove(sub) } }
+                if let t = try? repository.loadTree(sub) { trees.insert(t, for: sub, cost: 1) }
+            }
         }
     }
 
@@ -415,6 +430,12 @@ public final class SnapshotFileSystem: Sendable {
             out.append(DirectoryEntry(name: name, inode: number, mode: Self.typeBits(kind)))
         }
         return out
+    }
+
+    /// Counts one lookup of `inode` (an entry returned by `readdirplus` counts as a lookup).
+    public func countLookup(_ inode: UInt64) {
+        guard inode >= Self.firstDynamicInode else { return }
+        state.withLock { $0.records[inode]?.lookups += 1 }
     }
 
     static func typeBits(_ kind: InodeKind) -> UInt32 {

@@ -1,4 +1,6 @@
 import CFuseShim
+import Dispatch
+import Foundation
 import Glibc
 import Synchronization
 import PolyadFileSystem
@@ -12,10 +14,12 @@ final class MountContext: Sendable {
     let ready = Atomic<Bool>(false)
     let directories = Mutex<[UInt64: [DirectoryEntry]]>([:])
     let nextDirectory = Atomic<UInt64>(1)
+    let mountpoint: String?
 
-    init(fs: SnapshotFileSystem, readyDescriptor: Int32?) {
+    init(fs: SnapshotFileSystem, readyDescriptor: Int32?, mountpoint: String?) {
         self.fs = fs
         self.readyDescriptor = readyDescriptor
+        self.mountpoint = mountpoint
     }
 
     /// Tells the waiting parent (if any) that the mount is up: called from FUSE's `init`.
@@ -78,7 +82,14 @@ func makeOperations() -> fuse_lowlevel_ops {
     var ops = fuse_lowlevel_ops()
     ops.`init` = { userdata, conn in
         polyad_fuse_conn_configure(conn, 1 << 20)
-        Unmanaged<MountContext>.fromOpaque(userdata!).takeUnretainedValue().signalReady()
+        let ctx = Unmanaged<MountContext>.fromOpaque(userdata!).takeUnretainedValue()
+        ctx.signalReady()
+        // The kernel's read-ahead for a FUSE mount starts at 128 KiB; raise it to 1 MiB (as root) so that
+        // sequential reads arrive as 1 MiB requests. Off the loop's thread: stat() of the mount point is
+        // itself a request to this daemon.
+        if let mountpoint = ctx.mountpoint {
+            DispatchQueue.global().async { raiseReadAhead(mountpoint: mountpoint, kilobytes: 1024) }
+        }
     }
     ops.lookup = { req, parent, n in
         answer(req) { () throws(FileSystemErrno) in replyEntry(req, try context(req).fs.lookup(parent: parent, name: name(n))) }
@@ -176,6 +187,47 @@ func makeOperations() -> fuse_lowlevel_ops {
         }
         buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
     }
+    // Entries with their attributes in one reply: `ls -l` and `find` need no lookup per name.
+    ops.readdirplus = { req, _, size, off, fi in
+        let ctx = context(req)
+        guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        var buffer = [CChar](repeating: 0, count: size)
+        var used = 0
+        var index = Int(off)
+        while index < entries.count {
+            let e = entries[index]
+            let isDot = e.name == [46] || e.name == [46, 46]
+            var param = fuse_entry_param()
+            if isDot {
+                param.attr.st_ino = UInt(e.inode)
+                param.attr.st_mode = e.mode
+            } else {
+                guard let a = try? ctx.fs.attributes(e.inode) else {
+                    index += 1
+                    continue
+                }
+                param.ino = a.inode
+                param.generation = 1
+                param.attr = statBuffer(a)
+                param.attr_timeout = a.cacheSeconds
+                param.entry_timeout = a.cacheSeconds
+            }
+            let n = (e.name + [0]).map { CChar(bitPattern: $0) }
+            let length = buffer.withUnsafeMutableBufferPointer { b in
+                n.withUnsafeBufferPointer { np in
+                    fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, np.baseAddress, &param, off_t(index + 1))
+                }
+            }
+            if length > size - used { break }
+            if !isDot { ctx.fs.countLookup(e.inode) }
+            used += length
+            index += 1
+        }
+        buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+    }
     ops.releasedir = { req, _, fi in
         _ = context(req).directories.withLock { $0.removeValue(forKey: fi!.pointee.fh) }
         fuse_reply_err(req, 0)
@@ -236,4 +288,15 @@ func makeOperations() -> fuse_lowlevel_ops {
     ops.setxattr = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
     ops.removexattr = { req, _, _ in fuse_reply_err(req, EROFS) }
     return ops
+}
+
+/// Sets the read-ahead of the mount's backing device info (`/sys/class/bdi/MAJOR:MINOR/read_ahead_kb`).
+/// Needs root; without it the kernel's default stays (reads then arrive in smaller requests).
+func raiseReadAhead(mountpoint: String, kilobytes: Int) {
+    var st = stat()
+    guard stat(mountpoint, &st) == 0 else { return }
+    let major = (st.st_dev >> 8) & 0xfff | ((st.st_dev >> 32) & ~0xfff)
+    let minor = (st.st_dev & 0xff) | ((st.st_dev >> 12) & ~0xff)
+    let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
+    try? "\(kilobytes)\n".write(toFile: path, atomically: false, encoding: .utf8)
 }

@@ -177,7 +177,7 @@ enum PolyadFS {
         let fs = SnapshotFileSystem(manager: manager, repository: repository,
                                     cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log)
         fs.refreshSnapshots(interval: 0)
-        let context = MountContext(fs: fs, readyDescriptor: readyFD)
+        let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
 
         var fuseOptions = ["fsname=polyad:\(configuration.localDirectory ?? path)", "subtype=polyadfs",

@@ -101,15 +101,14 @@ public final class SnapshotFileSystem: Sendable {
         var next = SnapshotFileSystem.firstDynamicInode
         var snapshots: [SnapshotID: SnapshotInfo] = [:]
         var lastRefresh = 0.0
-        var hardLinks: [HardLinkKey: UInt64] = [:]
-        var snapshotRoots: [SnapshotID: UInt64] = [:]
-        var days: [String: UInt64] = [:]
+        var identities: [Identity: UInt64] = [:]
     }
 
-    struct HardLinkKey: Hashable {
-        var snapshot: SnapshotID
-        var device: UInt64
-        var inode: UInt64
+    /// What makes two tree entries one inode.
+    enum Identity: Hashable {
+        case hardLink(SnapshotID, device: UInt64, inode: UInt64)
+        case snapshot(SnapshotID)
+        case day(String)
     }
 
     /// An open file: its node and where each piece starts.
@@ -217,40 +216,22 @@ public final class SnapshotFileSystem: Sendable {
                 if countLookup { s.records[existing]!.lookups += 1 }
                 return existing
             }
-            var number: UInt64
-            switch kind {
+            // Inodes that must stay one inode wherever they are reached: hard-link groups, snapshots, days.
+            let identity: Identity? = switch kind {
             case .node(let node, let snapshot) where node.kind != .directory && node.links > 1:
-                let key = HardLinkKey(snapshot: snapshot, device: node.device, inode: node.inode)
-                if let n = s.hardLinks[key], s.records[n] != nil {
-                    number = n
-                } else {
-                    number = s.next
-                    s.next += 1
-                    s.hardLinks[key] = number
-                    s.records[number] = Record(kind: kind, parent: parent, name: name)
-                }
-            case .snapshotRoot(let id):
-                if let n = s.snapshotRoots[id], s.records[n] != nil {
-                    number = n
-                } else {
-                    number = s.next
-                    s.next += 1
-                    s.snapshotRoots[id] = number
-                    s.records[number] = Record(kind: kind, parent: parent, name: name)
-                }
-            case .day(let d):
-                if let n = s.days[d], s.records[n] != nil {
-                    number = n
-                } else {
-                    number = s.next
-                    s.next += 1
-                    s.days[d] = number
-                    s.records[number] = Record(kind: kind, parent: parent, name: name)
-                }
-            default:
+                .hardLink(snapshot, device: node.device, inode: node.inode)
+            case .snapshotRoot(let id): .snapshot(id)
+            case .day(let d): .day(d)
+            default: nil
+            }
+            let number: UInt64
+            if let identity, let n = s.identities[identity], s.records[n] != nil {
+                number = n
+            } else {
                 number = s.next
                 s.next += 1
                 s.records[number] = Record(kind: kind, parent: parent, name: name)
+                if let identity { s.identities[identity] = number }
             }
             if countLookup { s.records[number]!.lookups += 1 }
             if s.records[parent]?.children == nil { s.records[parent]?.children = [:] }

@@ -162,71 +162,11 @@ func makeOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.readdir = { req, _, size, off, fi in
-        let ctx = context(req)
-        guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
-            fuse_reply_err(req, EBADF)
-            return
-        }
-        var buffer = [CChar](repeating: 0, count: size)
-        var used = 0
-        var index = Int(off)
-        while index < entries.count {
-            let e = entries[index]
-            var st = stat()
-            st.st_ino = UInt(e.inode)
-            st.st_mode = e.mode
-            let n = (e.name + [0]).map { CChar(bitPattern: $0) }
-            let length = buffer.withUnsafeMutableBufferPointer { b in
-                n.withUnsafeBufferPointer { np in
-                    fuse_add_direntry(req, b.baseAddress! + used, size - used, np.baseAddress, &st, off_t(index + 1))
-                }
-            }
-            if length > size - used { break }
-            used += length
-            index += 1
-        }
-        buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+        replyDirectory(req, fi, size: size, offset: off, plus: false)
     }
     // Entries with their attributes in one reply: `ls -l` and `find` need no lookup per name.
     ops.readdirplus = { req, _, size, off, fi in
-        let ctx = context(req)
-        guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
-            fuse_reply_err(req, EBADF)
-            return
-        }
-        var buffer = [CChar](repeating: 0, count: size)
-        var used = 0
-        var index = Int(off)
-        while index < entries.count {
-            let e = entries[index]
-            let isDot = e.name == [46] || e.name == [46, 46]
-            var param = fuse_entry_param()
-            if isDot {
-                param.attr.st_ino = UInt(e.inode)
-                param.attr.st_mode = e.mode
-            } else {
-                guard let a = try? ctx.fs.attributes(e.inode) else {
-                    index += 1
-                    continue
-                }
-                param.ino = a.inode
-                param.generation = 1
-                param.attr = statBuffer(a)
-                param.attr_timeout = a.cacheSeconds
-                param.entry_timeout = a.cacheSeconds
-            }
-            let n = (e.name + [0]).map { CChar(bitPattern: $0) }
-            let length = buffer.withUnsafeMutableBufferPointer { b in
-                n.withUnsafeBufferPointer { np in
-                    fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, np.baseAddress, &param, off_t(index + 1))
-                }
-            }
-            if length > size - used { break }
-            if !isDot { ctx.fs.countLookup(e.inode) }
-            used += length
-            index += 1
-        }
-        buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+        replyDirectory(req, fi, size: size, offset: off, plus: true)
     }
     ops.releasedir = { req, _, fi in
         _ = context(req).directories.withLock { $0.removeValue(forKey: fi!.pointee.fh) }
@@ -299,4 +239,48 @@ func raiseReadAhead(mountpoint: String, kilobytes: Int) {
     let minor = (st.st_dev & 0xff) | ((st.st_dev >> 12) & ~0xff)
     let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
     try? "\(kilobytes)\n".write(toFile: path, atomically: false, encoding: .utf8)
+}
+
+/// Fills a `readdir` (or `readdirplus`) reply from the listing taken at `opendir`, from entry `offset` on,
+/// as many entries as fit in `size` bytes. A `readdirplus` entry other than "." and ".." counts as a lookup.
+private func replyDirectory(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, size: Int, offset: off_t,
+                            plus: Bool) {
+    let ctx = context(req)
+    guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
+        fuse_reply_err(req, EBADF)
+        return
+    }
+    var buffer = [CChar](repeating: 0, count: size)
+    var used = 0
+    var index = Int(offset)
+    while index < entries.count {
+        let e = entries[index]
+        let isDot = e.name == [46] || e.name == [46, 46]
+        var param = fuse_entry_param()
+        param.attr.st_ino = UInt(e.inode)
+        param.attr.st_mode = e.mode
+        if plus && !isDot {
+            guard let a = try? ctx.fs.attributes(e.inode) else {
+                index += 1
+                continue
+            }
+            param.ino = a.inode
+            param.generation = 1
+            param.attr = statBuffer(a)
+            param.attr_timeout = a.cacheSeconds
+            param.entry_timeout = a.cacheSeconds
+        }
+        let name = (e.name + [0]).map { CChar(bitPattern: $0) }
+        let length = buffer.withUnsafeMutableBufferPointer { b in
+            name.withUnsafeBufferPointer { n in
+                plus ? fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, n.baseAddress, &param, off_t(index + 1))
+                    : fuse_add_direntry(req, b.baseAddress! + used, size - used, n.baseAddress, &param.attr, off_t(index + 1))
+            }
+        }
+        if length > size - used { break }
+        if plus && !isDot { ctx.fs.countLookup(e.inode) }
+        used += length
+        index += 1
+    }
+    buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
 }

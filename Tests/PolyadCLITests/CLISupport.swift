@@ -80,3 +80,34 @@ final class CLIFixture {
 var underCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// Deterministic incompressible bytes (xorshift64).
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var x = seed | 1
+    return (0..<count).map { _ -> UInt8 in
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
+        return UInt8(truncatingIfNeeded: x)
+    }
+}
+
+/// Mounts a tmpfs of `size` on `path` (needs root); returns the unmount, or throws XCTSkip (a failure under CI).
+func mountTmpfs(at path: String, size: String) throws -> () -> Void {
+    let mount = Process()
+    mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+    mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path]
+    try? mount.run()
+    mount.waitUntilExit()
+    guard mount.terminationStatus == 0 else {
+        if underCI { XCTFail("mounting a tmpfs failed under CI: the disk-full tests need root") }
+        throw XCTSkip("cannot mount a tmpfs here (needs root): disk-full test skipped")
+    }
+    return {
+        let u = Process()
+        u.executableURL = URL(fileURLWithPath: "/bin/umount")
+        u.arguments = [path]
+        try? u.run()
+        u.waitUntilExit()
+    }
+}

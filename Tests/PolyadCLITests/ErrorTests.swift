@@ -72,30 +72,12 @@ final class ErrorTests: XCTestCase {
         let f = try CLIFixture()
         let store = f.root + "/store"
         try FileSystem.makeDirectories(bytes(store), mode: 0o700)
-        let mounted = Process()
-        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mounted.arguments = ["-t", "tmpfs", "-o", "size=3m", "tmpfs", store]
-        try? mounted.run()
-        mounted.waitUntilExit()
-        guard mounted.terminationStatus == 0 else {
-            if underCI { return XCTFail("mounting a tmpfs failed under CI: the disk-full test needs root") }
-            throw XCTSkip("cannot mount a tmpfs here (needs root): disk-full test skipped")
-        }
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [store]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        let unmount = try mountTmpfs(at: store, size: "3m")
+        defer { unmount() }
         try f.expect(0, ["init"])
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        var x: UInt64 = 88172645463325252
-        let random = (0..<6_000_000).map { _ -> UInt8 in
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
-            return UInt8(truncatingIfNeeded: x)
-        }
+        let random = randomBytes(6_000_000, seed: 88172645463325252)
         _ = FileManager.default.createFile(atPath: src + "/big.bin", contents: Data(random))
         let o = try f.expect(15, ["backup", src])
         XCTAssertTrue(o.stderr.lowercased().contains("space"), o.stderr)
@@ -112,34 +94,15 @@ final class ErrorTests: XCTestCase {
         let f = try CLIFixture()
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        var x: UInt64 = 0x9E3779B97F4A7C15
-        for name in ["a.bin", "b.bin"] {
-            let data = (0..<3_000_000).map { _ -> UInt8 in
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17
-                return UInt8(truncatingIfNeeded: x)
-            }
-            _ = FileManager.default.createFile(atPath: src + "/" + name, contents: Data(data))
+        for (i, name) in ["a.bin", "b.bin"].enumerated() {
+            _ = FileManager.default.createFile(atPath: src + "/" + name, contents: Data(randomBytes(3_000_000, seed: 0x9E37 + UInt64(i))))
         }
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
         let target = f.root + "/small"
         try FileSystem.makeDirectories(bytes(target), mode: 0o700)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", target]
-        try? mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else {
-            if underCI { return XCTFail("mounting a tmpfs failed under CI: the disk-full test needs root") }
-            throw XCTSkip("cannot mount a tmpfs here (needs root): restore disk-full test skipped")
-        }
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = [target]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        let unmount = try mountTmpfs(at: target, size: "4m")
+        defer { unmount() }
         let o = try f.expect(15, ["restore", "latest", "--target", target])
         XCTAssertTrue(o.stderr.contains("space"), o.stderr)
         let leftovers = (FileManager.default.enumerator(atPath: target)?.allObjects as? [String] ?? [])
@@ -204,13 +167,8 @@ final class InterruptionTests: XCTestCase {
     private func makeSource(_ f: CLIFixture) throws -> String {
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        var x: UInt64 = 0x2545F4914F6CDD1D
         for i in 0..<12 {
-            let data = (0..<4_000_000).map { _ -> UInt8 in
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17
-                return UInt8(truncatingIfNeeded: x)
-            }
-            _ = FileManager.default.createFile(atPath: src + "/part\(i).bin", contents: Data(data))
+            _ = FileManager.default.createFile(atPath: src + "/part\(i).bin", contents: Data(randomBytes(4_000_000, seed: 0x2545F491 + UInt64(i))))
         }
         return src
     }

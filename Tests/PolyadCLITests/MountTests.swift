@@ -276,13 +276,8 @@ final class MountTests: XCTestCase {
     func testConcurrentReadersGetTheRightBytes() throws {
         let src = fixture.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        var x: UInt64 = 12345
         for i in 0..<4 {
-            let data = (0..<4_000_000).map { _ -> UInt8 in
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17
-                return UInt8(truncatingIfNeeded: x)
-            }
-            _ = FileManager.default.createFile(atPath: src + "/f\(i).bin", contents: Data(data))
+            _ = FileManager.default.createFile(atPath: src + "/f\(i).bin", contents: Data(randomBytes(4_000_000, seed: 12345 + UInt64(i))))
         }
         try fixture.expect(0, ["init"])
         try fixture.expect(0, ["backup", src])

@@ -174,18 +174,7 @@ public struct Tree: Hashable, Sendable {
                 w.lengthPrefixed(x.name)
                 w.lengthPrefixed(x.value)
             }
-            w.uvarint(UInt64(n.content.count))
-            for p in n.content {
-                switch p {
-                case .chunk(let id, let length):
-                    w.u8(0)
-                    w.hash(id.hash)
-                    w.uvarint(UInt64(length))
-                case .hole(let length):
-                    w.u8(1)
-                    w.uvarint(length)
-                }
-            }
+            Self.writeContent(n.content, to: &w)
             if let s = n.subtree {
                 w.u8(1)
                 w.hash(s.hash)
@@ -194,6 +183,22 @@ public struct Tree: Hashable, Sendable {
             }
         }
         return w.bytes
+    }
+
+    /// Writes a file's piece list as a tree stores it: `uvarint count | count × piece`.
+    public static func writeContent(_ content: [ContentPiece], to w: inout BinaryWriter) {
+        w.uvarint(UInt64(content.count))
+        for p in content {
+            switch p {
+            case .chunk(let id, let length):
+                w.u8(0)
+                w.hash(id.hash)
+                w.uvarint(UInt64(length))
+            case .hole(let length):
+                w.u8(1)
+                w.uvarint(length)
+            }
+        }
     }
 
     public init(decoding bytes: [UInt8]) throws(FormatError) {

@@ -516,22 +516,12 @@ public final class SnapshotFileSystem: Sendable {
         return x.value
     }
 
-    /// The content hash shown as `user.polyad.hash`: SHA-256 over the file's piece list (each chunk's keyed id
-    /// and length, each hole's length), in hex. Equal contents in one store have equal hashes; reading it
-    /// costs no data I/O.
+    /// The content hash shown as `user.polyad.hash`: SHA-256 of the file's piece list as its tree stores it
+    /// (each chunk's keyed id and length, each hole's length), in hex. Equal contents in one store have equal
+    /// hashes; reading it costs no data I/O.
     static func contentHash(_ n: Node) -> String {
-        var w = BinaryWriter(capacity: n.content.count * 40)
-        for p in n.content {
-            switch p {
-            case .chunk(let id, let length):
-                w.u8(0)
-                w.hash(id.hash)
-                w.u64(UInt64(length))
-            case .hole(let length):
-                w.u8(1)
-                w.u64(length)
-            }
-        }
+        var w = BinaryWriter(capacity: n.content.count * 40 + 8)
+        Tree.writeContent(n.content, to: &w)
         return HexCoding.encode(SHA256.hash(w.bytes))
     }
 

@@ -60,6 +60,7 @@ final class Restorer: @unchecked Sendable {
     private var hardLinks = [([UInt8], [UInt8], Node)]()
     private let cancellation: Cancellation?
     private let temporaryCounter = Atomic<Int>(0)
+    private let decoders = DispatchQueue(label: "polyad.restore.decoders", attributes: .concurrent)
     private let throttle = ProgressThrottle()
 
     init(repository: Repository, options: RestoreOptions, cancellation: Cancellation?) throws(RepositoryError) {
@@ -199,16 +200,27 @@ final class Restorer: @unchecked Sendable {
     private func submitFile(_ node: Node, path: [UInt8]) {
         slots.wait()
         group.enter()
+        // A file of one chunk (most small files): fetch and decode it on the other core now, while the
+        // writer thread is busy creating the files before it.
+        var early: BlobFuture?
+        if node.content.count == 1, case .chunk(let id, _) = node.content[0] {
+            let future = BlobFuture()
+            early = future
+            decoders.async { [repository] in
+                future.fulfil(Result { () throws(RepositoryError) in try repository.loadBlob(id.hash) })
+            }
+        }
+        let prefetched = early
         queue.async { [self] in
             defer {
                 slots.signal()
                 group.leave()
             }
-            restoreFile(node, path: path)
+            restoreFile(node, path: path, prefetched: prefetched)
         }
     }
 
-    private func restoreFile(_ node: Node, path: [UInt8]) {
+    private func restoreFile(_ node: Node, path: [UInt8], prefetched: BlobFuture? = nil) {
         if cancellation?.isCancelled == true { return }
         if isIdentical(node, path: path) {
             applyMetadata(node, path: path, isFile: true)
@@ -229,7 +241,12 @@ final class Restorer: @unchecked Sendable {
                 FileSystem.close(fd)
                 if !ok { try? FileSystem.unlink(temporary) }
             }
-            try writeContent(node, fd: fd)
+            if let prefetched {
+                let data = try prefetched.value()
+                try data.withUnsafeBytes { b in try FileSystem.pwriteAll(fd, b, offset: 0) }
+            } else {
+                try writeContent(node, fd: fd)
+            }
             if case .hole = node.content.last { try FileSystem.ftruncate(fd, Int64(node.size)) }
             applyMetadata(node, path: temporary, isFile: true)
             try FileSystem.rename(temporary, path)
@@ -373,3 +390,20 @@ extension PathBytes {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A blob being fetched and decoded on another thread; `value()` waits for it.
+final class BlobFuture: Sendable {
+    private let result = Mutex<Result<[UInt8], RepositoryError>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    func fulfil(_ r: Result<[UInt8], RepositoryError>) {
+        result.withLock { $0 = r }
+        done.signal()
+    }
+
+    func value() throws(RepositoryError) -> [UInt8] {
+        done.wait()
+        done.signal()   // later callers do not wait
+        return try result.withLock { $0! }.get()
+    }
+}

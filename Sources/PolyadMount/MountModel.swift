@@ -531,7 +531,9 @@ public final class SnapshotFileSystem: Sendable {
     public func open(_ inode: UInt64, path: String) throws(FileSystemErrno) -> UInt64 {
         let file: OpenFile
         switch try record(inode).kind {
-        case .node(let n, _) where n.kind == .file: file = OpenFile(node: n, path: path)
+        case .node(let n, _) where n.kind == .file:
+            file = OpenFile(node: n, path: path)
+            prefetchNeighbours(of: inode, node: n)
         case .controlFile(let name): file = OpenFile(generated: controlContent(name))
         case .node, .root, .snapshots, .incoming, .control, .day, .snapshotRoot: throw FileSystemErrno(EISDIR)
         case .latest: throw FileSystemErrno(ELOOP)
@@ -627,13 +629,48 @@ public final class SnapshotFileSystem: Sendable {
         while budget > 0, i < file.pieces.count {
             if case .chunk(let id, let length) = file.pieces[i] {
                 budget -= Int(length)
-                let key = id.hash
-                if !chunks.contains(key), inFlight.withLock({ $0.insert(key).inserted }) {
-                    readAhead.async { [self] in
-                        defer { _ = inFlight.withLock { $0.remove(key) } }
-                        if let data = try? repository.loadBlob(key) { chunks.insert(data, for: key, cost: data.count) }
-                    }
-                }
+                prefetchChunk(id.hash)
+            }
+            i += 1
+        }
+    }
+
+    /// Decodes a chunk into the cache on the read-ahead threads, unless it is cached or on its way.
+    private func prefetchChunk(_ key: Hash256) {
+        guard !chunks.contains(key), inFlight.withLock({ $0.insert(key).inserted }) else { return }
+        readAhead.async { [self] in
+            defer { _ = inFlight.withLock { $0.remove(key) } }
+            if let data = try? repository.loadBlob(key) { chunks.insert(data, for: key, cost: data.count) }
+        }
+    }
+
+    /// On open: decode the first chunk of this file and of the next few files of its folder, in the order
+    /// `cp -r`, `tar` and `find | xargs cat` read them, so that their data is ready before they ask.
+    private func prefetchNeighbours(of inode: UInt64, node: Node) {
+        guard let parent = state.withLock({ s -> InodeKind? in
+            guard let r = s.records[inode] else { return nil }
+            return s.records[r.parent]?.kind
+        }) else { return }
+        let treeID: TreeID? = switch parent {
+        case .node(let dir, _): dir.subtree
+        case .snapshotRoot(let id): state.withLock { $0.snapshots[id]?.snapshot.tree }
+        default: nil
+        }
+        guard let treeID, let tree = trees.value(for: treeID) else { return }
+        var lo = 0, hi = tree.nodes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if tree.nodes[mid].name.lexicographicallyPrecedes(node.name) { lo = mid + 1 } else { hi = mid }
+        }
+        var budget = 2 << 20
+        var files = 0
+        var i = lo
+        while i < tree.nodes.count, files < 16, budget > 0 {
+            let n = tree.nodes[i]
+            if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
+                prefetchChunk(id.hash)
+                budget -= Int(length)
+                files += 1
             }
             i += 1
         }

@@ -30,6 +30,7 @@ enum PolyadFS {
     }
 
     static func main() {
+        polyad_limit_malloc_caching()   // chunk buffers cross FUSE threads: keep freed ones from piling up
         var args = Arguments()
         var list = Array(CommandLine.arguments.dropFirst())
         while !list.isEmpty {

@@ -110,7 +110,7 @@ final class Restorer: @unchecked Sendable {
         for base in bases {
             if let found = try? lookup(base + parts, tree: snapshot.tree) { return (found, Array((base + parts).dropLast())) }
         }
-        throw RepositoryError(.notFound, "\(PathBytes.display(path)) is not in this snapshot (browse it with `polyad ls` or the mount)")
+        throw RepositoryError(.notFound, "\(PathBytes.display(path)) is not in this snapshot (browse it under the mount: polyadfs CONF MNT, then MNT/snapshots/)")
     }
 
     private func lookup(_ parts: [[UInt8]], tree: TreeID) throws(RepositoryError) -> Node {

@@ -78,14 +78,7 @@ final class ChunkStore: Sendable {
 
     /// Queues a new data chunk for compression, sealing and packing; blocks while too many are in flight.
     func storeData(_ chunk: [UInt8], id: Hash256) throws(RepositoryError) {
-        try checkFailure()
-        slots.wait()
-        group.enter()
-        queue.async { [self] in
-            defer {
-                slots.signal()
-                group.leave()
-            }
+        try submit { [self] in
             do throws(RepositoryError) {
                 try seal(chunk, type: .data, id: id, packer: dataPacker)
             } catch {
@@ -94,19 +87,26 @@ final class ChunkStore: Sendable {
         }
     }
 
-    /// Reads a small file (at most the chunker's minimum size: one chunk) on a worker thread, stores its
-    /// chunk if new, and puts the file's content into `slot`; `directory` is left when done.
-    func storeSmallFile(path: [UInt8], size: Int, slot: FileSlot, directory: DispatchGroup) throws(RepositoryError) {
+    /// Runs `work` on a worker once an in-flight slot is free; `directory` (if any) is left when it is done.
+    private func submit(directory: DispatchGroup? = nil, _ work: @escaping @Sendable () -> Void) throws(RepositoryError) {
         try checkFailure()
         slots.wait()
         group.enter()
-        directory.enter()
+        directory?.enter()
         queue.async { [self] in
             defer {
                 slots.signal()
-                directory.leave()
+                directory?.leave()
                 group.leave()
             }
+            work()
+        }
+    }
+
+    /// Reads a small file (at most the chunker's minimum size: one chunk) on a worker thread, stores its
+    /// chunk if new, and puts the file's content into `slot`; `directory` is left when done.
+    func storeSmallFile(path: [UInt8], size: Int, slot: FileSlot, directory: DispatchGroup) throws(RepositoryError) {
+        try submit(directory: directory) { [self] in
             let bytes: [UInt8]
             do {
                 let fd = try FileSystem.openForReading(path)
@@ -432,8 +432,9 @@ final class Archiver {
             }
             dir.children.append((dir.nodes.count, child))
         case .file:
-            if st.nlink <= 1, st.size > 0, st.size <= UInt64(repository.config.chunkerMinSize),
-               st.blocks * 512 >= st.size, !isUnchanged(parentNode, st) {
+            let unchanged = isUnchanged(parentNode, st)
+            if !unchanged, st.nlink <= 1, st.size > 0, st.size <= UInt64(repository.config.chunkerMinSize),
+               st.blocks * 512 >= st.size {
                 // Small files are read by the workers, several at a time.
                 let slot = FileSlot()
                 dir.jobs.append((dir.nodes.count, slot, parentNode?.kind == .file))
@@ -441,7 +442,8 @@ final class Archiver {
                 try store.storeSmallFile(path: path, size: Int(st.size), slot: slot, directory: dir.group)
                 return
             }
-            guard let content = try fileContent(path: path, status: st, parentNode: parentNode) else { return }
+            guard let content = try fileContent(path: path, status: st, parentNode: parentNode, unchanged: unchanged)
+            else { return }
             node.content = content.pieces
             node.size = content.size
             summary.totalBytes += content.size
@@ -494,10 +496,13 @@ final class Archiver {
         return node
     }
 
-    private func fileContent(path: [UInt8], status st: FileStatus, parentNode: Node?) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
+    /// The content of a regular file: from the parent snapshot when `unchanged` (the files cache), from a
+    /// hard-link sibling read earlier in this run, or read and chunked.
+    private func fileContent(path: [UInt8], status st: FileStatus, parentNode: Node?,
+                             unchanged: Bool) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
         let key = DeviceInode(device: UInt64(st.dev), inode: UInt64(st.ino))
         if st.nlink > 1, let known = hardLinks[key] { return known }
-        if let p = parentNode, isUnchanged(p, st) {
+        if unchanged, let p = parentNode {
             summary.filesUnchanged += 1
             let result = (p.content, p.size)
             if st.nlink > 1 { hardLinks[key] = result }

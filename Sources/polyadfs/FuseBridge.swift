@@ -71,6 +71,21 @@ private func replyEntry(_ req: fuse_req_t?, _ a: Attributes) {
     fuse_reply_entry(req, &e)
 }
 
+private func replyBytes(_ req: fuse_req_t?, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+}
+
+/// The xattr protocol: size 0 asks for the length; a buffer too small is ERANGE.
+private func replyXattr(_ req: fuse_req_t?, _ value: [UInt8], size: Int) throws(FileSystemErrno) {
+    if size == 0 {
+        fuse_reply_xattr(req, value.count)
+    } else if value.count > size {
+        throw FileSystemErrno(ERANGE)
+    } else {
+        replyBytes(req, value)
+    }
+}
+
 /// Runs `body`, replying with its errno if it throws.
 private func answer(_ req: fuse_req_t?, _ body: () throws(FileSystemErrno) -> Void) {
     do { try body() } catch { fuse_reply_err(req, error.code) }
@@ -134,7 +149,7 @@ func makeOperations() -> fuse_lowlevel_ops {
     ops.read = { req, _, size, off, fi in
         answer(req) { () throws(FileSystemErrno) in
             let data = try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size)
-            data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            replyBytes(req, data)
         }
     }
     ops.lseek = { req, _, off, whence, fi in
@@ -190,25 +205,12 @@ func makeOperations() -> fuse_lowlevel_ops {
         answer(req) { () throws(FileSystemErrno) in
             var list = [UInt8]()
             for n in try context(req).fs.extendedAttributeNames(ino) { list += n + [0] }
-            if size == 0 {
-                fuse_reply_xattr(req, list.count)
-            } else if list.count > size {
-                throw FileSystemErrno(ERANGE)
-            } else {
-                list.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-            }
+            try replyXattr(req, list, size: size)
         }
     }
     ops.getxattr = { req, ino, n, size in
         answer(req) { () throws(FileSystemErrno) in
-            let value = try context(req).fs.extendedAttribute(ino, name: name(n))
-            if size == 0 {
-                fuse_reply_xattr(req, value.count)
-            } else if value.count > size {
-                throw FileSystemErrno(ERANGE)
-            } else {
-                value.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-            }
+            try replyXattr(req, try context(req).fs.extendedAttribute(ino, name: name(n)), size: size)
         }
     }
     ops.access = { req, _, mask in

@@ -193,14 +193,20 @@ final class InterruptionTests: XCTestCase {
         }
     }
 
-    func testSigintStopsCleanly() throws {
+    /// Starts a backup of 48 MB, sends `signal` once its first pack is stored, waits for it to end.
+    private func backupStopped(by signal: Int32) throws -> (CLIFixture, String, Process) {
         let f = try CLIFixture(extraConfig: "  pack_size_mib: 4\n")
         let src = try makeSource(f)
         try f.expect(0, ["init"])
         let p = try start(f, ["backup", src])
         waitForFirstPack(f, p)
-        kill(p.processIdentifier, SIGINT)
+        kill(p.processIdentifier, signal)
         p.waitUntilExit()
+        return (f, src, p)
+    }
+
+    func testSigintStopsCleanly() throws {
+        let (f, src, p) = try backupStopped(by: SIGINT)
         if p.terminationStatus == 0 { throw XCTSkip("the backup finished before the signal arrived") }
         XCTAssertEqual(p.terminationStatus, 130)
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/snapshots").isEmpty)
@@ -211,13 +217,7 @@ final class InterruptionTests: XCTestCase {
     }
 
     func testKilledBackupLeavesAUsableStore() throws {
-        let f = try CLIFixture(extraConfig: "  pack_size_mib: 4\n")
-        let src = try makeSource(f)
-        try f.expect(0, ["init"])
-        let p = try start(f, ["backup", src])
-        waitForFirstPack(f, p)
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let (f, src, _) = try backupStopped(by: SIGKILL)
         try f.expect(0, ["verify", "--read-data"])
         try f.expect(0, ["backup", src])   // the dead process's lock does not block it
         try f.expect(0, ["verify", "--read-data"])

@@ -121,12 +121,18 @@ final class MountTests: XCTestCase {
         return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
     }
 
-    func testLayoutAndCopyOutKeepsBytesAndMetadata() throws {
+    /// Backs up a tree with every kind of metadata, mounts the store; returns the tree's path.
+    func mountBackupOfGeneratedTree() throws -> String {
         let src = fixture.root + "/src"
         try RoundTripTests.makeTree(at: src)
         try fixture.expect(0, ["init"])
         try fixture.expect(0, ["backup", src])
         try mount()
+        return src
+    }
+
+    func testLayoutAndCopyOutKeepsBytesAndMetadata() throws {
+        let src = try mountBackupOfGeneratedTree()
         // Layout (DESIGN §2).
         let top = try FileManager.default.contentsOfDirectory(atPath: mountpoint).sorted()
         XCTAssertEqual(top, [".polyad", "incoming", "snapshots"])
@@ -150,11 +156,7 @@ final class MountTests: XCTestCase {
     }
 
     func testToolsBehave() throws {
-        let src = fixture.root + "/src"
-        try RoundTripTests.makeTree(at: src)
-        try fixture.expect(0, ["init"])
-        try fixture.expect(0, ["backup", src])
-        try mount()
+        let src = try mountBackupOfGeneratedTree()
         let root = try snapshotRoot() + src
         // stat, readlink, getfattr, find, du.
         let st = try FileSystem.lstat(bytes(root + "/docs/run.sh"))

@@ -54,7 +54,7 @@ let package = Package(
 
         // The mount's filesystem model (no FUSE types: testable on its own).
         .target(name: "PolyadMount", dependencies: ["PolyadRepository", "PolyadFormat", "PolyadCrypto",
-                                                    "PolyadFileSystem"],
+                                                    "PolyadFileSystem", "PolyadStorage"],
                 swiftSettings: swiftSettings),
 
         // Features.

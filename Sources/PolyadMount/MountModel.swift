@@ -5,6 +5,7 @@ import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
 import PolyadRepository
+import PolyadStorage
 
 /// An error a filesystem operation answers with: an errno value.
 public struct FileSystemErrno: Error, Sendable {
@@ -741,7 +742,11 @@ public final class SnapshotFileSystem: Sendable {
 
     /// `statfs`: the store's size in 4 KiB blocks, no free space (read-only), the inode count in use.
     public func statistics() -> (blocks: UInt64, files: UInt64) {
-        let stored = (try? manager.backupStatistics().storedBytes) ?? 0
+        // Object sizes from the listing only: `df` should not decrypt every snapshot.
+        var stored: UInt64 = 0
+        for kind in ObjectKind.allCases {
+            for info in (try? repository.backend.list(kind)) ?? [] { stored += UInt64(max(0, info.size)) }
+        }
         return ((stored + 4095) / 4096, UInt64(state.withLock { $0.records.count }))
     }
 }

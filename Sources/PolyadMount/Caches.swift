@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import PolyadFormat
 
@@ -58,4 +59,42 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     /// (hits, misses, bytes held).
     var statistics: (hits: Int, misses: Int, cost: Int) { state.withLock { ($0.hits, $0.misses, $0.total) } }
+}
+
+/// Loads under way, by key: a second caller for the same key waits for the first load's result instead of
+/// loading (reading, decrypting, decompressing) the object again.
+final class SharedLoads<Key: Hashable & Sendable, Value: Sendable, Failure: Error>: Sendable {
+    private final class Load: Sendable {
+        let done = DispatchGroup()
+        let result = Mutex<Result<Value, Failure>?>(nil)
+        init() { done.enter() }
+    }
+
+    private let loads = Mutex<[Key: Load]>([:])
+
+    init() {}
+
+    /// True while a load of `key` is under way.
+    func isLoading(_ key: Key) -> Bool { loads.withLock { $0[key] != nil } }
+
+    /// The value of `key`: from the load under way if there is one, else by running `load` (which should also
+    /// put the value where later callers find it, such as a cache, before it returns).
+    func value(for key: Key, load: () throws(Failure) -> Value) throws(Failure) -> Value {
+        let (entry, owner) = loads.withLock { loads -> (Load, Bool) in
+            if let existing = loads[key] { return (existing, false) }
+            let fresh = Load()
+            loads[key] = fresh
+            return (fresh, true)
+        }
+        if owner {
+            let result: Result<Value, Failure>
+            do { result = .success(try load()) } catch { result = .failure(error) }
+            entry.result.withLock { $0 = result }
+            loads.withLock { $0[key] = nil }
+            entry.done.leave()
+            return try result.get()
+        }
+        entry.done.wait()
+        return try entry.result.withLock { $0! }.get()
+    }
 }

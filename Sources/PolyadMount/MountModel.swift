@@ -69,12 +69,14 @@ public final class SnapshotFileSystem: Sendable {
     private let handles = Mutex<[UInt64: OpenFile]>([:])
     private let nextHandle = Atomic<UInt64>(1)
     private let readAhead = DispatchQueue(label: "polyad.mount.readahead", attributes: .concurrent)
-    private let inFlight = Mutex<Set<Hash256>>([])
-    private let inFlightTrees = Mutex<Set<TreeID>>([])
+    private let chunkLoads = SharedLoads<Hash256, [UInt8], RepositoryError>()
+    private let treeLoads = SharedLoads<TreeID, Tree, RepositoryError>()
     private let mountedAt = Date()
     private let counters = Mutex(Counters())
     /// Where damaged reads are reported (one line each).
     private let log: @Sendable (String) -> Void
+    /// Called on a request's thread before it waits for the store (see `init`).
+    private let willBlock: @Sendable () -> Void
 
     struct Counters {
         var reads = 0
@@ -149,13 +151,16 @@ public final class SnapshotFileSystem: Sendable {
     /// - Parameters:
     ///   - cacheBytes: the most decrypted chunk data kept in memory.
     ///   - log: receives one line per damaged read (object and file named).
+    ///   - willBlock: called on the calling thread before an operation waits for the store (a read, a
+    ///     decode, a listing), so that the FUSE loop can let another thread take requests meanwhile.
     public init(manager: BackupManager, repository: Repository, cacheBytes: Int,
-                log: @escaping @Sendable (String) -> Void) {
+                log: @escaping @Sendable (String) -> Void, willBlock: @escaping @Sendable () -> Void = {}) {
         self.manager = manager
         self.repository = repository
         chunks = LRUCache(capacity: cacheBytes)
         trees = LRUCache(capacity: 16_384)
         self.log = log
+        self.willBlock = willBlock
         var s = State()
         s.records[Self.rootInode] = Record(kind: .root, parent: Self.rootInode)
         s.records[Self.snapshotsInode] = Record(kind: .snapshots, parent: Self.rootInode)
@@ -178,7 +183,9 @@ public final class SnapshotFileSystem: Sendable {
             s.lastRefresh = now
             return true
         }
-        guard due, let ids = try? repository.snapshotIDs() else { return }
+        guard due else { return }
+        willBlock()
+        guard let ids = try? repository.snapshotIDs() else { return }
         let known = state.withLock { Set($0.snapshots.keys) }
         let new = ids.filter { !known.contains($0) }
         guard !new.isEmpty else { return }
@@ -322,9 +329,9 @@ public final class SnapshotFileSystem: Sendable {
 
     private func tree(_ id: TreeID) throws(FileSystemErrno) -> Tree {
         if let t = trees.value(for: id) { return t }
+        willBlock()
         do {
-            let t = try repository.loadTree(id)
-            trees.insert(t, for: id, cost: 1)
+            let t = try loadTree(id)
             prefetchSubtrees(of: t)
             return t
         } catch {
@@ -337,12 +344,17 @@ public final class SnapshotFileSystem: Sendable {
     /// (`ls -lR`, `find`, `cp -a`) finds them decoded and the other core does the decoding.
     private func prefetchSubtrees(of tree: Tree) {
         for node in tree.nodes {
-            guard let sub = node.subtree, !trees.contains(sub),
-                  inFlightTrees.withLock({ $0.insert(sub).inserted }) else { continue }
-            readAhead.async { [self] in
-                defer { _ = inFlightTrees.withLock { $0.remove(sub) } }
-                if let t = try? repository.loadTree(sub) { trees.insert(t, for: sub, cost: 1) }
-            }
+            guard let sub = node.subtree, !trees.contains(sub), !treeLoads.isLoading(sub) else { continue }
+            readAhead.async { [self] in _ = try? loadTree(sub) }
+        }
+    }
+
+    /// Loads a tree into the cache, or waits for the load of it already under way.
+    private func loadTree(_ id: TreeID) throws(RepositoryError) -> Tree {
+        try treeLoads.value(for: id) { () throws(RepositoryError) -> Tree in
+            let t = try repository.loadTree(id)
+            trees.insert(t, for: id, cost: 1)
+            return t
         }
     }
 
@@ -613,10 +625,9 @@ public final class SnapshotFileSystem: Sendable {
 
     private func chunk(_ id: Hash256, file: OpenFile) throws(FileSystemErrno) -> [UInt8] {
         if let data = chunks.value(for: id) { return data }
+        willBlock()
         do {
-            let data = try repository.loadBlob(id)
-            chunks.insert(data, for: id, cost: data.count)
-            return data
+            return try loadChunk(id)
         } catch {
             reportDamage("read of \(file.path) failed: \(error.message)")
             throw FileSystemErrno(EIO)
@@ -638,10 +649,17 @@ public final class SnapshotFileSystem: Sendable {
 
     /// Decodes a chunk into the cache on the read-ahead threads, unless it is cached or on its way.
     private func prefetchChunk(_ key: Hash256) {
-        guard !chunks.contains(key), inFlight.withLock({ $0.insert(key).inserted }) else { return }
-        readAhead.async { [self] in
-            defer { _ = inFlight.withLock { $0.remove(key) } }
-            if let data = try? repository.loadBlob(key) { chunks.insert(data, for: key, cost: data.count) }
+        guard !chunks.contains(key), !chunkLoads.isLoading(key) else { return }
+        readAhead.async { [self] in _ = try? loadChunk(key) }
+    }
+
+    /// Decrypts, authenticates and decompresses a chunk into the cache, or waits for the load of it already
+    /// under way (a read-ahead), so that no chunk is decoded twice at once.
+    private func loadChunk(_ key: Hash256) throws(RepositoryError) -> [UInt8] {
+        try chunkLoads.value(for: key) { () throws(RepositoryError) -> [UInt8] in
+            let data = try repository.loadBlob(key)
+            chunks.insert(data, for: key, cost: data.count)
+            return data
         }
     }
 
@@ -690,6 +708,7 @@ public final class SnapshotFileSystem: Sendable {
     func controlContent(_ name: String) -> [UInt8] {
         switch name {
         case "stats.json":
+            willBlock()
             guard let stats = try? manager.backupStatistics() else { return Array("{}\n".utf8) }
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -743,6 +762,7 @@ public final class SnapshotFileSystem: Sendable {
     /// `statfs`: the store's size in 4 KiB blocks, no free space (read-only), the inode count in use.
     public func statistics() -> (blocks: UInt64, files: UInt64) {
         // Object sizes from the listing only: `df` should not decrypt every snapshot.
+        willBlock()
         var stored: UInt64 = 0
         for kind in ObjectKind.allCases {
             for info in (try? repository.backend.list(kind)) ?? [] { stored += UInt64(max(0, info.size)) }

@@ -176,7 +176,8 @@ enum PolyadFS {
             }
         }
         let fs = SnapshotFileSystem(manager: manager, repository: repository,
-                                    cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log)
+                                    cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log,
+                                    willBlock: { polyad_fuse_worker_will_block() })
         fs.refreshSnapshots(interval: 0)
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
@@ -205,14 +206,16 @@ enum PolyadFS {
             let hint = access("/dev/fuse", R_OK | W_OK) == 0 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
             fail(.fatal, "cannot mount on \(mountpoint)\(hint)")
         }
-        let status = polyad_fuse_session_loop_mt(session, 8)
+        // 8 workers; the reading one polls for 100 µs after each request before it sleeps (see the shim).
+        let status = polyad_fuse_session_loop(session, 8, 100)
         fuse_session_unmount(session)
         fuse_remove_signal_handlers(session)
         fuse_session_destroy(session)
         userdata.release()
         for p in cArgs { free(p) }
-        // The loop returns the signal number when SIGTERM/SIGINT/SIGHUP ended it: a clean unmount too.
-        return status == 0 || [SIGTERM, SIGINT, SIGHUP].contains(status) ? 0 : 1
+        // Unmount and SIGTERM/SIGINT/SIGHUP both end the loop with 0; a failing device read is an error.
+        if status < 0 { standardError("polyadfs: reading /dev/fuse failed: \(String(cString: strerror(-status)))\n") }
+        return status == 0 ? 0 : 1
     }
 }
 

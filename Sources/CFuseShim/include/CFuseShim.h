@@ -13,8 +13,15 @@
 struct fuse_session *polyad_fuse_session_new(int argc, char **argv, const struct fuse_lowlevel_ops *ops,
                                              void *userdata);
 
-/// Runs the multi-threaded loop (at most `max_threads` workers) until the session exits (unmount or signal).
-int polyad_fuse_session_loop_mt(struct fuse_session *se, unsigned int max_threads);
+/// Serves requests on `threads` workers until the session exits (unmount, or a signal caught by libfuse's
+/// handlers); returns 0, or a negative errno if reading the device failed. One worker at a time reads the
+/// device and answers cheap requests itself; between requests it polls without sleeping for up to
+/// `spin_microseconds`, so a request that follows closely is taken without a cross-CPU wake-up.
+int polyad_fuse_session_loop(struct fuse_session *se, unsigned int threads, unsigned int spin_microseconds);
+
+/// Called by a request handler (on a loop worker) before slow work, such as reading and decoding from the
+/// store: another worker takes over reading requests meanwhile. Does nothing on other threads.
+void polyad_fuse_worker_will_block(void);
 
 /// Why a shim: `keep_cache` is a bit-field of `struct fuse_file_info`.
 void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi);

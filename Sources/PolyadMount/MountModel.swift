@@ -17,7 +17,9 @@ public struct FileSystemErrno: Error, Sendable {
 public enum InodeKind: Sendable {
     case root, snapshots, incoming, control
     case controlFile(String)
-    case latest
+    /// `/snapshots/latest` pointing at this snapshot: a new inode whenever the newest snapshot changes, so that
+    /// the kernel may cache a symlink's target for as long as the inode lives.
+    case latest(SnapshotID)
     case day(String)
     case snapshotRoot(SnapshotID)
     /// A node of a snapshot (its tree is immutable).
@@ -57,7 +59,6 @@ public final class SnapshotFileSystem: Sendable {
     static let snapshotsInode: UInt64 = 2
     static let incomingInode: UInt64 = 3
     static let controlInode: UInt64 = 4
-    static let latestInode: UInt64 = 5
     static let controlFiles = ["metrics", "stats.json", "status"]
     static let firstDynamicInode: UInt64 = 16
 
@@ -104,6 +105,9 @@ public final class SnapshotFileSystem: Sendable {
         var next = SnapshotFileSystem.firstDynamicInode
         var snapshots: [SnapshotID: SnapshotInfo] = [:]
         var lastRefresh = 0.0
+        /// When the set of snapshots last changed: the modification time of `/snapshots` and its day folders,
+        /// so that the kernel's cached listings of them are dropped when it changes.
+        var changedAt = Timestamp(seconds: Int64(Date().timeIntervalSince1970), nanoseconds: 0)
         var identities: [Identity: UInt64] = [:]
     }
 
@@ -112,6 +116,7 @@ public final class SnapshotFileSystem: Sendable {
         case hardLink(SnapshotID, device: UInt64, inode: UInt64)
         case snapshot(SnapshotID)
         case day(String)
+        case latest(SnapshotID)
     }
 
     /// An open file: its node and where each piece starts.
@@ -166,7 +171,6 @@ public final class SnapshotFileSystem: Sendable {
         s.records[Self.snapshotsInode] = Record(kind: .snapshots, parent: Self.rootInode)
         s.records[Self.incomingInode] = Record(kind: .incoming, parent: Self.rootInode)
         s.records[Self.controlInode] = Record(kind: .control, parent: Self.rootInode)
-        s.records[Self.latestInode] = Record(kind: .latest, parent: Self.snapshotsInode)
         for (i, name) in Self.controlFiles.enumerated() {
             s.records[UInt64(8 + i)] = Record(kind: .controlFile(name), parent: Self.controlInode)
         }
@@ -195,7 +199,12 @@ public final class SnapshotFileSystem: Sendable {
             guard let snap = try? repository.loadSnapshot(id) else { continue }
             loaded.append((id, SnapshotInfo(snapshot: snap, day: Self.day(of: snap.time))))
         }
-        state.withLock { s in for (id, info) in loaded { s.snapshots[id] = info } }
+        let changed = Date().timeIntervalSince1970
+        state.withLock { s in
+            for (id, info) in loaded { s.snapshots[id] = info }
+            s.changedAt = Timestamp(seconds: Int64(changed),
+                                    nanoseconds: Int64(changed.truncatingRemainder(dividingBy: 1) * 1e9))
+        }
     }
 
     /// The snapshot's day in this machine's time zone: `YYYY-MM-DD`.
@@ -220,7 +229,8 @@ public final class SnapshotFileSystem: Sendable {
     /// Finds or makes the inode for `kind` under `parent` named `name`.
     private func child(of parent: UInt64, name: [UInt8], kind: InodeKind, countLookup: Bool) -> UInt64 {
         state.withLock { s in
-            if let existing = s.records[parent]?.children?[name], s.records[existing] != nil {
+            if let existing = s.records[parent]?.children?[name], let known = s.records[existing],
+               Self.isSameEntry(known.kind, kind) {
                 if countLookup { s.records[existing]!.lookups += 1 }
                 return existing
             }
@@ -230,6 +240,7 @@ public final class SnapshotFileSystem: Sendable {
                 .hardLink(snapshot, device: node.device, inode: node.inode)
             case .snapshotRoot(let id): .snapshot(id)
             case .day(let d): .day(d)
+            case .latest(let id): .latest(id)
             default: nil
             }
             let number: UInt64
@@ -246,6 +257,12 @@ public final class SnapshotFileSystem: Sendable {
             s.records[parent]?.children?[name] = number
             return number
         }
+    }
+
+    /// Whether a name's known inode still stands for `kind` (only `latest` changes what it stands for).
+    private static func isSameEntry(_ known: InodeKind, _ kind: InodeKind) -> Bool {
+        if case .latest(let a) = known, case .latest(let b) = kind { return a == b }
+        return true
     }
 
     /// The kernel forgets `count` lookups of `inode`; at zero the inode is dropped (it is made again on the
@@ -310,7 +327,7 @@ public final class SnapshotFileSystem: Sendable {
             refreshSnapshots()
             let days = state.withLock { Set($0.snapshots.values.map(\.day)) }.sorted()
             var out = days.map { (Array($0.utf8), InodeKind.day($0)) }
-            if latest() != nil { out.append((Array("latest".utf8), .latest)) }
+            if let (id, _) = latest() { out.append((Array("latest".utf8), .latest(id))) }
             return out
         case .day(let d):
             let ids = state.withLock { s in s.snapshots.filter { $0.value.day == d }.map(\.key) }
@@ -373,11 +390,6 @@ public final class SnapshotFileSystem: Sendable {
         default:
             break
         }
-        if case .snapshots = r.kind, name == Array("latest".utf8) {
-            guard latest() != nil else { throw FileSystemErrno(ENOENT) }
-            state.withLock { $0.records[Self.latestInode]?.lookups += 1 }
-            return try attributes(Self.latestInode)
-        }
         if case .root = r.kind {
             let fixed: [String: UInt64] = ["snapshots": Self.snapshotsInode, "incoming": Self.incomingInode,
                                            ".polyad": Self.controlInode]
@@ -417,7 +429,6 @@ public final class SnapshotFileSystem: Sendable {
             case .snapshots: Self.snapshotsInode
             case .incoming: Self.incomingInode
             case .control: Self.controlInode
-            case .latest: Self.latestInode
             case .controlFile(let n): UInt64(8 + (Self.controlFiles.firstIndex(of: n) ?? 0))
             default: child(of: inode, name: name, kind: kind, countLookup: false)
             }
@@ -459,8 +470,13 @@ public final class SnapshotFileSystem: Sendable {
         var a = Attributes(inode: inode, mode: S_IFDIR | 0o555, links: 2, uid: getuid(), gid: getgid(), size: 0,
                            blocks: 0, rdev: 0, atime: now, mtime: now, ctime: now, cacheSeconds: 1)
         switch r.kind {
-        case .root, .snapshots, .control, .day:
+        case .root, .control:
             break
+        case .snapshots, .day:
+            refreshSnapshots()
+            let changed = state.withLock { $0.changedAt }
+            a.mtime = changed
+            a.ctime = changed
         case .incoming:
             a.mode = S_IFDIR | 0o755
         case .controlFile(let name):
@@ -468,10 +484,10 @@ public final class SnapshotFileSystem: Sendable {
             a.links = 1
             a.size = UInt64(controlContent(name).count)
             a.cacheSeconds = 0
-        case .latest:
+        case .latest(let id):
             a.mode = S_IFLNK | 0o777
             a.links = 1
-            a.size = UInt64(latestTarget().count)
+            a.size = UInt64(target(of: id).count)
         case .snapshotRoot(let id):
             if let info = state.withLock({ $0.snapshots[id] }) {
                 a.mtime = info.snapshot.time
@@ -499,14 +515,20 @@ public final class SnapshotFileSystem: Sendable {
     /// The target of a symlink inode.
     public func readLink(_ inode: UInt64) throws(FileSystemErrno) -> [UInt8] {
         switch try record(inode).kind {
-        case .latest: return latestTarget()
+        case .latest(let id): return target(of: id)
         case .node(let n, _) where n.kind == .symlink: return n.linkTarget
         default: throw FileSystemErrno(EINVAL)
         }
     }
 
     private func latestTarget() -> [UInt8] {
-        guard let (id, info) = latest() else { return [] }
+        guard let (id, _) = latest() else { return [] }
+        return target(of: id)
+    }
+
+    /// `<day>/<short id>`: where `latest` points while `id` is the newest snapshot.
+    private func target(of id: SnapshotID) -> [UInt8] {
+        guard let info = state.withLock({ $0.snapshots[id] }) else { return [] }
         return Array("\(info.day)/\(id.short)".utf8)
     }
 
@@ -560,18 +582,22 @@ public final class SnapshotFileSystem: Sendable {
         _ = handles.withLock { $0.removeValue(forKey: handle) }
     }
 
-    /// Reads up to `size` bytes at `offset`. A damaged chunk fails this read with `EIO` (never wrong bytes)
-    /// and is logged with the object and file.
-    public func read(_ handle: UInt64, offset: UInt64, size: Int) throws(FileSystemErrno) -> [UInt8] {
+    /// Zeros that reads of holes point into (a read is at most this long; longer holes take several slices).
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Reads up to `size` bytes at `offset`: the bytes are the concatenation of the returned slices, which
+    /// point into cached chunks (no copy). A damaged chunk fails this read with `EIO` (never wrong bytes) and
+    /// is logged with the object and file.
+    public func read(_ handle: UInt64, offset: UInt64, size: Int) throws(FileSystemErrno) -> [ArraySlice<UInt8>] {
         guard let file = handles.withLock({ $0[handle] }) else { throw FileSystemErrno(EBADF) }
         if let g = file.generated {
             guard offset < UInt64(g.count) else { return [] }
-            return Array(g[Int(offset)..<min(g.count, Int(offset) + size)])
+            return [g[Int(offset)..<min(g.count, Int(offset) + size)]]
         }
         let end = min(file.node.size, offset + UInt64(size))
         guard offset < end else { return [] }
-        var out = [UInt8]()
-        out.reserveCapacity(Int(end - offset))
+        var out = [ArraySlice<UInt8>]()
+        var total = 0
         // The first piece that ends after `offset`.
         var lo = 0, hi = file.starts.count
         while lo < hi {
@@ -587,12 +613,18 @@ public final class SnapshotFileSystem: Sendable {
             let to = min(piece.length, end - start)
             switch piece {
             case .hole:
-                out += [UInt8](repeating: 0, count: Int(to - from))
+                var left = Int(to - from)
+                while left > 0 {
+                    let n = min(left, Self.zeros.count)
+                    out.append(Self.zeros[0..<n])
+                    left -= n
+                }
             case .chunk(let id, _):
                 let data = try chunk(id.hash, file: file)
                 guard UInt64(data.count) >= to else { throw FileSystemErrno(EIO) }
-                data.withUnsafeBufferPointer { out.append(contentsOf: $0[Int(from)..<Int(to)]) }
+                out.append(data[Int(from)..<Int(to)])
             }
+            total += Int(to - from)
             at = start + to
             i += 1
         }
@@ -601,7 +633,7 @@ public final class SnapshotFileSystem: Sendable {
         if previous == offset || offset == 0 { prefetch(file, from: i) }
         counters.withLock {
             $0.reads += 1
-            $0.bytesRead += UInt64(out.count)
+            $0.bytesRead += UInt64(total)
         }
         return out
     }

@@ -6,14 +6,14 @@ import Synchronization
 import PolyadFileSystem
 import PolyadMount
 
-/// What the C callbacks reach through `fuse_req_userdata`: the filesystem model, open directory listings,
+/// What the C callbacks reach through `fuse_req_userdata`: the filesystem model, the listings being read,
 /// and the readiness pipe of a daemonizing parent.
 final class MountContext: Sendable {
     let fs: SnapshotFileSystem
     let readyDescriptor: Int32?
     let ready = Atomic<Bool>(false)
+    /// Listings being read, by directory inode: taken at offset 0, kept until read to the end.
     let directories = Mutex<[UInt64: [DirectoryEntry]]>([:])
-    let nextDirectory = Atomic<UInt64>(1)
     let mountpoint: String?
 
     init(fs: SnapshotFileSystem, readyDescriptor: Int32?, mountpoint: String?) {
@@ -73,6 +73,23 @@ private func replyEntry(_ req: fuse_req_t?, _ a: Attributes) {
 
 private func replyBytes(_ req: fuse_req_t?, _ bytes: [UInt8]) {
     bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+}
+
+/// Replies with the concatenation of `slices`, straight from their storage (one `writev`, no copy).
+private func replySlices(_ req: fuse_req_t?, _ slices: [ArraySlice<UInt8>]) {
+    var vectors = [iovec]()
+    vectors.reserveCapacity(slices.count)
+    func gather(_ index: Int) {
+        guard index < slices.count else {
+            _ = vectors.withUnsafeBufferPointer { fuse_reply_iov(req, $0.baseAddress, Int32($0.count)) }
+            return
+        }
+        slices[index].withUnsafeBytes { b in
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count))
+            gather(index + 1)   // nested, so that every slice's storage is pinned while the reply is written
+        }
+    }
+    gather(0)
 }
 
 /// The xattr protocol: size 0 asks for the length; a buffer too small is ERANGE.
@@ -148,8 +165,7 @@ func makeOperations() -> fuse_lowlevel_ops {
     }
     ops.read = { req, _, size, off, fi in
         answer(req) { () throws(FileSystemErrno) in
-            let data = try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size)
-            replyBytes(req, data)
+            replySlices(req, try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size))
         }
     }
     ops.lseek = { req, _, off, whence, fi in
@@ -166,26 +182,16 @@ func makeOperations() -> fuse_lowlevel_ops {
         context(req).fs.release(fi!.pointee.fh)
         fuse_reply_err(req, 0)
     }
-    ops.opendir = { req, ino, fi in
-        answer(req) { () throws(FileSystemErrno) in
-            let ctx = context(req)
-            let entries = try ctx.fs.readDirectory(ino)
-            let h = ctx.nextDirectory.add(1, ordering: .relaxed).oldValue
-            ctx.directories.withLock { $0[h] = entries }
-            fi!.pointee.fh = h
-            fuse_reply_open(req, fi)
-        }
-    }
-    ops.readdir = { req, _, size, off, fi in
-        replyDirectory(req, fi, size: size, offset: off, plus: false)
+    // No opendir: the kernel then sends neither OPENDIR nor RELEASEDIR (two requests per folder fewer) and
+    // caches listings itself; `/snapshots` and its day folders change their mtime when snapshots come, which
+    // drops the kernel's copy. Listings are read by inode.
+    ops.opendir = { req, _, _ in fuse_reply_err(req, ENOSYS) }
+    ops.readdir = { req, ino, size, off, _ in
+        replyDirectory(req, ino, size: size, offset: off, plus: false)
     }
     // Entries with their attributes in one reply: `ls -l` and `find` need no lookup per name.
-    ops.readdirplus = { req, _, size, off, fi in
-        replyDirectory(req, fi, size: size, offset: off, plus: true)
-    }
-    ops.releasedir = { req, _, fi in
-        _ = context(req).directories.withLock { $0.removeValue(forKey: fi!.pointee.fh) }
-        fuse_reply_err(req, 0)
+    ops.readdirplus = { req, ino, size, off, _ in
+        replyDirectory(req, ino, size: size, offset: off, plus: true)
     }
     ops.statfs = { req, _ in
         let (blocks, files) = context(req).fs.statistics()
@@ -243,14 +249,26 @@ func raiseReadAhead(mountpoint: String, kilobytes: Int) {
     try? "\(kilobytes)\n".write(toFile: path, atomically: false, encoding: .utf8)
 }
 
-/// Fills a `readdir` (or `readdirplus`) reply from the listing taken at `opendir`, from entry `offset` on,
-/// as many entries as fit in `size` bytes. A `readdirplus` entry other than "." and ".." counts as a lookup.
-private func replyDirectory(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_file_info>?, size: Int, offset: off_t,
-                            plus: Bool) {
+/// Fills a `readdir` (or `readdirplus`) reply from directory `inode`'s listing, from entry `offset` on, as
+/// many entries as fit in `size` bytes. The listing is taken at offset 0 and kept until it has been read to
+/// the end. A `readdirplus` entry other than "." and ".." counts as a lookup.
+private func replyDirectory(_ req: fuse_req_t?, _ inode: fuse_ino_t, size: Int, offset: off_t, plus: Bool) {
     let ctx = context(req)
-    guard let entries = ctx.directories.withLock({ $0[fi!.pointee.fh] }) else {
-        fuse_reply_err(req, EBADF)
-        return
+    let kept = offset == 0 ? nil : ctx.directories.withLock { $0[inode] }
+    let entries: [DirectoryEntry]
+    if let kept {
+        entries = kept
+    } else {
+        do {
+            entries = try ctx.fs.readDirectory(inode)
+        } catch {
+            fuse_reply_err(req, error.code)
+            return
+        }
+        ctx.directories.withLock { d in
+            if d.count >= 256 { d.removeAll() }   // listings abandoned half-read
+            d[inode] = entries
+        }
     }
     var buffer = [CChar](repeating: 0, count: size)
     var used = 0
@@ -284,5 +302,6 @@ private func replyDirectory(_ req: fuse_req_t?, _ fi: UnsafeMutablePointer<fuse_
         used += length
         index += 1
     }
+    if index >= entries.count { _ = ctx.directories.withLock { $0.removeValue(forKey: inode) } }
     buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
 }

@@ -263,6 +263,10 @@ final class MountTests: XCTestCase {
         try fixture.expect(0, ["backup", src])
         try mount()
         let before = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")
+        // Listed (and read through `latest`) once, so that the kernel holds these listings and the old link.
+        let day = String(before.prefix(10))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day).count, 1)
+        XCTAssertEqual(try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/one.txt", encoding: .utf8), "1")
         _ = FileManager.default.createFile(atPath: src + "/two.txt", contents: Data("2".utf8))
         let o = try fixture.expect(0, ["backup", src, "--json"])
         let id = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: String])?["short_id"])
@@ -273,6 +277,14 @@ final class MountTests: XCTestCase {
         }
         XCTAssertTrue(after.hasSuffix(id), "latest -> \(after), expected \(id)")
         XCTAssertEqual(try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/two.txt", encoding: .utf8), "2")
+        // The day's folder lists the new snapshot too (the kernel's cached listing is dropped).
+        let newDay = mountpoint + "/snapshots/" + String(after.prefix(10))
+        var listed = (try? FileManager.default.contentsOfDirectory(atPath: newDay)) ?? []
+        for _ in 0..<100 where !listed.contains(id) {
+            usleep(100_000)
+            listed = (try? FileManager.default.contentsOfDirectory(atPath: newDay)) ?? []
+        }
+        XCTAssertTrue(listed.contains(id), "\(newDay) lists \(listed), expected \(id)")
     }
 
     func testConcurrentReadersGetTheRightBytes() throws {

@@ -79,6 +79,9 @@ let package = Package(
         .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig",
+                                                            "PolyadFormat", "PolyadFileSystem"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,327 @@
+import Foundation
+import Synchronization
+import XCTest
+import PolyadConfig
+import PolyadFileSystem
+import PolyadFormat
+@testable import PolyadMount
+import PolyadRepository
+
+/// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any
+/// offset, holes, xattrs, `latest` and damage.
+final class SnapshotFileSystemTests: XCTestCase {
+    private var folder = ""
+    private var manager: BackupManager!
+    private var source = ""
+
+    override func setUpWithError() throws {
+        var template = Array((NSTemporaryDirectory() + "/polyad-mount-test-XXXXXX").utf8CString)
+        folder = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        let conf = folder + "/mount.conf"
+        let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: false\n"
+        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        manager = BackupManager(config: try Configuration.load(file: conf), environment: ["POLYAD_PASSWORD": "pw"])
+        try manager.initialize()
+        source = folder + "/src"
+        try FileManager.default.createDirectory(atPath: source + "/sub", withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    // MARK: Helpers
+
+    private func write(_ relative: String, _ bytes: [UInt8]) {
+        _ = FileManager.default.createFile(atPath: source + "/" + relative, contents: Data(bytes))
+    }
+
+    private func backup() throws {
+        _ = try manager.createBackup(paths: [source])
+    }
+
+    private func makeFileSystem(cacheBytes: Int = 64 << 20, log: @escaping @Sendable (String) -> Void = { _ in },
+                                willBlock: @escaping @Sendable () -> Void = {}) throws -> SnapshotFileSystem {
+        let fs = SnapshotFileSystem(manager: manager, repository: try manager.repository(), cacheBytes: cacheBytes,
+                                    log: log, willBlock: willBlock)
+        fs.refreshSnapshots(interval: 0)
+        return fs
+    }
+
+    /// The inode at `path` below the mount's root, looked up name by name.
+    private func inode(_ fs: SnapshotFileSystem, _ path: String) throws -> UInt64 {
+        var at = SnapshotFileSystem.rootInode
+        for part in path.split(separator: "/") {
+            do { at = try fs.lookup(parent: at, name: Array(part.utf8)).inode } catch {
+                XCTFail("lookup of \(part) in \(path): errno \(error.code)")
+                throw error
+            }
+        }
+        return at
+    }
+
+    /// The path of the backed-up source inside the newest snapshot.
+    private func latestSource(_ fs: SnapshotFileSystem) throws -> String {
+        let latest = try inode(fs, "snapshots/latest")
+        return "snapshots/" + String(decoding: try fs.readLink(latest), as: UTF8.self) + source
+    }
+
+    private func read(_ fs: SnapshotFileSystem, _ handle: UInt64, offset: UInt64, size: Int) throws -> [UInt8] {
+        try fs.read(handle, offset: offset, size: size).flatMap { $0 }
+    }
+
+    /// Bytes that neither compress nor repeat (SplitMix64), so that chunking and packing are realistic.
+    private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed
+        var out = [UInt8]()
+        out.reserveCapacity(count + 8)
+        while out.count < count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            withUnsafeBytes(of: z) { out.append(contentsOf: $0) }
+        }
+        return Array(out.prefix(count))
+    }
+
+    private func names(_ entries: [DirectoryEntry]) -> [String] {
+        entries.map { String(decoding: $0.name, as: UTF8.self) }
+    }
+
+    // MARK: Tests
+
+    func testLayoutFollowsTheDesign() throws {
+        write("a.txt", Array("hello\n".utf8))
+        try backup()
+        let fs = try makeFileSystem()
+        XCTAssertEqual(names(try fs.readDirectory(SnapshotFileSystem.rootInode)),
+                       [".", "..", "snapshots", "incoming", ".polyad"])
+        let snapshots = try inode(fs, "snapshots")
+        let listed = names(try fs.readDirectory(snapshots))
+        XCTAssertEqual(listed.count, 4, "\(listed)")   // ., .., one day, latest
+        XCTAssertEqual(listed.last, "latest")
+        let day = listed[2]
+        XCTAssertNotNil(day.range(of: #"^\d{4}-\d{2}-\d{2}$"#, options: .regularExpression), day)
+        let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest")), as: UTF8.self)
+        XCTAssertTrue(target.hasPrefix(day + "/"), target)
+        XCTAssertEqual(names(try fs.readDirectory(try inode(fs, ".polyad"))), [".", "..", "metrics", "stats.json", "status"])
+        XCTAssertEqual(try fs.readDirectory(try inode(fs, "incoming")).count, 2)
+        XCTAssertThrowsError(try fs.lookup(parent: snapshots, name: Array("1999-01-01".utf8))) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
+        }
+        let a = try inode(fs, try latestSource(fs) + "/a.txt")
+        XCTAssertEqual(try fs.attributes(a).size, 6)
+        XCTAssertEqual(try fs.attributes(a).cacheSeconds, 86_400, "snapshot content is immutable")
+    }
+
+    func testReadsAtAnyOffsetMatchTheSource() throws {
+        let big = noise(3 << 20, seed: 1)
+        write("big.bin", big)
+        write("sub/small.txt", Array("small file\n".utf8))
+        try backup()
+        let fs = try makeFileSystem(cacheBytes: 1 << 20)   // smaller than the file: chunks are evicted and reloaded
+        let root = try latestSource(fs)
+        let h = try fs.open(try inode(fs, root + "/big.bin"), path: "big.bin")
+        defer { fs.release(h) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let offset = Int.random(in: 0..<big.count, using: &generator)
+            let size = Int.random(in: 1...(1 << 20), using: &generator)
+            let got = try read(fs, h, offset: UInt64(offset), size: size)
+            XCTAssertEqual(got, Array(big[offset..<min(big.count, offset + size)]), "read of \(size) at \(offset)")
+        }
+        XCTAssertEqual(try read(fs, h, offset: UInt64(big.count), size: 4096), [], "at the end")
+        XCTAssertEqual(try read(fs, h, offset: UInt64(big.count) + 10, size: 4096), [], "past the end")
+        // Sequentially, 128 KiB at a time, as the kernel asks.
+        var whole = [UInt8]()
+        while whole.count < big.count { whole += try read(fs, h, offset: UInt64(whole.count), size: 128 << 10) }
+        XCTAssertEqual(whole, big)
+        let s = try fs.open(try inode(fs, root + "/sub/small.txt"), path: "small.txt")
+        XCTAssertEqual(String(decoding: try read(fs, s, offset: 0, size: 1 << 20), as: UTF8.self), "small file\n")
+        fs.release(s)
+        XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF) }
+    }
+
+    func testHolesReadAsZerosAndSeekFindsThem() throws {
+        let path = source + "/sparse.bin"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let data = [UInt8](repeating: 7, count: 8192)
+        XCTAssertEqual(pwrite(fd, data, data.count, 0), data.count)
+        XCTAssertEqual(pwrite(fd, data, data.count, 4 << 20), data.count)   // a 4 MiB hole between
+        close(fd)
+        try backup()
+        let fs = try makeFileSystem()
+        let h = try fs.open(try inode(fs, try latestSource(fs) + "/sparse.bin"), path: "sparse.bin")
+        defer { fs.release(h) }
+        let size = (4 << 20) + 8192
+        var whole = [UInt8]()
+        while whole.count < size { whole += try read(fs, h, offset: UInt64(whole.count), size: 1 << 20) }
+        var expected = [UInt8](repeating: 0, count: size)
+        expected.replaceSubrange(0..<8192, with: data)
+        expected.replaceSubrange((4 << 20)..<size, with: data)
+        XCTAssertEqual(whole, expected)
+        XCTAssertEqual(try read(fs, h, offset: 0, size: size), expected, "one read across data and hole")
+        let hole = try fs.seek(h, offset: 0, findData: false)
+        XCTAssertGreaterThanOrEqual(hole, 8192)
+        XCTAssertLessThanOrEqual(hole, 4 << 20)
+        XCTAssertEqual(try fs.seek(h, offset: hole, findData: true) <= 4 << 20, true)
+        XCTAssertThrowsError(try fs.seek(h, offset: UInt64(size), findData: true)) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENXIO)
+        }
+    }
+
+    func testMetadataHardLinksSymlinksAndExtendedAttributes() throws {
+        write("one.txt", Array("same bytes\n".utf8))
+        write("two.txt", Array("same bytes\n".utf8))
+        XCTAssertEqual(link(source + "/one.txt", source + "/linked.txt"), 0)
+        XCTAssertEqual(symlink("one.txt", source + "/link"), 0)
+        XCTAssertEqual(chmod(source + "/two.txt", 0o640), 0)
+        let value = Array("v".utf8)
+        let hasXattr = (try? FileSystem.setExtendedAttribute(Array((source + "/two.txt").utf8), name: Array("user.note".utf8),
+                                                             value: value)) != nil
+        try backup()
+        let fs = try makeFileSystem()
+        let root = try latestSource(fs)
+        let one = try inode(fs, root + "/one.txt"), linked = try inode(fs, root + "/linked.txt")
+        let two = try inode(fs, root + "/two.txt")
+        XCTAssertEqual(one, linked, "a hard-link group is one inode")
+        XCTAssertEqual(try fs.attributes(one).links, 2)
+        XCTAssertNotEqual(one, two)
+        let a = try fs.attributes(two)
+        XCTAssertEqual(a.mode, S_IFREG | 0o640)
+        var st = stat()
+        XCTAssertEqual(lstat(source + "/two.txt", &st), 0)
+        XCTAssertEqual(a.uid, st.st_uid)
+        XCTAssertEqual(a.mtime.seconds, Int64(st.st_mtim.tv_sec))
+        XCTAssertEqual(a.mtime.nanoseconds, Int64(st.st_mtim.tv_nsec))
+        let link = try inode(fs, root + "/link")
+        XCTAssertEqual(try fs.attributes(link).mode & S_IFMT, S_IFLNK)
+        XCTAssertEqual(String(decoding: try fs.readLink(link), as: UTF8.self), "one.txt")
+        // The content hash: equal for equal content, readable by name, not listed.
+        let hash = SnapshotFileSystem.hashAttribute
+        XCTAssertEqual(try fs.extendedAttribute(one, name: hash), try fs.extendedAttribute(two, name: hash))
+        XCTAssertEqual(try fs.extendedAttribute(one, name: hash).count, 64)
+        XCTAssertFalse(try fs.extendedAttributeNames(two).contains(hash))
+        if hasXattr {
+            XCTAssertEqual(try fs.extendedAttributeNames(two), [Array("user.note".utf8)])
+            XCTAssertEqual(try fs.extendedAttribute(two, name: Array("user.note".utf8)), value)
+        }
+        XCTAssertThrowsError(try fs.extendedAttribute(one, name: Array("user.none".utf8))) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENODATA)
+        }
+        XCTAssertThrowsError(try fs.open(try inode(fs, root), path: "")) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, EISDIR)
+        }
+    }
+
+    func testLatestMovesToANewInodeAndFoldersChangeTheirTime() throws {
+        write("a.txt", Array("1".utf8))
+        try backup()
+        let fs = try makeFileSystem()
+        let firstLatest = try inode(fs, "snapshots/latest")
+        let firstTarget = try fs.readLink(firstLatest)
+        let snapshots = try inode(fs, "snapshots")
+        let before = try fs.attributes(snapshots).mtime
+        usleep(20_000)
+        write("b.txt", Array("2".utf8))
+        try backup()
+        fs.refreshSnapshots(interval: 0)
+        let secondLatest = try inode(fs, "snapshots/latest")
+        XCTAssertNotEqual(firstLatest, secondLatest, "the kernel may cache a symlink for its inode's life")
+        XCTAssertNotEqual(try fs.readLink(secondLatest), firstTarget)
+        XCTAssertEqual(try fs.readLink(firstLatest), firstTarget, "an old inode keeps its target")
+        XCTAssertGreaterThan(try fs.attributes(snapshots).mtime, before, "cached listings of /snapshots are dropped")
+        XCTAssertEqual(try fs.attributes(try inode(fs, try latestSource(fs) + "/b.txt")).size, 1)
+    }
+
+    func testDamagedChunkFailsItsReadsOnlyAndIsLogged() throws {
+        write("bad.bin", noise(200_000, seed: 2))
+        try backup()
+        // The first backup wrote one pack of data (bad.bin's chunk) and one of trees: flip a byte in the middle
+        // of the larger.
+        let packs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/store/data").filter { $0.contains("/") }
+            .map { folder + "/store/data/" + $0 }
+        XCTAssertEqual(packs.count, 2, "\(packs)")
+        let size = { (p: String) in (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0 }
+        let pack = try XCTUnwrap(packs.max { size($0) < size($1) })
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: pack)))
+        bytes[bytes.count / 2] ^= 0x40
+        chmod(pack, 0o600)
+        try Data(bytes).write(to: URL(fileURLWithPath: pack))
+        write("good.txt", Array("fine\n".utf8))
+        try backup()
+        let lines = Mutex<[String]>([])
+        let fs = try makeFileSystem(log: { line in lines.withLock { $0.append(line) } })
+        let root = try latestSource(fs)
+        let bad = try fs.open(try inode(fs, root + "/bad.bin"), path: "/x/bad.bin")
+        XCTAssertThrowsError(try fs.read(bad, offset: 0, size: 4096)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EIO) }
+        XCTAssertTrue(lines.withLock { $0 }.contains { $0.contains("/x/bad.bin") }, "\(lines.withLock { $0 })")
+        let good = try fs.open(try inode(fs, root + "/good.txt"), path: "good.txt")
+        XCTAssertEqual(try read(fs, good, offset: 0, size: 100), Array("fine\n".utf8))
+        let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
+        XCTAssertTrue(status.contains("read_errors: 1"), status)
+    }
+
+    func testOnlyReadsThatMissTheCacheWaitForTheStore() throws {
+        write("a.txt", Array("content\n".utf8))
+        try backup()
+        let blocked = Atomic<Int>(0)
+        let fs = try makeFileSystem(willBlock: { blocked.add(1, ordering: .relaxed) })
+        let file = try inode(fs, try latestSource(fs) + "/a.txt")
+        let h = try fs.open(file, path: "a.txt")
+        _ = try read(fs, h, offset: 0, size: 100)
+        let afterFirst = blocked.load(ordering: .relaxed)
+        XCTAssertGreaterThan(afterFirst, 0)
+        _ = try read(fs, h, offset: 0, size: 100)
+        _ = try fs.attributes(file)
+        XCTAssertEqual(blocked.load(ordering: .relaxed), afterFirst, "cached data and metadata need no handoff")
+    }
+}
+
+/// The caches the mount shares between its threads.
+final class MountCacheTests: XCTestCase {
+    func testLRUCacheStaysWithinItsCapacityAndKeepsRecentEntries() {
+        let cache = LRUCache<Int, [UInt8]>(capacity: 1000)
+        for i in 0..<50 {
+            cache.insert([UInt8](repeating: 0, count: 100), for: i, cost: 100)
+            _ = cache.value(for: 0)   // keep 0 recent
+        }
+        XCTAssertLessThanOrEqual(cache.statistics.cost, 1000)
+        XCTAssertNotNil(cache.value(for: 0))
+        XCTAssertNotNil(cache.value(for: 49))
+        XCTAssertNil(cache.value(for: 1))
+    }
+
+    func testSharedLoadsRunOneLoadForConcurrentCallers() throws {
+        let loads = SharedLoads<Int, [UInt8], FileSystemErrno>()
+        let runs = Atomic<Int>(0)
+        let arrived = Atomic<Int>(0)
+        let results = Mutex<[[UInt8]]>([])
+        let done = DispatchGroup()
+        for _ in 0..<8 {
+            done.enter()
+            Thread {
+                arrived.add(1, ordering: .relaxed)
+                let v = try? loads.value(for: 1) { () throws(FileSystemErrno) -> [UInt8] in
+                    runs.add(1, ordering: .relaxed)
+                    // Until every caller has come, and a moment for the last to reach the shared load.
+                    while arrived.load(ordering: .relaxed) < 8 { usleep(1000) }
+                    usleep(50_000)
+                    return [42]
+                }
+                results.withLock { $0.append(v ?? []) }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        XCTAssertEqual(runs.load(ordering: .relaxed), 1)
+        XCTAssertEqual(results.withLock { $0 }, Array(repeating: [42], count: 8))
+        XCTAssertFalse(loads.isLoading(1))
+        // A failure reaches every waiter, and the next call loads again.
+        XCTAssertThrowsError(try loads.value(for: 2) { () throws(FileSystemErrno) -> [UInt8] in throw FileSystemErrno(EIO) })
+        XCTAssertEqual(try loads.value(for: 2) { () throws(FileSystemErrno) -> [UInt8] in [1] }, [1])
+    }
+}

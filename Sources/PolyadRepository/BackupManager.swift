@@ -117,11 +117,12 @@ public final class BackupManager: Sendable {
         return repo
     }
 
-    /// The open store (opened on first use).
-    public func repository() throws -> Repository {
+    /// The open store (opened on first use). With `indexInBackground` the index is read on another thread
+    /// (for a mount that should be ready before a large index is read; lookups wait for it).
+    public func repository(indexInBackground: Bool = false) throws -> Repository {
         if let r = opened.withLock({ $0 }) { return r }
         let secret = try configuration.passphrase(environment: environment)
-        let repo = try Repository.open(backend: backend(), passphrase: secret)
+        let repo = try Repository.open(backend: backend(), passphrase: secret, indexInBackground: indexInBackground)
         opened.withLock { $0 = repo }
         return repo
     }

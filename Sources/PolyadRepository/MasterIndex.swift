@@ -37,21 +37,30 @@ public final class MasterIndex: Sendable {
 
     /// Adds every entry of `pack`.
     public func add(pack: PackID, entries: [PackEntry]) {
+        add([(pack, entries)])
+    }
+
+    /// Adds every entry of each pack, in one pass (the table grows once).
+    public func add(_ packs: [(pack: PackID, entries: [PackEntry])]) {
         state.withLock { s in
-            let number: UInt32
-            if let n = s.packNumbers[pack] {
-                number = n
-            } else {
-                number = UInt32(s.packs.count)
-                s.packs.append(pack)
-                s.packNumbers[pack] = number
-            }
-            s.entries.reserveCapacity(s.entries.count + entries.count)
-            for e in entries {
-                s.entries[e.id] = Entry(pack: number, type: e.type, offset: e.offset, length: e.length, rawLength: e.rawLength)
-                s.reserved.remove(e.id)
-            }
+            s.entries.reserveCapacity(s.entries.count + packs.reduce(0) { $0 + $1.entries.count })
+            for (pack, entries) in packs { Self.add(pack: pack, entries: entries, to: &s) }
         }
+    }
+
+    private static func add(pack: PackID, entries: [PackEntry], to s: inout State) {
+        let number: UInt32
+        if let n = s.packNumbers[pack] {
+            number = n
+        } else {
+            number = UInt32(s.packs.count)
+            s.packs.append(pack)
+            s.packNumbers[pack] = number
+        }
+        for e in entries {
+            s.entries[e.id] = Entry(pack: number, type: e.type, offset: e.offset, length: e.length, rawLength: e.rawLength)
+        }
+        if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id) } }
     }
 
     /// The blob's location, if it is in a pack.

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Synchronization
 import PolyadChunker
 import PolyadCompression
@@ -16,6 +18,12 @@ public final class Repository: Sendable {
     public let chunker: Chunker
     private let problems = Mutex<[DamagedObject]>([])
     private let loadedIndexes = Mutex<Set<String>>([])
+    /// While the index loads in the background: lookups that miss wait for it (see `loadIndexInBackground`).
+    private let indexLoading = Mutex<DispatchGroup?>(nil)
+    /// Why the background index load failed, if it did.
+    private let indexFailure = Mutex<RepositoryError?>(nil)
+    /// Held while index files are read: a second reader waits, then finds them loaded.
+    private let indexReading = Mutex(())
 
     /// Index files that could not be read when the store was opened (verify reports them).
     public var indexProblems: [DamagedObject] { problems.withLock { $0 } }
@@ -67,8 +75,11 @@ public final class Repository: Sendable {
         return Repository(backend: backend, key: MasterKey(material: material, slot: slot), config: config)
     }
 
-    /// Opens the store on `backend`: unlocks a key slot, reads the config and loads the index.
-    public static func open(backend: any Backend, passphrase: [UInt8]) throws(RepositoryError) -> Repository {
+    /// Opens the store on `backend`: unlocks a key slot, reads the config and loads the index (or, with
+    /// `indexInBackground`, starts loading it on another thread: a mount is then ready before a large index
+    /// is read, and the first blob lookups wait for it).
+    public static func open(backend: any Backend, passphrase: [UInt8],
+                            indexInBackground: Bool = false) throws(RepositoryError) -> Repository {
         let exists: Bool
         do { exists = try backend.exists() } catch { throw RepositoryError.storage(error) }
         guard exists else {
@@ -86,25 +97,65 @@ public final class Repository: Sendable {
             throw RepositoryError.damaged("config", "it does not authenticate")
         }
         let repo = Repository(backend: backend, key: key, config: config)
-        try repo.loadIndex()
+        if indexInBackground { repo.loadIndexInBackground() } else { try repo.loadIndex() }
         return repo
+    }
+
+    /// Loads the index on another thread; until it is done, a lookup that finds nothing waits for it.
+    func loadIndexInBackground() {
+        let done = DispatchGroup()
+        done.enter()
+        indexLoading.withLock { $0 = done }
+        Thread { [self] in
+            do { try loadIndex() } catch let e as RepositoryError { indexFailure.withLock { $0 = e } } catch {}
+            indexLoading.withLock { $0 = nil }
+            done.leave()
+        }.start()
+    }
+
+    /// Where a blob is stored. A miss waits for an index load under way, then reads index files written
+    /// since (another process's new backup), before it says "nowhere".
+    public func location(of id: Hash256) throws(RepositoryError) -> BlobLocation? {
+        if let loc = index.lookup(id) { return loc }
+        if let loading = indexLoading.withLock({ $0 }) {
+            loading.wait()
+            if let failure = indexFailure.withLock({ $0 }) { throw failure }
+            if let loc = index.lookup(id) { return loc }
+        }
+        try loadIndex()
+        return index.lookup(id)
     }
 
     /// Reads every index file not read yet into memory (so calling it again picks up what other processes
     /// have added since). A damaged index file is recorded in `indexProblems` and skipped:
     /// what it listed then shows up as missing where it is needed.
     public func loadIndex() throws(RepositoryError) {
-        for info in try list(.index) {
-            guard loadedIndexes.withLock({ $0.insert(info.handle.name).inserted }) else { continue }
+        try indexReading.withLock { _ throws(RepositoryError) in try readNewIndexFiles() }
+    }
+
+    private func readNewIndexFiles() throws(RepositoryError) {
+        let files = try list(.index).filter { info in loadedIndexes.withLock { $0.insert(info.handle.name).inserted } }
+        // Reading, decrypting and decoding index files runs on every core; adding to the index is serial,
+        // in one pass once the total is known (one allocation of the table instead of repeated growth).
+        let failure = Mutex<RepositoryError?>(nil)
+        let decoded = Mutex<[IndexFile]>([])
+        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            let info = files[i]
             do {
                 let plain = try loadObject(info.handle, aad: Self.indexAAD)
                 let file = try IndexFile(decoding: plain)
-                for p in file.packs { index.add(pack: p.id, entries: p.entries) }
+                decoded.withLock { $0.append(file) }
             } catch let e as RepositoryError where e.code != .damaged {
-                throw e
+                failure.withLock { $0 = $0 ?? e }
             } catch {
                 problems.withLock { $0.append(DamagedObject(object: "index/\(info.handle.name)", problem: "\(error)")) }
             }
+        }
+        index.add(decoded.withLock { $0 }.flatMap(\.packs).map { ($0.id, $0.entries) })
+        if let e = failure.withLock({ $0 }) {
+            // Not read after all: a later call tries these again.
+            loadedIndexes.withLock { loaded in for info in files { loaded.remove(info.handle.name) } }
+            throw e
         }
     }
 
@@ -148,7 +199,7 @@ public final class Repository: Sendable {
 
     /// Reads, authenticates and decompresses a blob.
     public func loadBlob(_ id: Hash256) throws(RepositoryError) -> [UInt8] {
-        guard let loc = index.lookup(id) else {
+        guard let loc = try location(of: id) else {
             throw RepositoryError(.damaged, "blob \(id.shortHex) is referenced but not in the index; run `polyad verify`")
         }
         let sealed: [UInt8]

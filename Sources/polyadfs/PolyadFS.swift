@@ -145,7 +145,7 @@ enum PolyadFS {
         do { configuration = try Configuration.load(file: path) } catch { fail(.usage, error.description) }
         let manager = BackupManager(config: configuration)
         let repository: Repository
-        do { repository = try manager.repository() } catch let e as RepositoryError {
+        do { repository = try manager.repository(indexInBackground: true) } catch let e as RepositoryError {
             fail(e.exitCode, e.message)
         } catch let e as ConfigError {
             fail(.usage, e.description)

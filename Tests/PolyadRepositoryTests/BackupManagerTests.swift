@@ -34,6 +34,22 @@ final class BackupManagerTests: XCTestCase {
         XCTAssertEqual(try manager.snapshots().first?.metadata["source"], "seed example")
     }
 
+    /// A mount opens the store with the index loading in the background: reads wait for it, and blobs of a
+    /// backup made afterwards by another process are found once a lookup misses.
+    func testIndexLoadedInTheBackgroundAndIndexFilesWrittenLater() throws {
+        let scratch = Scratch()
+        let writer = try scratch.manager()
+        try writer.initialize()
+        let first = pseudoRandomBytes(2_000_000, seed: 7)
+        let one = try writer.createBackup(data: first, metadata: ["name": "one.bin"])
+        let reader = try scratch.manager()
+        _ = try reader.repository(indexInBackground: true)
+        XCTAssertEqual(try reader.readData(one.id.short), first)
+        let second = pseudoRandomBytes(1_000_000, seed: 8)
+        let two = try writer.createBackup(data: second, metadata: ["name": "two.bin"])
+        XCTAssertEqual(try reader.readData(two.id.short), second, "index files written after the load are read on a miss")
+    }
+
     func testDeduplicationAcrossSnapshotsAndFiles() throws {
         let scratch = Scratch()
         let manager = try scratch.manager()

@@ -40,6 +40,9 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     func contains(_ key: Key) -> Bool { state.withLock { $0.entries[key] != nil } }
 
+    /// The value if present, without counting a hit or a miss (for loaders that check before they work).
+    func peek(_ key: Key) -> Value? { state.withLock { $0.entries[key]?.value } }
+
     func insert(_ value: Value, for key: Key, cost: Int) {
         state.withLock { s in
             s.clock += 1

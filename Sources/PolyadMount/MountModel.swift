@@ -373,6 +373,7 @@ public final class SnapshotFileSystem: Sendable {
     /// Loads a tree into the cache, or waits for the load of it already under way.
     private func loadTree(_ id: TreeID) throws(RepositoryError) -> Tree {
         try treeLoads.value(for: id) { () throws(RepositoryError) -> Tree in
+            if let t = trees.peek(id) { return t }   // loaded while this prefetch waited in the queue
             let t = try repository.loadTree(id)
             trees.insert(t, for: id, cost: 1)
             return t
@@ -694,6 +695,8 @@ public final class SnapshotFileSystem: Sendable {
     /// under way (a read-ahead), so that no chunk is decoded twice at once.
     private func loadChunk(_ key: Hash256) throws(RepositoryError) -> [UInt8] {
         try chunkLoads.value(for: key) { () throws(RepositoryError) -> [UInt8] in
+            // A read-ahead queued behind others may find its chunk decoded by a reader meanwhile.
+            if let data = chunks.peek(key) { return data }
             let data = try repository.loadBlob(key)
             chunks.insert(data, for: key, cost: data.count)
             return data

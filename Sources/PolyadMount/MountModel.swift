@@ -87,6 +87,8 @@ public final class SnapshotFileSystem: Sendable {
         var bytesRead: UInt64 = 0
         var readErrors = 0
         var lastError: String?
+        /// Chunks decrypted and decompressed (each chunk once while it stays in the cache).
+        var decodes = 0
     }
 
     struct Record {
@@ -698,6 +700,7 @@ public final class SnapshotFileSystem: Sendable {
             // A read-ahead queued behind others may find its chunk decoded by a reader meanwhile.
             if let data = chunks.peek(key) { return data }
             let data = try repository.loadBlob(key)
+            counters.withLock { $0.decodes += 1 }
             chunks.insert(data, for: key, cost: data.count)
             return data
         }
@@ -766,6 +769,7 @@ public final class SnapshotFileSystem: Sendable {
                 "reads: \(c.reads) (\(c.bytesRead) bytes)",
                 "read_errors: \(c.readErrors)",
                 "chunk_cache: \(cache.cost) bytes, \(cache.hits) hits, \(cache.misses) misses",
+                "chunks_decoded: \(c.decodes)",
                 "incoming: not writable yet (commits from /incoming come with a later version)",
             ]
             if let e = c.lastError { lines.append("last_error: \(e)") }
@@ -787,6 +791,9 @@ public final class SnapshotFileSystem: Sendable {
                 # HELP polyad_mount_read_errors_total Reads that failed because data was damaged.
                 # TYPE polyad_mount_read_errors_total counter
                 polyad_mount_read_errors_total \(c.readErrors)
+                # HELP polyad_mount_chunks_decoded_total Chunks decrypted and decompressed.
+                # TYPE polyad_mount_chunks_decoded_total counter
+                polyad_mount_chunks_decoded_total \(c.decodes)
                 # HELP polyad_mount_cache_hits_total Chunk cache hits.
                 # TYPE polyad_mount_cache_hits_total counter
                 polyad_mount_cache_hits_total \(cache.hits)

@@ -86,6 +86,22 @@ final class SnapshotFileSystemTests: XCTestCase {
         return Array(out.prefix(count))
     }
 
+    /// How many chunks the newest snapshot stores for the file at absolute `path`.
+    private func chunks(of path: String) throws -> Int {
+        let repo = try manager.repository()
+        let id = try XCTUnwrap(try repo.snapshotIDs().max { try! repo.loadSnapshot($0).time < repo.loadSnapshot($1).time })
+        var tree = try repo.loadTree(try repo.loadSnapshot(id).tree)
+        let parts = path.split(separator: "/").map { Array($0.utf8) }
+        for (i, part) in parts.enumerated() {
+            let node = try XCTUnwrap(tree.nodes.first { $0.name == part }, "\(path): no \(String(decoding: part, as: UTF8.self))")
+            if i == parts.count - 1 {
+                return node.content.filter { if case .chunk = $0 { true } else { false } }.count
+            }
+            tree = try repo.loadTree(try XCTUnwrap(node.subtree))
+        }
+        return 0
+    }
+
     private func names(_ entries: [DirectoryEntry]) -> [String] {
         entries.map { String(decoding: $0.name, as: UTF8.self) }
     }
@@ -142,6 +158,31 @@ final class SnapshotFileSystemTests: XCTestCase {
         XCTAssertEqual(String(decoding: try read(fs, s, offset: 0, size: 1 << 20), as: UTF8.self), "small file\n")
         fs.release(s)
         XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF) }
+    }
+
+    func testSequentialReadsDecodeEachChunkOnce() throws {
+        let big = noise(6 << 20, seed: 3)
+        write("big.bin", big)
+        try backup()
+        let fs = try makeFileSystem()
+        let file = try inode(fs, try latestSource(fs) + "/big.bin")
+        let h = try fs.open(file, path: "big.bin")
+        var whole = [UInt8]()
+        while whole.count < big.count { whole += try read(fs, h, offset: UInt64(whole.count), size: 128 << 10) }
+        XCTAssertEqual(whole, big)
+        fs.release(h)
+        let chunkCount = try chunks(of: source + "/big.bin")
+        XCTAssertGreaterThan(chunkCount, 2)
+        let decodes = { () -> Int in
+            let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
+            let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
+            return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
+        }
+        // Read-ahead and the reader share each decode; a read-ahead queued behind the reader does not repeat it.
+        XCTAssertEqual(decodes(), chunkCount)
+        let again = try fs.open(file, path: "big.bin")
+        _ = try read(fs, again, offset: 0, size: big.count)
+        XCTAssertEqual(decodes(), chunkCount, "a second read comes from the cache")
     }
 
     func testHolesReadAsZerosAndSeekFindsThem() throws {

@@ -167,6 +167,9 @@ void polyad_fuse_conn_configure(struct fuse_conn_info *conn, unsigned int max_io
     conn->max_write = max_io;   // libfuse derives the kernel's max_pages (largest request) from it
     conn->max_read = max_io;
     if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+    // Always readdirplus (not the kernel's adaptive choice): a walk that opens the files it lists (`find |
+    // xargs cat`, `cp -r`) then needs no LOOKUP per name.
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
     // Symlink targets stay in the kernel's page cache (`latest` gets a new inode when it changes).
     if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }

@@ -127,16 +127,17 @@ public final class SnapshotFileSystem: Sendable {
     /// An open file: its node and where each piece starts.
     final class OpenFile: Sendable {
         let node: Node
-        let path: String
+        /// The file's inode: its path is worked out only for a log line.
+        let inode: UInt64
         let starts: [UInt64]
         let pieces: [ContentPiece]
         /// Bytes of generated content (control files).
         let generated: [UInt8]?
         let nextSequential = Atomic<UInt64>(0)
 
-        init(node: Node, path: String) {
+        init(node: Node, inode: UInt64) {
             self.node = node
-            self.path = path
+            self.inode = inode
             pieces = node.content
             var s = [UInt64]()
             s.reserveCapacity(pieces.count)
@@ -149,9 +150,9 @@ public final class SnapshotFileSystem: Sendable {
             generated = nil
         }
 
-        init(generated: [UInt8]) {
+        init(generated: [UInt8], inode: UInt64) {
             node = Node(name: [], kind: .file)
-            path = ""
+            self.inode = inode
             pieces = []
             starts = []
             self.generated = generated
@@ -570,13 +571,13 @@ public final class SnapshotFileSystem: Sendable {
     // MARK: Reading
 
     /// Opens a file for reading; returns a handle number.
-    public func open(_ inode: UInt64, path: String) throws(FileSystemErrno) -> UInt64 {
+    public func open(_ inode: UInt64) throws(FileSystemErrno) -> UInt64 {
         let file: OpenFile
         switch try record(inode).kind {
         case .node(let n, _) where n.kind == .file:
-            file = OpenFile(node: n, path: path)
+            file = OpenFile(node: n, inode: inode)
             prefetchNeighbours(of: inode, node: n)
-        case .controlFile(let name): file = OpenFile(generated: controlContent(name))
+        case .controlFile(let name): file = OpenFile(generated: controlContent(name), inode: inode)
         case .node, .root, .snapshots, .incoming, .control, .day, .snapshotRoot: throw FileSystemErrno(EISDIR)
         case .latest: throw FileSystemErrno(ELOOP)
         }
@@ -669,7 +670,7 @@ public final class SnapshotFileSystem: Sendable {
         do {
             return try loadChunk(id)
         } catch {
-            reportDamage("read of \(file.path) failed: \(error.message)")
+            reportDamage("read of \(path(of: file.inode)) failed: \(error.message)")
             throw FileSystemErrno(EIO)
         }
     }

@@ -157,8 +157,7 @@ func makeOperations() -> fuse_lowlevel_ops {
         answer(req) { () throws(FileSystemErrno) in
             let flags = fi!.pointee.flags & O_ACCMODE
             guard flags == O_RDONLY else { throw FileSystemErrno(EROFS) }
-            let ctx = context(req)
-            fi!.pointee.fh = try ctx.fs.open(ino, path: ctx.fs.path(of: ino))
+            fi!.pointee.fh = try context(req).fs.open(ino)
             if ino >= 16 { polyad_fuse_file_info_keep_cache(fi) }   // snapshot files never change
             fuse_reply_open(req, fi)
         }

@@ -707,35 +707,55 @@ public final class SnapshotFileSystem: Sendable {
         }
     }
 
-    /// On open: decode the first chunk of this file and of the next few files of its folder, in the order
-    /// `cp -r`, `tar` and `find | xargs cat` read them, so that their data is ready before they ask.
+    /// On open: decode the first chunk of this file and of the next files in walk order (depth first, names
+    /// in order: how `find | xargs cat`, `cp -r` and `tar` read a tree), so that their data is ready before
+    /// they ask. The walk goes on into subfolders whose trees are loaded and, at the end of this folder, out
+    /// to the folders that follow it; at most 16 files or 2 MiB.
     private func prefetchNeighbours(of inode: UInt64, node: Node) {
-        guard let parent = state.withLock({ s -> InodeKind? in
-            guard let r = s.records[inode] else { return nil }
-            return s.records[r.parent]?.kind
-        }) else { return }
-        let treeID: TreeID? = switch parent {
-        case .node(let dir, _): dir.subtree
-        case .snapshotRoot(let id): state.withLock { $0.snapshots[id]?.snapshot.tree }
-        default: nil
-        }
-        guard let treeID, let tree = trees.value(for: treeID) else { return }
-        var lo = 0, hi = tree.nodes.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if tree.nodes[mid].name.lexicographicallyPrecedes(node.name) { lo = mid + 1 } else { hi = mid }
-        }
         var budget = 2 << 20
         var files = 0
-        var i = lo
-        while i < tree.nodes.count, files < 16, budget > 0 {
-            let n = tree.nodes[i]
-            if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
-                prefetchChunk(id.hash)
-                budget -= Int(length)
-                files += 1
+        // Prefetches from `nodes` on, descending into loaded subtrees; false once the budget is spent.
+        func visit(_ nodes: ArraySlice<Node>, depth: Int) -> Bool {
+            for n in nodes {
+                guard files < 16, budget > 0 else { return false }
+                if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
+                    prefetchChunk(id.hash)
+                    budget -= Int(length)
+                    files += 1
+                } else if n.kind == .directory, depth < 8, let sub = n.subtree, let t = trees.peek(sub) {
+                    guard visit(t.nodes[...], depth: depth + 1) else { return false }
+                }
             }
-            i += 1
+            return true
+        }
+        // From this file's folder up towards the snapshot's root: the rest of each folder after the entry
+        // the walk came from (this file itself included, at the first level).
+        var at = inode
+        var name = node.name
+        var inclusive = true
+        for _ in 0..<8 {
+            guard let (parent, parentName, kind) = state.withLock({ s -> (UInt64, [UInt8], InodeKind)? in
+                guard let r = s.records[at], let p = s.records[r.parent] else { return nil }
+                return (r.parent, p.name, p.kind)
+            }) else { return }
+            let treeID: TreeID? = switch kind {
+            case .node(let dir, _): dir.subtree
+            case .snapshotRoot(let id): state.withLock { $0.snapshots[id]?.snapshot.tree }
+            default: nil
+            }
+            guard let treeID, let tree = trees.peek(treeID) else { return }
+            var lo = 0, hi = tree.nodes.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                let before = inclusive ? tree.nodes[mid].name.lexicographicallyPrecedes(name)
+                                       : !name.lexicographicallyPrecedes(tree.nodes[mid].name)
+                if before { lo = mid + 1 } else { hi = mid }
+            }
+            guard visit(tree.nodes[lo...], depth: 0) else { return }
+            if case .snapshotRoot = kind { return }
+            at = parent
+            name = parentName
+            inclusive = false
         }
     }
 

@@ -185,6 +185,38 @@ final class SnapshotFileSystemTests: XCTestCase {
         XCTAssertEqual(decodes(), chunkCount, "a second read comes from the cache")
     }
 
+    func testOpeningAFileDecodesTheNextFilesInWalkOrder() throws {
+        // a/1, a/2 (last in a), then b/1, b/2 and c/1: `find` and `cp -r` read them in this order.
+        for (i, path) in ["a/1", "a/2", "b/1", "b/2", "c/1"].enumerated() {
+            try FileManager.default.createDirectory(atPath: source + "/" + String(path.prefix(1)), withIntermediateDirectories: true)
+            write(path, noise(10_000, seed: UInt64(10 + i)))
+        }
+        try backup()
+        let fs = try makeFileSystem()
+        let root = try latestSource(fs)
+        _ = try fs.readDirectory(try inode(fs, root))   // lists the source folder; a, b and c's trees load ahead
+        let decodes = { () -> Int in
+            let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
+            let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
+            return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
+        }
+        // Wait (bounded) for the background loads of b's and c's trees.
+        for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c")))?.count != 3 { usleep(10_000) }
+        _ = try fs.readDirectory(try inode(fs, root + "/a"))
+        _ = try fs.readDirectory(try inode(fs, root + "/b"))
+        _ = try fs.open(try inode(fs, root + "/a/2"))
+        // a/2, b/1, b/2 and c/1 are decoded in the background: the walk leaves a for the folders after it.
+        for _ in 0..<500 where decodes() < 4 { usleep(10_000) }
+        XCTAssertEqual(decodes(), 4)
+        let before = decodes()
+        for path in ["a/2", "b/1", "b/2", "c/1"] {
+            let h = try fs.open(try inode(fs, root + "/" + path))
+            XCTAssertEqual(try read(fs, h, offset: 0, size: 1 << 20).count, 10_000)
+            fs.release(h)
+        }
+        XCTAssertEqual(decodes(), before, "their reads found them decoded")
+    }
+
     func testHolesReadAsZerosAndSeekFindsThem() throws {
         let path = source + "/sparse.bin"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

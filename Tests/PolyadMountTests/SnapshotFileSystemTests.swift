@@ -102,6 +102,13 @@ final class SnapshotFileSystemTests: XCTestCase {
         return 0
     }
 
+    /// Chunks the filesystem has decoded so far, from `/.polyad/status`.
+    private func decodes(_ fs: SnapshotFileSystem) -> Int {
+        let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
+        return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
+    }
+
     private func names(_ entries: [DirectoryEntry]) -> [String] {
         entries.map { String(decoding: $0.name, as: UTF8.self) }
     }
@@ -173,11 +180,7 @@ final class SnapshotFileSystemTests: XCTestCase {
         fs.release(h)
         let chunkCount = try chunks(of: source + "/big.bin")
         XCTAssertGreaterThan(chunkCount, 2)
-        let decodes = { () -> Int in
-            let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
-            let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
-            return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
-        }
+        let decodes = { self.decodes(fs) }
         // Read-ahead and the reader share each decode; a read-ahead queued behind the reader does not repeat it.
         XCTAssertEqual(decodes(), chunkCount)
         let again = try fs.open(file)
@@ -195,11 +198,7 @@ final class SnapshotFileSystemTests: XCTestCase {
         let fs = try makeFileSystem()
         let root = try latestSource(fs)
         _ = try fs.readDirectory(try inode(fs, root))   // lists the source folder; a, b and c's trees load ahead
-        let decodes = { () -> Int in
-            let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
-            let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
-            return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
-        }
+        let decodes = { self.decodes(fs) }
         // Wait (bounded) for the background loads of b's and c's trees.
         for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c")))?.count != 3 { usleep(10_000) }
         _ = try fs.readDirectory(try inode(fs, root + "/a"))

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import PolyadFormat
 
@@ -13,22 +14,91 @@ public struct BlobLocation: Sendable, Hashable {
 /// The in-memory union of all index files, plus the blobs reserved by writers of this process that are not
 /// in a pack yet. Thread-safe; lookups take one short lock.
 ///
-/// Memory: one entry is a 32-byte id plus 20 bytes (pack number, offset, lengths, type) in a hash table, so
-/// 100 M chunks need about 8 GiB; packs are numbered so their ids are stored once.
+/// Memory: entries live in one array sorted by id (48 bytes each: the 32-byte id, pack number with the type
+/// in its top bit, offset and lengths), so 1 M chunks take 48 MB and 100 M about 4.8 GB. Entries added since
+/// the last merge (packs written by this process, index files read later) wait in a small hash table and are
+/// merged into the array when it grows past an eighth of it. Packs are numbered so their ids are stored once.
 public final class MasterIndex: Sendable {
-    struct Entry {
-        var pack: UInt32
-        var type: BlobType
+    /// One entry of the sorted table.
+    struct Record {
+        var id: Hash256
+        /// The pack's number; the top bit set for a tree blob.
+        var packAndType: UInt32
         var offset: UInt32
         var length: UInt32
         var rawLength: UInt32
+
+        static let treeBit: UInt32 = 1 << 31
+
+        init(id: Hash256, pack: UInt32, entry e: PackEntry) {
+            self.id = id
+            packAndType = pack | (e.type == .tree ? Self.treeBit : 0)
+            offset = e.offset
+            length = e.length
+            rawLength = e.rawLength
+        }
+
+        var pack: Int { Int(packAndType & ~Self.treeBit) }
+        var type: BlobType { packAndType & Self.treeBit != 0 ? .tree : .data }
     }
 
     struct State {
-        var entries: [Hash256: Entry] = [:]
+        /// Sorted by `precedes` on the id, one record per id.
+        var sorted: [Record] = []
+        /// Added since the last merge (newer than `sorted` where both hold an id).
+        var recent: [Hash256: Record] = [:]
         var packs: [PackID] = []
         var packNumbers: [PackID: UInt32] = [:]
         var reserved: Set<Hash256> = []
+
+        func find(_ id: Hash256) -> Record? {
+            if let r = recent[id] { return r }
+            var lo = 0, hi = sorted.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if MasterIndex.precedes(sorted[mid].id, id) { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < sorted.count && sorted[lo].id == id ? sorted[lo] : nil
+        }
+
+        mutating func number(of pack: PackID) -> UInt32 {
+            if let n = packNumbers[pack] { return n }
+            let n = UInt32(packs.count)
+            precondition(n < Record.treeBit, "more than 2^31 packs")
+            packs.append(pack)
+            packNumbers[pack] = n
+            return n
+        }
+
+        /// Merges `recent` into `sorted` once it is large enough to pay for the pass (or when `force`).
+        mutating func mergeIfDue(force: Bool = false) {
+            guard !recent.isEmpty, force || recent.count > max(4096, sorted.count / 8) else { return }
+            var incoming = Array(recent.values)
+            recent = [:]
+            incoming.sort { MasterIndex.precedes($0.id, $1.id) }
+            var merged = [Record]()
+            merged.reserveCapacity(sorted.count + incoming.count)
+            var i = 0, j = 0
+            while i < sorted.count || j < incoming.count {
+                if j == incoming.count || (i < sorted.count && MasterIndex.precedes(sorted[i].id, incoming[j].id)) {
+                    merged.append(sorted[i])
+                    i += 1
+                } else {
+                    if i < sorted.count && sorted[i].id == incoming[j].id { i += 1 }   // the newer one wins
+                    merged.append(incoming[j])
+                    j += 1
+                }
+            }
+            sorted = merged
+        }
+    }
+
+    /// The table's order: by the id's words (a total order; cheaper than comparing bytes).
+    static func precedes(_ a: Hash256, _ b: Hash256) -> Bool {
+        if a.w0 != b.w0 { return a.w0 < b.w0 }
+        if a.w1 != b.w1 { return a.w1 < b.w1 }
+        if a.w2 != b.w2 { return a.w2 < b.w2 }
+        return a.w3 < b.w3
     }
 
     private let state = Mutex(State())
@@ -37,50 +107,74 @@ public final class MasterIndex: Sendable {
 
     /// Adds every entry of `pack`.
     public func add(pack: PackID, entries: [PackEntry]) {
-        add([(pack, entries)])
-    }
-
-    /// Adds every entry of each pack, in one pass (the table grows once).
-    public func add(_ packs: [(pack: PackID, entries: [PackEntry])]) {
         state.withLock { s in
-            s.entries.reserveCapacity(s.entries.count + packs.reduce(0) { $0 + $1.entries.count })
-            for (pack, entries) in packs { Self.add(pack: pack, entries: entries, to: &s) }
+            let number = s.number(of: pack)
+            for e in entries { s.recent[e.id] = Record(id: e.id, pack: number, entry: e) }
+            if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id) } }
+            s.mergeIfDue()
         }
     }
 
-    private static func add(pack: PackID, entries: [PackEntry], to s: inout State) {
-        let number: UInt32
-        if let n = s.packNumbers[pack] {
-            number = n
-        } else {
-            number = UInt32(s.packs.count)
-            s.packs.append(pack)
-            s.packNumbers[pack] = number
+    /// Adds the packs of `count` index files in one pass (loading a store's index): `produce(i)` is called
+    /// for every file on all cores, and its entries go straight into one new table, sorted once and merged.
+    public func load(count: Int, estimatedEntries: Int,
+                     produce: @Sendable (Int) -> [(pack: PackID, entries: [PackEntry])]) {
+        let batch = Mutex<[Record]>([])
+        batch.withLock { $0.reserveCapacity(estimatedEntries) }
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            let packs = produce(i)
+            let numbers = state.withLock { s in packs.map { s.number(of: $0.pack) } }
+            var records = [Record]()
+            records.reserveCapacity(packs.reduce(0) { $0 + $1.entries.count })
+            for (k, (_, entries)) in packs.enumerated() {
+                for e in entries { records.append(Record(id: e.id, pack: numbers[k], entry: e)) }
+            }
+            batch.withLock { $0.append(contentsOf: records) }
         }
-        for e in entries {
-            s.entries[e.id] = Entry(pack: number, type: e.type, offset: e.offset, length: e.length, rawLength: e.rawLength)
+        var records = batch.withLock { b in
+            defer { b = [] }
+            return b
         }
-        if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id) } }
+        state.withLock { s in
+            if !s.reserved.isEmpty { for r in records { s.reserved.remove(r.id) } }
+            s.mergeIfDue(force: true)
+            guard s.sorted.isEmpty else {
+                for r in records { s.recent[r.id] = r }
+                s.mergeIfDue(force: true)
+                return
+            }
+            // A store's first load: sort in place; of equal ids (one blob in two packs) one is kept.
+            records.sort { Self.precedes($0.id, $1.id) }
+            var kept = 0
+            for i in records.indices {
+                if kept > 0 && records[kept - 1].id == records[i].id { records[kept - 1] = records[i] } else {
+                    records[kept] = records[i]
+                    kept += 1
+                }
+            }
+            records.removeLast(records.count - kept)
+            s.sorted = records
+        }
     }
 
     /// The blob's location, if it is in a pack.
     public func lookup(_ id: Hash256) -> BlobLocation? {
         state.withLock { s in
-            guard let e = s.entries[id] else { return nil }
-            return BlobLocation(pack: s.packs[Int(e.pack)], type: e.type, offset: e.offset, length: e.length,
-                                rawLength: e.rawLength)
+            guard let r = s.find(id) else { return nil }
+            return BlobLocation(pack: s.packs[r.pack], type: r.type, offset: r.offset, length: r.length,
+                                rawLength: r.rawLength)
         }
     }
 
     /// True if the blob is stored or being stored.
     public func contains(_ id: Hash256) -> Bool {
-        state.withLock { $0.entries[id] != nil || $0.reserved.contains(id) }
+        state.withLock { $0.find(id) != nil || $0.reserved.contains(id) }
     }
 
     /// Claims `id` for this writer: true if nobody has stored or claimed it yet (so the caller must store it).
     public func reserve(_ id: Hash256) -> Bool {
         state.withLock { s in
-            if s.entries[id] != nil { return false }
+            if s.find(id) != nil { return false }
             return s.reserved.insert(id).inserted
         }
     }
@@ -89,7 +183,12 @@ public final class MasterIndex: Sendable {
     public func dropReservations() { state.withLock { $0.reserved.removeAll() } }
 
     /// Number of indexed blobs.
-    public var count: Int { state.withLock { $0.entries.count } }
+    public var count: Int {
+        state.withLock { s in
+            s.mergeIfDue(force: true)
+            return s.sorted.count
+        }
+    }
 
     /// Every pack the index knows of.
     public var packs: [PackID] { state.withLock { $0.packs } }
@@ -97,10 +196,11 @@ public final class MasterIndex: Sendable {
     /// A snapshot of all entries, grouped by pack (for verify).
     public func entriesByPack() -> [PackID: [PackEntry]] {
         state.withLock { s in
+            s.mergeIfDue(force: true)
             var out = [PackID: [PackEntry]]()
-            for (id, e) in s.entries {
-                out[s.packs[Int(e.pack)], default: []].append(
-                    PackEntry(type: e.type, id: id, offset: e.offset, length: e.length, rawLength: e.rawLength))
+            for r in s.sorted {
+                out[s.packs[r.pack], default: []].append(
+                    PackEntry(type: r.type, id: r.id, offset: r.offset, length: r.length, rawLength: r.rawLength))
             }
             return out
         }
@@ -109,10 +209,11 @@ public final class MasterIndex: Sendable {
     /// Sum of raw and stored lengths of data blobs.
     public func dataTotals() -> (raw: UInt64, stored: UInt64, count: Int) {
         state.withLock { s in
+            s.mergeIfDue(force: true)
             var raw: UInt64 = 0, stored: UInt64 = 0, n = 0
-            for e in s.entries.values where e.type == .data {
-                raw += UInt64(e.rawLength)
-                stored += UInt64(e.length)
+            for r in s.sorted where r.type == .data {
+                raw += UInt64(r.rawLength)
+                stored += UInt64(r.length)
                 n += 1
             }
             return (raw, stored, n)

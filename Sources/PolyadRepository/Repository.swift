@@ -135,23 +135,23 @@ public final class Repository: Sendable {
 
     private func readNewIndexFiles() throws(RepositoryError) {
         let files = try list(.index).filter { info in loadedIndexes.withLock { $0.insert(info.handle.name).inserted } }
-        // Reading, decrypting and decoding index files runs on every core; adding to the index is serial,
-        // in one pass once the total is known (one allocation of the table instead of repeated growth).
+        // Reading, decrypting and decoding index files runs on every core; each file's entries go straight
+        // into the index's new table (sorted once at the end), so no second copy of them is held.
         let failure = Mutex<RepositoryError?>(nil)
-        let decoded = Mutex<[IndexFile]>([])
-        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+        // An index entry takes 45 bytes in its file: room for all of them at once, without regrowing.
+        let estimate = files.reduce(0) { $0 + Int(max(0, $1.size)) / 45 }
+        index.load(count: files.count, estimatedEntries: estimate) { i in
             let info = files[i]
             do {
                 let plain = try loadObject(info.handle, aad: Self.indexAAD)
-                let file = try IndexFile(decoding: plain)
-                decoded.withLock { $0.append(file) }
+                return try IndexFile(decoding: plain).packs.map { (pack: $0.id, entries: $0.entries) }
             } catch let e as RepositoryError where e.code != .damaged {
                 failure.withLock { $0 = $0 ?? e }
             } catch {
                 problems.withLock { $0.append(DamagedObject(object: "index/\(info.handle.name)", problem: "\(error)")) }
             }
+            return []
         }
-        index.add(decoded.withLock { $0 }.flatMap(\.packs).map { ($0.id, $0.entries) })
         if let e = failure.withLock({ $0 }) {
             // Not read after all: a later call tries these again.
             loadedIndexes.withLock { loaded in for info in files { loaded.remove(info.handle.name) } }

@@ -80,4 +80,45 @@ final class MasterIndexTests: XCTestCase {
         XCTAssertEqual(index.dataTotals().raw, 20)
         XCTAssertFalse(index.reserve(id))
     }
+
+    /// The sorted table, the entries added since, and their merges: every id is found where it was put.
+    func testLoadThenAddAcrossMergesFindsEveryEntry() {
+        @Sendable func id(_ n: Int) -> Hash256 { Hash256(SHA256.hash(Array("blob \(n)".utf8))) }
+        @Sendable func pack(_ n: Int) -> PackID { PackID(Hash256(SHA256.hash(Array("pack \(n)".utf8)))) }
+        @Sendable func entries(_ range: Range<Int>, type: BlobType = .data) -> [PackEntry] {
+            range.map { PackEntry(type: type, id: id($0), offset: UInt32($0), length: 10, rawLength: 20) }
+        }
+        let index = MasterIndex()
+        // Three index files of 4,000 entries, loaded at once; one blob (7) is in two packs.
+        let files: [[(pack: PackID, entries: [PackEntry])]] = [
+            [(pack(0), entries(0..<4000))],
+            [(pack(1), entries(4000..<8000, type: .tree))],
+            [(pack(2), entries(8000..<12000) + entries(7..<8))],
+        ]
+        index.load(count: files.count, estimatedEntries: 12_001) { files[$0] }
+        XCTAssertEqual(index.count, 12_000, "one entry per id")
+        XCTAssertTrue([pack(0), pack(2)].contains(index.lookup(id(7))!.pack))
+        XCTAssertEqual(index.lookup(id(5000))?.type, .tree)
+        XCTAssertEqual(index.lookup(id(5000))?.pack, pack(1))
+        // Packs written afterwards, one at a time: well past the point where they are merged into the table.
+        XCTAssertTrue(index.reserve(id(20_000)))
+        for p in 0..<40 {
+            index.add(pack: pack(10 + p), entries: entries((12_000 + p * 500)..<(12_500 + p * 500)))
+        }
+        XCTAssertEqual(index.count, 32_000)
+        XCTAssertFalse(index.reserve(id(20_000)), "stored now")
+        for n in stride(from: 0, to: 32_000, by: 7) {
+            XCTAssertEqual(index.lookup(id(n))?.offset, UInt32(n), "blob \(n)")
+        }
+        XCTAssertNil(index.lookup(id(40_000)))
+        XCTAssertFalse(index.contains(id(40_000)))
+        XCTAssertEqual(index.dataTotals().count, 28_000)
+        XCTAssertEqual(index.entriesByPack()[pack(1)]?.count, 4000)
+        XCTAssertEqual(index.entriesByPack().values.reduce(0) { $0 + $1.count }, 32_000)
+        // A second load (index files written by another process) merges into the table.
+        index.load(count: 1, estimatedEntries: 100) { _ in [(pack(99), entries(40_000..<40_100))] }
+        XCTAssertEqual(index.count, 32_100)
+        XCTAssertEqual(index.lookup(id(40_050))?.pack, pack(99))
+        XCTAssertEqual(index.lookup(id(3))?.pack, pack(0))
+    }
 }

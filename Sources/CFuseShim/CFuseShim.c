@@ -160,6 +160,12 @@ int polyad_fuse_session_loop(struct fuse_session *se, unsigned int threads, unsi
     return started == 0 ? -EAGAIN : atomic_load(&loop.failure);
 }
 
+int polyad_fuse_notify_store(struct fuse_session *se, fuse_ino_t ino, const void *data, size_t size) {
+    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(size);
+    bufv.buf[0].mem = (void *)data;
+    return fuse_lowlevel_notify_store(se, ino, 0, &bufv, 0);
+}
+
 void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi) { fi->keep_cache = 1; }
 
 void polyad_fuse_conn_configure(struct fuse_conn_info *conn, unsigned int max_io) {

@@ -81,6 +81,10 @@ public final class SnapshotFileSystem: Sendable {
     private let log: @Sendable (String) -> Void
     /// Called on a request's thread before it waits for the store (see `init`).
     private let willBlock: @Sendable () -> Void
+    /// Hands a whole small file's bytes to the kernel's page cache (see `init`).
+    private let pushToKernel: @Sendable (UInt64, [UInt8]) -> Void
+    /// Files whose bytes were pushed, so that they are pushed once.
+    private let pushed = Mutex<Set<UInt64>>([])
 
     struct Counters {
         var reads = 0
@@ -164,8 +168,12 @@ public final class SnapshotFileSystem: Sendable {
     ///   - log: receives one line per damaged read (object and file named).
     ///   - willBlock: called on the calling thread before an operation waits for the store (a read, a
     ///     decode, a listing), so that the FUSE loop can let another thread take requests meanwhile.
+    ///   - pushToKernel: given an inode the kernel knows and the whole content of that (small, one-chunk)
+    ///     file, decoded ahead of a reader; puts it in the kernel's page cache so that reading it costs no
+    ///     request.
     public init(manager: BackupManager, repository: Repository, cacheBytes: Int,
-                log: @escaping @Sendable (String) -> Void, willBlock: @escaping @Sendable () -> Void = {}) {
+                log: @escaping @Sendable (String) -> Void, willBlock: @escaping @Sendable () -> Void = {},
+                pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }) {
         self.manager = manager
         self.repository = repository
         chunks = LRUCache(capacity: cacheBytes)
@@ -173,6 +181,7 @@ public final class SnapshotFileSystem: Sendable {
         trees = LRUCache(capacity: 16_384)
         self.log = log
         self.willBlock = willBlock
+        self.pushToKernel = pushToKernel
         var s = State()
         s.records[Self.rootInode] = Record(kind: .root, parent: Self.rootInode)
         s.records[Self.snapshotsInode] = Record(kind: .snapshots, parent: Self.rootInode)
@@ -694,6 +703,26 @@ public final class SnapshotFileSystem: Sendable {
         readAhead.async { [self] in _ = try? loadChunk(key) }
     }
 
+    /// Waits for the read-ahead work under way (decodes, pushes to the kernel) to finish.
+    public func finishBackgroundWork() {
+        readAhead.sync(flags: .barrier) {}
+    }
+
+    /// Decodes a one-chunk file in the background and hands its bytes to the kernel (once per inode), so that
+    /// the reader that opens it next finds them in the page cache.
+    private func prefetchWhole(_ key: Hash256, into inode: UInt64) {
+        guard pushed.withLock({ p in
+            if p.count > 100_000 { p.removeAll() }
+            return p.insert(inode).inserted
+        }) else { return prefetchChunk(key) }
+        readAhead.async { [self] in
+            // After the load has finished (a reader waiting for it must have its answer first: its pages are
+            // locked until then).
+            guard let data = try? loadChunk(key) else { return }
+            pushToKernel(inode, data)
+        }
+    }
+
     /// Decrypts, authenticates and decompresses a chunk into the cache, or waits for the load of it already
     /// under way (a read-ahead), so that no chunk is decoded twice at once.
     private func loadChunk(_ key: Hash256) throws(RepositoryError) -> [UInt8] {
@@ -714,16 +743,23 @@ public final class SnapshotFileSystem: Sendable {
     private func prefetchNeighbours(of inode: UInt64, node: Node) {
         var budget = 2 << 20
         var files = 0
-        // Prefetches from `nodes` on, descending into loaded subtrees; false once the budget is spent.
-        func visit(_ nodes: ArraySlice<Node>, depth: Int) -> Bool {
+        // Prefetches from `nodes` (of the folder with inode `folder`, if the kernel knows it) on, descending
+        // into loaded subtrees; false once the budget is spent.
+        func visit(_ nodes: ArraySlice<Node>, folder: UInt64?, depth: Int) -> Bool {
             for n in nodes {
                 guard files < 16, budget > 0 else { return false }
                 if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
-                    prefetchChunk(id.hash)
+                    let known = folder.flatMap { f in state.withLock { $0.records[f]?.children?[n.name] } }
+                    if let known, known != inode, n.content.count == 1, n.size == UInt64(length) {
+                        prefetchWhole(id.hash, into: known)
+                    } else {
+                        prefetchChunk(id.hash)
+                    }
                     budget -= Int(length)
                     files += 1
                 } else if n.kind == .directory, depth < 8, let sub = n.subtree, let t = trees.peek(sub) {
-                    guard visit(t.nodes[...], depth: depth + 1) else { return false }
+                    let inner = folder.flatMap { f in state.withLock { $0.records[f]?.children?[n.name] } }
+                    guard visit(t.nodes[...], folder: inner, depth: depth + 1) else { return false }
                 }
             }
             return true
@@ -751,7 +787,7 @@ public final class SnapshotFileSystem: Sendable {
                                        : !name.lexicographicallyPrecedes(tree.nodes[mid].name)
                 if before { lo = mid + 1 } else { hi = mid }
             }
-            guard visit(tree.nodes[lo...], depth: 0) else { return }
+            guard visit(tree.nodes[lo...], folder: parent, depth: 0) else { return }
             if case .snapshotRoot = kind { return }
             at = parent
             name = parentName

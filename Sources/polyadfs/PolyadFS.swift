@@ -5,6 +5,7 @@ import Glibc
 import PolyadConfig
 import PolyadMount
 import PolyadRepository
+import Synchronization
 
 /// `polyadfs CONF MOUNTPOINT [-o OPTIONS] [-f] [-d]`: mounts the store that CONF describes (DESIGN §2). It
 /// follows the conventions of mount.fuse3 helpers, so `mount -t fuse.polyadfs CONF MNT` and fstab work.
@@ -175,9 +176,15 @@ enum PolyadFS {
                 standardError(stamped)
             }
         }
+        // The session, once made, for pushing decoded files to the kernel from the read-ahead threads.
+        let sessionBits = Atomic<UInt>(0)
         let fs = SnapshotFileSystem(manager: manager, repository: repository,
                                     cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log,
-                                    willBlock: { polyad_fuse_worker_will_block() })
+                                    willBlock: { polyad_fuse_worker_will_block() },
+                                    pushToKernel: { inode, bytes in
+                                        guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
+                                        bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
+                                    })
         fs.refreshSnapshots(interval: 0)
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
@@ -206,8 +213,12 @@ enum PolyadFS {
             let hint = access("/dev/fuse", R_OK | W_OK) == 0 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
             fail(.fatal, "cannot mount on \(mountpoint)\(hint)")
         }
+        sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
         // 8 workers; the reading one polls for 100 µs after each request before it sleeps (see the shim).
         let status = polyad_fuse_session_loop(session, 8, 100)
+        // No pushes to the kernel from here on, and none under way, before the session goes.
+        sessionBits.store(0, ordering: .releasing)
+        fs.finishBackgroundWork()
         fuse_session_unmount(session)
         fuse_remove_signal_handlers(session)
         fuse_session_destroy(session)

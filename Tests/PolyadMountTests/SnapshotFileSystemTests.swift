@@ -41,9 +41,11 @@ final class SnapshotFileSystemTests: XCTestCase {
     }
 
     private func makeFileSystem(cacheBytes: Int = 64 << 20, log: @escaping @Sendable (String) -> Void = { _ in },
-                                willBlock: @escaping @Sendable () -> Void = {}) throws -> SnapshotFileSystem {
+                                willBlock: @escaping @Sendable () -> Void = {},
+                                pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in })
+        throws -> SnapshotFileSystem {
         let fs = SnapshotFileSystem(manager: manager, repository: try manager.repository(), cacheBytes: cacheBytes,
-                                    log: log, willBlock: willBlock)
+                                    log: log, willBlock: willBlock, pushToKernel: pushToKernel)
         fs.refreshSnapshots(interval: 0)
         return fs
     }
@@ -190,12 +192,15 @@ final class SnapshotFileSystemTests: XCTestCase {
 
     func testOpeningAFileDecodesTheNextFilesInWalkOrder() throws {
         // a/1, a/2 (last in a), then b/1, b/2 and c/1: `find` and `cp -r` read them in this order.
+        var contents = [String: [UInt8]]()
         for (i, path) in ["a/1", "a/2", "b/1", "b/2", "c/1"].enumerated() {
             try FileManager.default.createDirectory(atPath: source + "/" + String(path.prefix(1)), withIntermediateDirectories: true)
-            write(path, noise(10_000, seed: UInt64(10 + i)))
+            contents[path] = noise(10_000, seed: UInt64(10 + i))
+            write(path, contents[path]!)
         }
         try backup()
-        let fs = try makeFileSystem()
+        let pushes = Mutex<[UInt64: [UInt8]]>([:])
+        let fs = try makeFileSystem(pushToKernel: { inode, bytes in pushes.withLock { $0[inode] = bytes } })
         let root = try latestSource(fs)
         _ = try fs.readDirectory(try inode(fs, root))   // lists the source folder; a, b and c's trees load ahead
         let decodes = { self.decodes(fs) }
@@ -207,6 +212,12 @@ final class SnapshotFileSystemTests: XCTestCase {
         // a/2, b/1, b/2 and c/1 are decoded in the background: the walk leaves a for the folders after it.
         for _ in 0..<500 where decodes() < 4 { usleep(10_000) }
         XCTAssertEqual(decodes(), 4)
+        // The whole files that follow, in folders the kernel has listed, went to its page cache; the opened
+        // file itself is read by its reader.
+        fs.finishBackgroundWork()
+        var expected = [UInt64: [UInt8]]()
+        for path in ["b/1", "b/2", "c/1"] { expected[try inode(fs, root + "/" + path)] = contents[path] }
+        XCTAssertEqual(pushes.withLock { $0 }, expected)
         let before = decodes()
         for path in ["a/2", "b/1", "b/2", "c/1"] {
             let h = try fs.open(try inode(fs, root + "/" + path))

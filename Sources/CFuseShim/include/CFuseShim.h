@@ -23,6 +23,10 @@ int polyad_fuse_session_loop(struct fuse_session *se, unsigned int threads, unsi
 /// store: another worker takes over reading requests meanwhile. Does nothing on other threads.
 void polyad_fuse_worker_will_block(void);
 
+/// Puts a file's bytes (from offset 0) into the kernel's page cache for inode `ino`, so that reading them
+/// needs no request. Why a shim: `FUSE_BUFVEC_INIT` is a macro.
+int polyad_fuse_notify_store(struct fuse_session *se, fuse_ino_t ino, const void *data, size_t size);
+
 /// Why a shim: `keep_cache` is a bit-field of `struct fuse_file_info`.
 void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi);
 

@@ -32,6 +32,7 @@ enum PolyadFS {
 
     static func main() {
         polyad_limit_malloc_caching()   // chunk buffers cross FUSE threads: keep freed ones from piling up
+        polyad_keep_freed_heap()        // but reuse freed heap rather than fault in fresh pages
         var args = Arguments()
         var list = Array(CommandLine.arguments.dropFirst())
         while !list.isEmpty {

@@ -23,7 +23,19 @@ public enum InodeKind: Sendable {
     case day(String)
     case snapshotRoot(SnapshotID)
     /// A node of a snapshot (its tree is immutable).
-    case node(Node, snapshot: SnapshotID)
+    case node(SnapshotNode)
+}
+
+/// A node of a snapshot's tree, held by reference: an inode record then takes a few words, not a whole node
+/// (a walk of a tree with 200,000 entries keeps as many records while the kernel holds the inodes).
+public final class SnapshotNode: Sendable {
+    public let node: Node
+    public let snapshot: SnapshotID
+
+    init(_ node: Node, snapshot: SnapshotID) {
+        self.node = node
+        self.snapshot = snapshot
+    }
 }
 
 /// The attributes of an inode, as `stat` shows them.
@@ -252,8 +264,8 @@ public final class SnapshotFileSystem: Sendable {
             }
             // Inodes that must stay one inode wherever they are reached: hard-link groups, snapshots, days.
             let identity: Identity? = switch kind {
-            case .node(let node, let snapshot) where node.kind != .directory && node.links > 1:
-                .hardLink(snapshot, device: node.device, inode: node.inode)
+            case .node(let entry) where entry.node.kind != .directory && entry.node.links > 1:
+                .hardLink(entry.snapshot, device: entry.node.device, inode: entry.node.inode)
             case .snapshotRoot(let id): .snapshot(id)
             case .day(let d): .day(d)
             case .latest(let id): .latest(id)
@@ -348,13 +360,24 @@ public final class SnapshotFileSystem: Sendable {
         case .day(let d):
             let ids = state.withLock { s in s.snapshots.filter { $0.value.day == d }.map(\.key) }
             return ids.map { (Array($0.short.utf8), InodeKind.snapshotRoot($0)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        case .snapshotRoot, .node:
+            guard let (nodes, id) = try treeNodes(r.kind) else { return [] }
+            return nodes.map { ($0.name, .node(SnapshotNode($0, snapshot: id))) }
+        default:
+            throw FileSystemErrno(ENOTDIR)
+        }
+    }
+
+    /// The nodes of a snapshot's root or of a folder in it (sorted by name), with the snapshot.
+    private func treeNodes(_ kind: InodeKind) throws(FileSystemErrno) -> ([Node], SnapshotID)? {
+        switch kind {
         case .snapshotRoot(let id):
             guard let info = state.withLock({ $0.snapshots[id] }) else { throw FileSystemErrno(ENOENT) }
-            return try tree(info.snapshot.tree).nodes.map { ($0.name, .node($0, snapshot: id)) }
-        case .node(let node, let id):
-            guard node.kind == .directory else { throw FileSystemErrno(ENOTDIR) }
-            guard let sub = node.subtree else { return [] }
-            return try tree(sub).nodes.map { ($0.name, .node($0, snapshot: id)) }
+            return (try tree(info.snapshot.tree).nodes, id)
+        case .node(let entry):
+            guard entry.node.kind == .directory else { throw FileSystemErrno(ENOTDIR) }
+            guard let sub = entry.node.subtree else { return nil }
+            return (try tree(sub).nodes, entry.snapshot)
         default:
             throw FileSystemErrno(ENOTDIR)
         }
@@ -419,19 +442,21 @@ public final class SnapshotFileSystem: Sendable {
             }
             return try attributes(UInt64(8 + i))
         }
-        let entries = try listing(parent)
-        // Tree listings are sorted by name bytes: binary search.
-        var lo = 0, hi = entries.count
-        var found: InodeKind?
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].0 == name {
-                found = entries[mid].1
-                break
+        let found: InodeKind?
+        switch r.kind {
+        case .snapshotRoot, .node:
+            // Tree nodes are sorted by name bytes: binary search, and only the one found becomes an entry.
+            guard let (nodes, id) = try treeNodes(r.kind) else { throw FileSystemErrno(ENOENT) }
+            var lo = 0, hi = nodes.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
             }
-            if entries[mid].0.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+            let node = lo < nodes.count && nodes[lo].name == name ? nodes[lo] : nodes.first { $0.name == name }
+            found = node.map { .node(SnapshotNode($0, snapshot: id)) }
+        default:
+            found = try listing(parent).first { $0.0 == name }?.1
         }
-        if found == nil { found = entries.first { $0.0 == name }?.1 }
         guard let kind = found else { throw FileSystemErrno(ENOENT) }
         return try attributes(child(of: parent, name: name, kind: kind, countLookup: true))
     }
@@ -465,8 +490,8 @@ public final class SnapshotFileSystem: Sendable {
         case .root, .snapshots, .incoming, .control, .day, .snapshotRoot: S_IFDIR
         case .controlFile: S_IFREG
         case .latest: S_IFLNK
-        case .node(let n, _):
-            switch n.kind {
+        case .node(let entry):
+            switch entry.node.kind {
             case .file: S_IFREG
             case .directory: S_IFDIR
             case .symlink: S_IFLNK
@@ -512,7 +537,8 @@ public final class SnapshotFileSystem: Sendable {
                 a.atime = info.snapshot.time
             }
             a.cacheSeconds = 86_400
-        case .node(let n, _):
+        case .node(let entry):
+            let n = entry.node
             a.mode = Self.typeBits(r.kind) | (n.mode & 0o7777)
             a.links = max(1, n.links)
             a.uid = n.uid
@@ -533,7 +559,7 @@ public final class SnapshotFileSystem: Sendable {
     public func readLink(_ inode: UInt64) throws(FileSystemErrno) -> [UInt8] {
         switch try record(inode).kind {
         case .latest(let id): return target(of: id)
-        case .node(let n, _) where n.kind == .symlink: return n.linkTarget
+        case .node(let entry) where entry.node.kind == .symlink: return entry.node.linkTarget
         default: throw FileSystemErrno(EINVAL)
         }
     }
@@ -556,13 +582,14 @@ public final class SnapshotFileSystem: Sendable {
     /// Names of the node's own extended attributes. `user.polyad.hash` is readable by name but not listed, so
     /// that `cp -a` and `rsync -X` copy exactly the attributes that were backed up.
     public func extendedAttributeNames(_ inode: UInt64) throws(FileSystemErrno) -> [[UInt8]] {
-        guard case .node(let n, _) = try record(inode).kind else { return [] }
-        return n.xattrs.map(\.name)
+        guard case .node(let entry) = try record(inode).kind else { return [] }
+        return entry.node.xattrs.map(\.name)
     }
 
     /// One extended attribute's value; `ENODATA` if there is none.
     public func extendedAttribute(_ inode: UInt64, name: [UInt8]) throws(FileSystemErrno) -> [UInt8] {
-        guard case .node(let n, _) = try record(inode).kind else { throw FileSystemErrno(ENODATA) }
+        guard case .node(let entry) = try record(inode).kind else { throw FileSystemErrno(ENODATA) }
+        let n = entry.node
         if n.kind == .file, name == Self.hashAttribute { return Array(Self.contentHash(n).utf8) }
         guard let x = n.xattrs.first(where: { $0.name == name }) else { throw FileSystemErrno(ENODATA) }
         return x.value
@@ -583,7 +610,8 @@ public final class SnapshotFileSystem: Sendable {
     public func open(_ inode: UInt64) throws(FileSystemErrno) -> UInt64 {
         let file: OpenFile
         switch try record(inode).kind {
-        case .node(let n, _) where n.kind == .file:
+        case .node(let entry) where entry.node.kind == .file:
+            let n = entry.node
             file = OpenFile(node: n, inode: inode)
             prefetchNeighbours(of: inode, node: n)
         case .controlFile(let name): file = OpenFile(generated: controlContent(name), inode: inode)
@@ -775,7 +803,7 @@ public final class SnapshotFileSystem: Sendable {
                 return (r.parent, p.name, p.kind)
             }) else { return }
             let treeID: TreeID? = switch kind {
-            case .node(let dir, _): dir.subtree
+            case .node(let dir): dir.node.subtree
             case .snapshotRoot(let id): state.withLock { $0.snapshots[id]?.snapshot.tree }
             default: nil
             }

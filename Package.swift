@@ -71,16 +71,18 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // Tests: one target per module, plus the CLI integration tests that run the built binary.
+        // Test data shared by the test targets.
+        .target(name: "PolyadTestSupport", path: "Tests/PolyadTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig",
-                                                            "PolyadFormat", "PolyadFileSystem"],
+                                                            "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
     ]

@@ -1,24 +1,12 @@
 import Foundation
 import PolyadCompression
+import PolyadTestSupport
 import XCTest
 
 /// Deterministic test data.
 private enum Sample {
     /// SplitMix64 bytes: incompressible for deflate.
-    static func random(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
-        var state = seed
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(count + 8)
-        while bytes.count < count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            withUnsafeBytes(of: z) { bytes.append(contentsOf: $0) }
-        }
-        return Array(bytes.prefix(count))
-    }
+    static func random(_ count: Int, seed: UInt64 = 1) -> [UInt8] { pseudoRandomBytes(count, seed: seed) }
 
     /// English-like text from a small vocabulary, with pseudo-random word order.
     static func text(_ count: Int) -> [UInt8] {

@@ -6,6 +6,7 @@ import PolyadFileSystem
 import PolyadFormat
 @testable import PolyadMount
 import PolyadRepository
+import PolyadTestSupport
 
 /// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any
 /// offset, holes, xattrs, `latest` and damage.
@@ -72,22 +73,6 @@ final class SnapshotFileSystemTests: XCTestCase {
         try fs.read(handle, offset: offset, size: size).flatMap { $0 }
     }
 
-    /// Bytes that neither compress nor repeat (SplitMix64), so that chunking and packing are realistic.
-    private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed
-        var out = [UInt8]()
-        out.reserveCapacity(count + 8)
-        while out.count < count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            withUnsafeBytes(of: z) { out.append(contentsOf: $0) }
-        }
-        return Array(out.prefix(count))
-    }
-
     /// How many chunks the newest snapshot stores for the file at absolute `path`.
     private func chunks(of path: String) throws -> Int {
         let repo = try manager.repository()
@@ -142,7 +127,7 @@ final class SnapshotFileSystemTests: XCTestCase {
     }
 
     func testReadsAtAnyOffsetMatchTheSource() throws {
-        let big = noise(3 << 20, seed: 1)
+        let big = pseudoRandomBytes(3 << 20, seed: 1)
         write("big.bin", big)
         write("sub/small.txt", Array("small file\n".utf8))
         try backup()
@@ -170,7 +155,7 @@ final class SnapshotFileSystemTests: XCTestCase {
     }
 
     func testSequentialReadsDecodeEachChunkOnce() throws {
-        let big = noise(6 << 20, seed: 3)
+        let big = pseudoRandomBytes(6 << 20, seed: 3)
         write("big.bin", big)
         try backup()
         let fs = try makeFileSystem()
@@ -195,7 +180,7 @@ final class SnapshotFileSystemTests: XCTestCase {
         var contents = [String: [UInt8]]()
         for (i, path) in ["a/1", "a/2", "b/1", "b/2", "c/1"].enumerated() {
             try FileManager.default.createDirectory(atPath: source + "/" + String(path.prefix(1)), withIntermediateDirectories: true)
-            contents[path] = noise(10_000, seed: UInt64(10 + i))
+            contents[path] = pseudoRandomBytes(10_000, seed: UInt64(10 + i))
             write(path, contents[path]!)
         }
         try backup()
@@ -321,7 +306,7 @@ final class SnapshotFileSystemTests: XCTestCase {
     }
 
     func testDamagedChunkFailsItsReadsOnlyAndIsLogged() throws {
-        write("bad.bin", noise(200_000, seed: 2))
+        write("bad.bin", pseudoRandomBytes(200_000, seed: 2))
         try backup()
         // The first backup wrote one pack of data (bad.bin's chunk) and one of trees: flip a byte in the middle
         // of the larger.

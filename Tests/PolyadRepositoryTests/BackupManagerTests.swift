@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PolyadTestSupport
 import PolyadConfig
 import PolyadFormat
 @testable import PolyadRepository

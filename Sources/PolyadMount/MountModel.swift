@@ -774,20 +774,22 @@ public final class SnapshotFileSystem: Sendable {
         // Prefetches from `nodes` (of the folder with inode `folder`, if the kernel knows it) on, descending
         // into loaded subtrees; false once the budget is spent.
         func visit(_ nodes: ArraySlice<Node>, folder: UInt64?, depth: Int) -> Bool {
+            // The inode of `name` in `folder`, if the kernel has been given one.
+            func known(_ name: [UInt8]) -> UInt64? {
+                folder.flatMap { f in state.withLock { $0.records[f]?.children?[name] } }
+            }
             for n in nodes {
                 guard files < 16, budget > 0 else { return false }
                 if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
-                    let known = folder.flatMap { f in state.withLock { $0.records[f]?.children?[n.name] } }
-                    if let known, known != inode, n.content.count == 1, n.size == UInt64(length) {
-                        prefetchWhole(id.hash, into: known)
+                    if let file = known(n.name), file != inode, n.content.count == 1, n.size == UInt64(length) {
+                        prefetchWhole(id.hash, into: file)
                     } else {
                         prefetchChunk(id.hash)
                     }
                     budget -= Int(length)
                     files += 1
                 } else if n.kind == .directory, depth < 8, let sub = n.subtree, let t = trees.peek(sub) {
-                    let inner = folder.flatMap { f in state.withLock { $0.records[f]?.children?[n.name] } }
-                    guard visit(t.nodes[...], folder: inner, depth: depth + 1) else { return false }
+                    guard visit(t.nodes[...], folder: known(n.name), depth: depth + 1) else { return false }
                 }
             }
             return true

@@ -121,6 +121,19 @@ final class MountTests: XCTestCase {
         return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
     }
 
+    /// Writes `files` (name → bytes) into a new source folder, creates the store and backs the folder up;
+    /// returns the folder's path.
+    func backUpSource(_ files: [String: Data]) throws -> String {
+        let src = fixture.root + "/src"
+        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
+        for (name, data) in files.sorted(by: { $0.key < $1.key }) {
+            _ = FileManager.default.createFile(atPath: src + "/" + name, contents: data)
+        }
+        try fixture.expect(0, ["init"])
+        try fixture.expect(0, ["backup", src])
+        return src
+    }
+
     /// Backs up a tree with every kind of metadata, mounts the store; returns the tree's path.
     func mountBackupOfGeneratedTree() throws -> String {
         let src = fixture.root + "/src"
@@ -224,11 +237,7 @@ final class MountTests: XCTestCase {
     }
 
     func testDamagedChunkGivesEIOAndTheRestStaysReadable() throws {
-        let src = fixture.root + "/src"
-        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        _ = FileManager.default.createFile(atPath: src + "/good.txt", contents: Data("all good\n".utf8))
-        try fixture.expect(0, ["init"])
-        try fixture.expect(0, ["backup", src])
+        let src = try backUpSource(["good.txt": Data("all good\n".utf8)])
         _ = FileManager.default.createFile(atPath: src + "/bad.bin", contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3 ^ $0) }))
         try fixture.expect(0, ["backup", src])
         // Flip a byte in the largest pack (bad.bin's data; good.txt's chunk lives in the first backup's pack).
@@ -256,11 +265,7 @@ final class MountTests: XCTestCase {
     }
 
     func testSnapshotMadeWhileMountedAppears() throws {
-        let src = fixture.root + "/src"
-        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        _ = FileManager.default.createFile(atPath: src + "/one.txt", contents: Data("1".utf8))
-        try fixture.expect(0, ["init"])
-        try fixture.expect(0, ["backup", src])
+        let src = try backUpSource(["one.txt": Data("1".utf8)])
         try mount()
         let before = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")
         // Listed (and read through `latest`) once, so that the kernel holds these listings and the old link.
@@ -288,13 +293,9 @@ final class MountTests: XCTestCase {
     }
 
     func testConcurrentReadersGetTheRightBytes() throws {
-        let src = fixture.root + "/src"
-        try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        for i in 0..<4 {
-            _ = FileManager.default.createFile(atPath: src + "/f\(i).bin", contents: Data(randomBytes(4_000_000, seed: 12345 + UInt64(i))))
-        }
-        try fixture.expect(0, ["init"])
-        try fixture.expect(0, ["backup", src])
+        var files = [String: Data]()
+        for i in 0..<4 { files["f\(i).bin"] = Data(randomBytes(4_000_000, seed: 12345 + UInt64(i))) }
+        let src = try backUpSource(files)
         try mount()
         let root = mountpoint + "/snapshots/latest" + src
         // Eight cmp processes at once, two per file.

@@ -33,6 +33,9 @@ public struct Configuration: Sendable {
     public var packSizeMiB: Int
     /// Where the passphrase comes from; see ``passphrase(environment:)``.
     public var passphraseSource: PassphraseSource
+    /// `backup.encryption_key_command_timeout`: seconds the key command (``PassphraseSource/command(_:)``) may
+    /// run before it is killed, 1–3600. Default 30.
+    public var keyCommandTimeout: Int
     /// The `s3:` section.
     public var s3: S3Settings
     /// The `mount:` section.
@@ -55,6 +58,10 @@ public struct Configuration: Sendable {
     public static let defaultPackSizeMiB = 16
     /// The allowed range of ``packSizeMiB``.
     public static let packSizeRange = 4...128
+    /// The default for ``keyCommandTimeout``, in seconds.
+    public static let defaultKeyCommandTimeout = 30
+    /// The allowed range of ``keyCommandTimeout``, in seconds: at least one, at most an hour.
+    public static let keyCommandTimeoutRange = 1...3600
     /// The environment variable holding the passphrase when the config file names none.
     public static let passwordVariable = "POLYAD_PASSWORD"
     /// The environment variable naming the config file.
@@ -68,8 +75,9 @@ public struct Configuration: Sendable {
         cleanupInterval: Int = Configuration.defaultCleanupInterval,
         compressionLevel: Int = Configuration.defaultCompressionLevel, verifyIntegrity: Bool = true,
         packSizeMiB: Int = Configuration.defaultPackSizeMiB, passphraseSource: PassphraseSource = .none,
-        s3: S3Settings = S3Settings(), mount: MountSettings = MountSettings(),
-        retention: RetentionPolicy = RetentionPolicy(), log: LogSettings = LogSettings()
+        keyCommandTimeout: Int = Configuration.defaultKeyCommandTimeout, s3: S3Settings = S3Settings(),
+        mount: MountSettings = MountSettings(), retention: RetentionPolicy = RetentionPolicy(),
+        log: LogSettings = LogSettings()
     ) {
         self.file = file
         self.localDirectory = localDirectory
@@ -80,6 +88,7 @@ public struct Configuration: Sendable {
         self.verifyIntegrity = verifyIntegrity
         self.packSizeMiB = packSizeMiB
         self.passphraseSource = passphraseSource
+        self.keyCommandTimeout = keyCommandTimeout
         self.s3 = s3
         self.mount = mount
         self.retention = retention
@@ -114,8 +123,8 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
         parts += [
             "cleanupInterval: \(cleanupInterval)", "compressionLevel: \(compressionLevel)",
             "verifyIntegrity: \(verifyIntegrity)", "packSizeMiB: \(packSizeMiB)",
-            "passphrase: \(passphraseSource)", "s3: \(s3)", "mount: \(mount)", "retention: \(retention)",
-            "log: \(log)",
+            "passphrase: \(passphraseSource)", "keyCommandTimeout: \(keyCommandTimeout)", "s3: \(s3)",
+            "mount: \(mount)", "retention: \(retention)", "log: \(log)",
         ]
         return "Configuration(" + parts.joined(separator: ", ") + ")"
     }
@@ -131,7 +140,8 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
                 "file": file, "localDirectory": localDirectory as Any, "s3Bucket": s3Bucket as Any,
                 "retentionDays": retentionDays as Any, "cleanupInterval": cleanupInterval,
                 "compressionLevel": compressionLevel, "verifyIntegrity": verifyIntegrity, "packSizeMiB": packSizeMiB,
-                "passphraseSource": passphraseSource, "s3": s3, "mount": mount, "retention": retention, "log": log,
+                "passphraseSource": passphraseSource, "keyCommandTimeout": keyCommandTimeout, "s3": s3,
+                "mount": mount, "retention": retention, "log": log,
             ], displayStyle: .struct)
     }
 }

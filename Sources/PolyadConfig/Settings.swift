@@ -6,7 +6,8 @@ public enum PassphraseSource: Sendable, Equatable, CustomStringConvertible, Cust
     case inline(String)
     /// `backup.encryption_key_file`: an absolute path to a file holding the passphrase.
     case file(String)
-    /// `backup.encryption_key_command`: a shell command whose first line of output is the passphrase.
+    /// `backup.encryption_key_command`: a shell command whose first line of output is the passphrase. It may run
+    /// for ``Configuration/keyCommandTimeout`` seconds (`backup.encryption_key_command_timeout`).
     case command(String)
     /// The `POLYAD_PASSWORD` environment variable.
     case environment

@@ -45,8 +45,13 @@ public struct VerifyReport: Sendable {
     public var damaged: [DamagedObject] = []
     /// What the damage hurts: "snapshot 3f9c01ab: /home/alice/file" lines.
     public var affected: [String] = []
-    /// Packs no index references (left by an interrupted backup; prune removes them). Not damage.
+    /// The snapshots that reference a damaged blob (those `affected` names), in the order checked.
+    public var affectedSnapshots: [SnapshotID] = []
+    /// Packs no index file lists (left by an interrupted backup; prune removes them). Not damage.
     public var unreferencedPacks = 0
+    /// Packs an index file lists whose every blob the index finds in another pack too: two backups stored the
+    /// same blobs at once, each in its own packs (prune removes them). Not damage; they are checked all the same.
+    public var duplicatePacks = 0
     public var isClean: Bool { damaged.isEmpty }
 }
 
@@ -119,13 +124,21 @@ final class Verifier {
         }
 
         // Packs: every indexed pack exists; its header matches the index; with --read-data, every byte.
+        // The index holds one location per blob: when two backups stored the same blobs at once, the packs of
+        // one of them are listed by its index file but hold no blob the index points to. They are duplicates,
+        // not leftovers of an interrupted backup (a pack no index file lists).
         let byPack = repository.index.entriesByPack()
+        let listed = Set(repository.index.packs)
+        let duplicates = listed.subtracting(byPack.keys)
         let present = Dictionary((try repository.list(.data)).map { ($0.handle.name, $0.size) }, uniquingKeysWith: { a, _ in a })
-        report.unreferencedPacks = present.keys.filter { Hash256(hex: $0).map { byPack[PackID($0)] == nil } ?? false }.count
+        report.unreferencedPacks = present.keys.filter { Hash256(hex: $0).map { !listed.contains(PackID($0)) } ?? false }.count
+        report.duplicatePacks = duplicates.filter { present[$0.hash.hex] != nil }.count
         var packs = byPack.keys.sorted { $0.hash < $1.hash }
         if options.snapshot != nil {
             let wanted = referencedData.union(seenTrees)
             packs = packs.filter { p in byPack[p]!.contains { wanted.contains($0.id) } }
+        } else {
+            packs += duplicates.sorted { $0.hash < $1.hash }
         }
         var selected = options.packsToRead.intersection(packs)
         if options.readData { selected = Set(packs) } else if let f = options.readDataSubset {
@@ -134,7 +147,7 @@ final class Verifier {
         }
         let toRead = selected
         let repository = self.repository
-        let results = Mutex([(PackID, [DamagedObject], Int, UInt64)]())
+        let results = Mutex([(PackID, PackCheck)]())
         let list = packs
         let progress = options.progress
         let throttle = ProgressThrottle()
@@ -142,31 +155,36 @@ final class Verifier {
             let pack = list[i]
             let entries = byPack[pack] ?? []
             let handle = ObjectHandle(kind: .data, name: pack.hash.hex)
-            var problems = [DamagedObject]()
-            var blobs = 0
-            var bytes: UInt64 = 0
+            var check = PackCheck()
             if present[handle.name] == nil {
-                problems.append(DamagedObject(object: "data/\(handle.name)", problem: "missing (the index lists it)"))
+                check.problems.append(DamagedObject(object: "data/\(handle.name)", problem: "missing (the index lists it)"))
+                check.failedBlobs = Set(entries.map(\.id))
             } else if toRead.contains(pack) {
-                (problems, blobs, bytes) = Self.readPack(handle, entries: entries, repository: repository)
+                check = Self.readPack(handle, entries: entries, repository: repository)
             } else {
-                problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
+                check.problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
+                if !check.problems.isEmpty {
+                    // The header is not what the index says, but readers go by the index: check each blob.
+                    let blobs = Self.checkBlobs(handle, entries: entries, repository: repository)
+                    check.problems += blobs.problems
+                    check.failedBlobs = blobs.failed
+                }
             }
             let done = results.withLock {
-                $0.append((pack, problems, blobs, bytes))
+                $0.append((pack, check))
                 return $0.count
             }
             if let progress, throttle.due() { progress(done, list.count) }
         }
-        for (pack, problems, blobs, bytes) in results.withLock({ $0 }) {
+        for (pack, check) in results.withLock({ $0 }) {
             report.packsChecked += 1
             if toRead.contains(pack) { report.packsRead += 1 }
-            report.blobsRead += blobs
-            report.bytesRead += bytes
-            if !problems.isEmpty {
-                report.damaged.append(contentsOf: problems)
-                for e in byPack[pack] ?? [] { damagedBlobs.insert(e.id) }
-            }
+            report.blobsRead += check.blobs
+            report.bytesRead += check.bytes
+            report.damaged.append(contentsOf: check.problems)
+            // Only the blobs that fail their own check are damaged: a pack's wrong SHA-256 or bad header does not
+            // make its intact blobs unreadable. (A duplicate pack's blobs are read from their other pack.)
+            if byPack[pack] != nil { damagedBlobs.formUnion(check.failedBlobs) }
         }
         report.damaged.sort { $0.object < $1.object }
         if !damagedBlobs.isEmpty { findAffected(snapshots) }
@@ -198,37 +216,102 @@ final class Verifier {
         }
     }
 
-    /// Reads a whole pack: its hash, its header and every blob.
-    private static func readPack(_ handle: ObjectHandle, entries: [PackEntry], repository: Repository) -> ([DamagedObject], Int, UInt64) {
+    /// What checking one pack found.
+    private struct PackCheck: Sendable {
+        var problems = [DamagedObject]()
+        /// The blobs that are themselves unreadable (missing, cut off, not authentic, or the wrong content).
+        var failedBlobs = Set<Hash256>()
+        var blobs = 0
+        var bytes: UInt64 = 0
+    }
+
+    /// Reads a whole pack: its hash and every blob (those the index puts there; for a duplicate pack, which the
+    /// index lists no blob in, those its header lists). A pack that cannot be read whole is checked blob by blob.
+    private static func readPack(_ handle: ObjectHandle, entries: [PackEntry], repository: Repository) -> PackCheck {
         let name = "data/\(handle.name)"
+        var check = PackCheck()
         let bytes: [UInt8]
         do { bytes = try repository.backend.load(handle, offset: 0, length: nil) } catch {
-            return ([DamagedObject(object: name, problem: "\(error)")], 0, 0)
+            check.problems.append(DamagedObject(object: name, problem: "\(error)"))
+            let blobs = checkBlobs(handle, entries: entries, repository: repository)
+            check.problems += blobs.problems
+            check.failedBlobs = blobs.failed
+            return check
         }
-        var problems = [DamagedObject]()
+        check.bytes = UInt64(bytes.count)
         if SHA256.hash(bytes).hexString != handle.name {
-            problems.append(DamagedObject(object: name, problem: "content does not match its name (SHA-256): the file was altered"))
+            check.problems.append(DamagedObject(object: name, problem: "content does not match its name (SHA-256): the file was altered"))
         }
-        var blobs = 0
+        var entries = entries
+        if entries.isEmpty {
+            do { entries = try headerEntries(bytes, repository: repository) } catch {
+                check.problems.append(DamagedObject(object: name, problem: "header unreadable: \(error)"))
+            }
+        }
         for e in entries {
             let end = Int(e.offset) + Int(e.length)
             guard end <= bytes.count else {
-                problems.append(DamagedObject(object: name, problem: "blob \(e.id.shortHex) lies beyond the end of the pack"))
+                check.problems.append(DamagedObject(object: name, problem: "blob \(e.id.shortHex) lies beyond the end of the pack"))
+                check.failedBlobs.insert(e.id)
                 continue
             }
-            let location = BlobLocation(pack: PackID(Hash256(hex: handle.name)!), type: e.type, offset: e.offset,
-                                        length: e.length, rawLength: e.rawLength)
-            do {
-                let plain = try repository.openBlob(Array(bytes[Int(e.offset)..<end]), id: e.id, location: location)
-                if repository.blobID(plain) != e.id {
-                    problems.append(DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) has the wrong content for its id"))
-                }
-                blobs += 1
-            } catch {
-                problems.append(DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) does not authenticate"))
+            if let problem = checkBlob(Array(bytes[Int(e.offset)..<end]), entry: e, pack: handle, repository: repository) {
+                check.problems.append(problem)
+                check.failedBlobs.insert(e.id)
+            } else {
+                check.blobs += 1
             }
         }
-        return (problems, blobs, UInt64(bytes.count))
+        return check
+    }
+
+    /// Reads each blob of a damaged pack on its own (at its index offset and length) and checks it.
+    private static func checkBlobs(_ handle: ObjectHandle, entries: [PackEntry],
+                                   repository: Repository) -> (problems: [DamagedObject], failed: Set<Hash256>) {
+        var problems = [DamagedObject]()
+        var failed = Set<Hash256>()
+        for e in entries {
+            let sealed: [UInt8]
+            do {
+                sealed = try repository.backend.load(handle, offset: Int64(e.offset), length: Int(e.length))
+                guard sealed.count == Int(e.length) else { throw RepositoryError(.damaged, "cut off") }
+            } catch {
+                problems.append(DamagedObject(object: "data/\(handle.name)",
+                                              problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) cannot be read: \(error)"))
+                failed.insert(e.id)
+                continue
+            }
+            if let problem = checkBlob(sealed, entry: e, pack: handle, repository: repository) {
+                problems.append(problem)
+                failed.insert(e.id)
+            }
+        }
+        return (problems, failed)
+    }
+
+    /// Authenticates, decompresses and re-identifies one sealed blob; the problem, if any.
+    private static func checkBlob(_ sealed: [UInt8], entry e: PackEntry, pack handle: ObjectHandle,
+                                  repository: Repository) -> DamagedObject? {
+        let name = "data/\(handle.name)"
+        let location = BlobLocation(pack: PackID(Hash256(hex: handle.name)!), type: e.type, offset: e.offset,
+                                    length: e.length, rawLength: e.rawLength)
+        do {
+            let plain = try repository.openBlob(sealed, id: e.id, location: location)
+            if repository.blobID(plain) != e.id {
+                return DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) has the wrong content for its id")
+            }
+            return nil
+        } catch {
+            return DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) does not authenticate")
+        }
+    }
+
+    /// The entries a pack's own header lists.
+    private static func headerEntries(_ bytes: [UInt8], repository: Repository) throws -> [PackEntry] {
+        guard bytes.count >= PackLayout.trailerLength else { throw FormatError("pack", "shorter than its trailer") }
+        let range = try PackLayout.headerRange(packLength: bytes.count, trailer: Array(bytes.suffix(PackLayout.trailerLength)))
+        return try PackHeader(decoding: try Envelope.open(Array(bytes[range]), key: repository.key.encryptionKey,
+                                                          aad: Repository.packHeaderAAD)).entries
     }
 
     /// Lists the snapshots and paths that reference a damaged blob.
@@ -237,8 +320,10 @@ final class Verifier {
             var stack: [(TreeID, [UInt8])] = [(snapshot.tree, [])]
             if damagedBlobs.contains(snapshot.tree.hash) {
                 report.affected.append("snapshot \(id.short): the whole snapshot (its root tree)")
+                report.affectedSnapshots.append(id)
                 continue
             }
+            let before = report.affected.count
             var lines = 0
             while let (tid, path) = stack.popLast() {
                 guard let tree = try? repository.loadTree(tid) else { continue }
@@ -258,6 +343,7 @@ final class Verifier {
                 }
             }
             if lines > 1000 { report.affected.append("snapshot \(id.short): … and \(lines - 1000) more files") }
+            if report.affected.count > before { report.affectedSnapshots.append(id) }
         }
     }
 }

@@ -46,12 +46,18 @@ struct VerifyCommand: ParsableCommand {
             if report.unreferencedPacks > 0 {
                 print("\(report.unreferencedPacks) packs are not referenced by any index (left by an interrupted backup); they do no harm")
             }
+            if report.duplicatePacks > 0 {
+                print("\(report.duplicatePacks) packs hold only blobs stored in other packs too (two backups wrote them at once); they do no harm")
+            }
         }
         guard report.isClean else {
             for d in report.damaged { print("damaged: \(d)") }
             for a in report.affected { print("affected: \(a)") }
-            throw CommandFailure(code: .integrity,
-                                 message: "\(report.damaged.count) damaged object(s) found: restore them from another copy of the store, or `polyad forget` the affected snapshots")
+            let advice = report.affectedSnapshots.isEmpty
+                ? "restore them from another copy of the store (no snapshot references a damaged blob)"
+                : "restore them from another copy of the store, or `polyad forget " +
+                  report.affectedSnapshots.map(\.short).joined(separator: " ") + "` (the affected snapshots)"
+            throw CommandFailure(code: .integrity, message: "\(report.damaged.count) damaged object(s) found: \(advice)")
         }
         if !global.quiet { print("no errors found") }
     }

@@ -39,8 +39,8 @@ let package = Package(
         .target(name: "PolyadChunker", swiftSettings: swiftSettings),
         .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
-        .target(name: "PolyadStorage", swiftSettings: swiftSettings),
-        .target(name: "PolyadConfig", dependencies: [.product(name: "Yams", package: "Yams")],
+        .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+        .target(name: "PolyadConfig", dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
                 swiftSettings: swiftSettings),
 
         // Repository: the library API.
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig", "PolyadFileSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig",
                                                             "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport"],

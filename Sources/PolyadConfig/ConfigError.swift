@@ -1,3 +1,5 @@
+import PolyadFileSystem
+
 /// A problem with the configuration: where it is (file, line, column, key) and what to do about it.
 ///
 /// The message never contains the value of a secret (`encryption_key`, `s3.secret_access_key`, a key file's
@@ -26,7 +28,8 @@ public struct ConfigError: Error, CustomStringConvertible {
     /// The process exit code for a config error: 2.
     public var exitCode: Int32 { 2 }
 
-    /// `mount.conf:3:3: backup.compresion_level: unknown key (did you mean 'compression_level'?)`.
+    /// `mount.conf:3:3: backup.compresion_level: unknown key (did you mean 'compression_level'?)`; bytes of
+    /// paths that are not UTF-8 show as `\xNN`.
     public var description: String {
         var text = file
         if let line {
@@ -35,6 +38,6 @@ public struct ConfigError: Error, CustomStringConvertible {
         }
         text += ": "
         if let key { text += "\(key): " }
-        return text + message
+        return PathText.displayMessage(text + message)
     }
 }

@@ -1,14 +1,20 @@
 import Glibc
+import PolyadFileSystem
 
 extension Configuration {
     /// The largest config file read; anything bigger is not a config file.
     static let maximumFileSize = 1 << 20
 
-    /// Reads and parses the config file at `path`, and refuses it if it holds a secret (`backup.encryption_key`,
-    /// `s3.secret_access_key`) while group or others have any permission on it.
+    /// Reads and parses the config file at `path` (a ``PathText`` string: any bytes), and refuses it if it could
+    /// run another user's commands or holds a secret others can read.
     ///
-    /// - Throws: ``ConfigError``: the file is missing or unreadable, malformed (see ``parse(_:file:)``), or
-    ///   holds a secret and is not mode 0600 (the message gives the `chmod 600` to run).
+    /// The file and every folder above it must be owned by the caller or root and not writable by group or
+    /// others (see `FileTrust`); a file holding a secret (`backup.encryption_key`, `s3.secret_access_key`) must
+    /// give group and others no permission at all.
+    ///
+    /// - Throws: ``ConfigError``: the path is empty, the file is missing, unreadable or not a regular file (a
+    ///   FIFO is refused, not waited on), untrusted (the message gives the `chown`/`chmod` to run), malformed (see
+    ///   ``parse(_:file:)``), or holds a secret and is not mode 0600.
     public static func load(file path: String) throws(ConfigError) -> Configuration {
         try load(file: path, searched: nil)
     }
@@ -40,13 +46,16 @@ extension Configuration {
     static func candidates(explicit: String?, environment: [String: String], currentDirectory: String?)
         -> [String]
     {
-        if let explicit, !explicit.isEmpty { return [explicit] }
+        if let explicit { return [explicit] }
         if let named = environment[configVariable], !named.isEmpty { return [named] }
         let folder = currentDirectory ?? Paths.currentDirectory()
         return [Paths.resolve("mount.conf", against: folder), systemConfigFile]
     }
 
     private static func load(file path: String, searched: [String]?) throws(ConfigError) -> Configuration {
+        guard !path.isEmpty else {
+            throw ConfigError(file: "''", message: "the config file's path is empty; give the path of a config file")
+        }
         let (text, mode) = try readConfigFile(path, searched: searched)
         let config = try parse(text, file: path)
         if mode & 0o077 != 0, let secret = config.secretLocations.first {
@@ -59,18 +68,19 @@ extension Configuration {
         return config
     }
 
-    /// The file's text and permission bits.
+    /// The file's text and permission bits, once the file has passed the trust check.
     private static func readConfigFile(_ path: String, searched: [String]?) throws(ConfigError)
         -> (text: String, mode: mode_t)
     {
+        let shown = PathText.display(path)
         let bytes: [UInt8]
         let mode: mode_t
         do {
-            (bytes, mode) = try SmallFile.read(path, limit: maximumFileSize)
+            (bytes, mode) = try SmallFile.read(PathText.bytes(path), limit: maximumFileSize, what: "the config file")
         } catch {
             switch error {
             case .system(ENOENT), .system(ENOTDIR):
-                let tried = searched.map { "; tried " + $0.joined(separator: ", ") } ?? ""
+                let tried = searched.map { "; tried " + $0.map(PathText.display).joined(separator: ", ") } ?? ""
                 throw ConfigError(
                     file: path,
                     message: "no config file here\(tried). Polyad reads -c/--config, else $POLYAD_CONFIG, else "
@@ -83,10 +93,12 @@ extension Configuration {
                 throw ConfigError(file: path, message: "is not a regular file; give the path of the config file")
             case .tooLarge:
                 throw ConfigError(file: path, message: "is larger than 1 MiB; this is not a config file")
+            case .untrusted(let message):
+                throw ConfigError(file: path, message: message)
             }
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigError(file: path, message: "is not UTF-8 text; save it as UTF-8")
+            throw ConfigError(file: path, message: "\(shown) is not UTF-8 text; save it as UTF-8")
         }
         return (text, mode)
     }
@@ -98,36 +110,44 @@ func octal(_ mode: mode_t) -> String {
     return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }
 
-/// Reads small regular files (config and key files) with `open` + `fstat` + `read`.
+/// Reads small regular files (config and key files) that must pass the trust rule (`FileTrust`).
 enum SmallFile {
     enum Failure: Error {
         case system(Int32)
         case notRegularFile
         case tooLarge
+        case untrusted(String)
     }
 
-    /// The whole file and its permission bits; follows symbolic links.
-    static func read(_ path: String, limit: Int) throws(Failure) -> (bytes: [UInt8], mode: mode_t) {
-        var fd: Int32
-        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else { throw .system(errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .system(errno) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegularFile }
-        guard info.st_size <= limit else { throw .tooLarge }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .system(errno)
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > limit { throw .tooLarge }
+    /// The whole file and its permission bits; follows symbolic links. The file is opened without blocking
+    /// (a FIFO is refused, not waited on) and checked with `fstat` of that descriptor before it is read.
+    static func read(_ path: [UInt8], limit: Int, what: String) throws(Failure) -> (bytes: [UInt8], mode: mode_t) {
+        let fd: Int32
+        do {
+            fd = try FileSystem.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode: 0)
+        } catch {
+            throw .system(error.errno)
         }
-        return (bytes, info.st_mode & 0o7777)
+        defer { FileSystem.close(fd) }
+        let status: FileStatus
+        do {
+            status = try FileSystem.fstat(fd)
+        } catch {
+            throw .system(error.errno)
+        }
+        guard status.kind == .regular else { throw .notRegularFile }
+        guard status.size <= limit else { throw .tooLarge }
+        do {
+            try FileTrust.check(file: path, status: status, what: what)
+        } catch {
+            throw .untrusted(error.message)
+        }
+        do {
+            return (try FileSystem.readToEnd(fd, limit: limit), mode_t(status.permissions))
+        } catch where error.errno == EFBIG {
+            throw .tooLarge
+        } catch {
+            throw .system(error.errno)
+        }
     }
 }

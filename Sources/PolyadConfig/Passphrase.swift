@@ -1,16 +1,22 @@
 import Glibc
+import PolyadFileSystem
 
 extension Configuration {
     /// The largest key file or key command output read.
     static let maximumSecretSize = 64 * 1024
 
     /// The passphrase bytes: `encryption_key`, else `encryption_key_file` (trailing newlines stripped), else
-    /// `encryption_key_command` (run with `/bin/sh -c` in this process's environment; the first line of its
-    /// output), else `POLYAD_PASSWORD` from `environment`.
+    /// `encryption_key_command` (the first line of its output), else `POLYAD_PASSWORD` from `environment`.
+    ///
+    /// The key command runs as `/bin/sh -c COMMAND` with `/dev/null` as standard input, a minimal environment
+    /// (``keyCommandEnvironment(from:)``) and a time limit (`backup.encryption_key_command_timeout`, default
+    /// 30 s), after which it and everything it started are killed. The key file and the command's program (its
+    /// first word, found in that environment's `PATH`) must pass the same trust rule as the config file.
     ///
     /// - Throws: ``ConfigError`` (exit code 2) when no source gives a passphrase (the message names all four
-    ///   ways), when the key file is missing, empty, or open to group or others (the message gives the
-    ///   `chmod 600` to run), or when the command fails or prints nothing. No message contains the secret.
+    ///   ways), when the key file is missing, empty, not a regular file, untrusted, or open to group or others
+    ///   (the message gives the `chown`/`chmod` to run), or when the command is untrusted, fails, runs too long
+    ///   or prints nothing. No message contains the secret.
     public func passphrase(environment: [String: String]) throws(ConfigError) -> [UInt8] {
         switch passphraseSource {
         case .inline(let key):
@@ -18,7 +24,7 @@ extension Configuration {
         case .file(let path):
             return try readKeyFile(path)
         case .command(let command):
-            return try runKeyCommand(command)
+            return try runKeyCommand(command, environment: environment)
         case .environment, .none:
             if let value = environment[Configuration.passwordVariable], !value.isEmpty {
                 return Array(value.utf8)
@@ -45,117 +51,141 @@ extension Configuration {
     }
 
     private func readKeyFile(_ path: String) throws(ConfigError) -> [UInt8] {
+        let shown = PathText.display(path)
         var bytes: [UInt8]
         let mode: mode_t
         do {
-            (bytes, mode) = try SmallFile.read(path, limit: Configuration.maximumSecretSize)
+            (bytes, mode) = try SmallFile.read(
+                PathText.bytes(path), limit: Configuration.maximumSecretSize, what: "the key file")
         } catch {
             switch error {
             case .system(ENOENT), .system(ENOTDIR):
-                throw passphraseError("the key file \(path) does not exist; create it (mode 0600) or fix the path")
+                throw passphraseError("the key file \(shown) does not exist; create it (mode 0600) or fix the path")
             case .system(let code):
-                throw passphraseError("cannot read the key file \(path): \(String(cString: strerror(code)))")
+                throw passphraseError("cannot read the key file \(shown): \(String(cString: strerror(code)))")
             case .notRegularFile:
-                throw passphraseError("the key file \(path) is not a regular file")
+                throw passphraseError("the key file \(shown) is not a regular file")
             case .tooLarge:
-                throw passphraseError("the key file \(path) is larger than 64 KiB; it should hold only the passphrase")
+                throw passphraseError("the key file \(shown) is larger than 64 KiB; it should hold only the passphrase")
+            case .untrusted(let message):
+                throw passphraseError(message)
             }
         }
         guard mode & 0o077 == 0 else {
             throw passphraseError(
-                "the key file \(path) is open to group or others (mode \(octal(mode & 0o777))); "
-                    + "run `chmod 600 \(path)`")
+                "the key file \(shown) is open to group or others (mode \(octal(mode & 0o777))); "
+                    + "run `chmod 600 \(shown)`")
         }
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         guard !bytes.isEmpty else {
-            throw passphraseError("the key file \(path) is empty; write the passphrase into it")
+            throw passphraseError("the key file \(shown) is empty; write the passphrase into it")
         }
         return bytes
     }
 
-    /// Runs `command` with `/bin/sh -c`, standard input and error inherited, and returns its first output line.
-    private func runKeyCommand(_ command: String) throws(ConfigError) -> [UInt8] {
-        let output: [UInt8]
-        let status: Int32
+    /// Before `polyad init` writes a new key file: the folders above `encryption_key_file` must pass the trust
+    /// rule, so nobody else can read or swap the secret.
+    ///
+    /// - Throws: ``ConfigError`` naming the folder and the `chown`/`chmod` that fixes it.
+    public func checkKeyFileFolder() throws(ConfigError) {
+        guard case .file(let path) = passphraseSource else { return }
+        let bytes = PathText.bytes(path)
+        let real: [UInt8]
         do {
-            (output, status) = try Subprocess.run(shellCommand: command, outputLimit: Configuration.maximumSecretSize)
+            real = try FileSystem.realPath(PathBytes.parent(bytes))
         } catch {
-            throw passphraseError("cannot run the key command: \(String(cString: strerror(error.code)))")
+            throw passphraseError("the folder of the key file \(PathText.display(path)) cannot be used: \(error.reason)")
         }
-        // The status as waitpid(2) encodes it: WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift cannot import.
-        let signal = status & 0x7F
-        if signal != 0 {
+        do {
+            try FileTrust.checkFolders(above: PathBytes.join(real, PathBytes.lastComponent(bytes)), what: "the key file")
+        } catch {
+            throw passphraseError(error.message)
+        }
+    }
+
+    /// The shell the key command runs in.
+    static let shell: [UInt8] = Array("/bin/sh".utf8)
+
+    /// The `PATH` the key command gets: system folders only, none a user can write.
+    public static let keyCommandPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// The variables the key command keeps from `environment` (what password stores, gpg, secret-tool and
+    /// systemd credentials need); everything else, `POLYAD_PASSWORD` included, is left out.
+    static let keyCommandVariables: Set<String> = [
+        "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TERM", "XDG_RUNTIME_DIR",
+        "DBUS_SESSION_BUS_ADDRESS", "GNUPGHOME", "GPG_TTY", "PASSWORD_STORE_DIR", "CREDENTIALS_DIRECTORY",
+    ]
+
+    /// The environment of the key command: `PATH` set to ``keyCommandPath``, plus the variables of
+    /// ``keyCommandVariables`` that `environment` holds.
+    public static func keyCommandEnvironment(from environment: [String: String]) -> [String: String] {
+        var result = environment.filter { keyCommandVariables.contains($0.key) }
+        result["PATH"] = keyCommandPath
+        return result
+    }
+
+    /// Runs `command` with `/bin/sh -c` (see ``passphrase(environment:)``) and returns its first output line.
+    private func runKeyCommand(_ command: String, environment: [String: String]) throws(ConfigError) -> [UInt8] {
+        try checkKeyCommandProgram(command)
+        let variables = Configuration.keyCommandEnvironment(from: environment)
+            .map { Array("\($0.key)=\($0.value)".utf8) }
+        let outcome: Subprocess.Outcome
+        do {
+            outcome = try Subprocess.run(
+                Configuration.shell, arguments: [Array("-c".utf8), Array(command.utf8)], environment: variables,
+                timeoutSeconds: keyCommandTimeout, outputLimit: Configuration.maximumSecretSize)
+        } catch {
+            throw passphraseError("cannot run the key command: \(error.reason)")
+        }
+        switch outcome.termination {
+        case .timedOut:
+            throw passphraseError(
+                "the key command did not finish within \(keyCommandTimeout) s and was stopped; make it print the "
+                    + "passphrase without waiting for input (its standard input is /dev/null), or raise "
+                    + "backup.encryption_key_command_timeout")
+        case .signalled(let signal):
             throw passphraseError("the key command was killed by signal \(signal)")
+        case .exited(let code) where code != 0:
+            throw passphraseError("the key command failed with exit status \(code); run it by hand to see why")
+        case .exited:
+            break
         }
-        let exitCode = (status >> 8) & 0xFF
-        guard exitCode == 0 else {
-            throw passphraseError("the key command failed with exit status \(exitCode); run it by hand to see why")
-        }
-        var line = output.prefix { $0 != 0x0A }
+        var line = outcome.output.prefix { $0 != 0x0A }
         if line.last == 0x0D { line = line.dropLast() }
         guard !line.isEmpty else {
             throw passphraseError("the key command printed nothing; it must print the passphrase on its first line")
         }
         return Array(line)
     }
-}
 
-/// Runs a shell command and collects its standard output.
-enum Subprocess {
-    struct Failure: Error {
-        var code: Int32
-    }
-
-    /// Runs `/bin/sh -c shellCommand` with this process's environment, standard input and standard error; returns
-    /// up to `outputLimit` bytes of its standard output (the rest is read and dropped, so the child never blocks)
-    /// and its `waitpid` status.
-    static func run(shellCommand: String, outputLimit: Int) throws(Failure) -> (output: [UInt8], status: Int32) {
-        var pipeEnds: [Int32] = [-1, -1]
-        // pipe2 is not visible to Swift; close-on-exec is set right after (a child spawned by another thread
-        // in between could inherit an end, which only delays our end-of-file until that child exits).
-        guard pipe(&pipeEnds) == 0 else { throw Failure(code: errno) }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the child's standard output; every other pipe end closes on exec.
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, STDOUT_FILENO)
-
-        let strings: [String] = ["/bin/sh", "-c", shellCommand]
-        let arguments = strings.map { strdup($0) }
-        defer { arguments.forEach { free($0) } }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments + [nil]
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, &argv, environ)
-        close(writeEnd)
-        guard spawned == 0 else {
-            close(readEnd)
-            throw Failure(code: spawned)
+    /// Applies the trust rule to `/bin/sh` and to the program the command starts with (its first word, looked
+    /// up in ``keyCommandPath`` when it has no `/`).
+    private func checkKeyCommandProgram(_ command: String) throws(ConfigError) {
+        let word = command.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.map(String.init) ?? ""
+        var programs = [Configuration.shell]
+        if word.contains("/") {
+            // The shell resolves a relative program against the current folder.
+            programs.append(PathText.bytes(Paths.resolve(word, against: Paths.currentDirectory())))
+        } else if !word.isEmpty {
+            let found = Configuration.keyCommandPath.split(separator: ":")
+                .map { PathText.bytes(String($0) + "/" + word) }
+                .first { (try? FileSystem.stat($0))?.kind == .regular }
+            // A shell builtin or keyword (`echo`, `read`, `if`) has no program of its own to check.
+            if let found { programs.append(found) }
         }
-
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        var readError: Int32 = 0
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(readEnd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                readError = errno
-                break
+        for program in programs {
+            let status: FileStatus
+            do {
+                status = try FileSystem.stat(program)
+            } catch {
+                throw passphraseError(
+                    "the key command's program \(PathText.display(PathText.string(program))) cannot be used: \(error.reason)")
             }
-            if count == 0 { break }
-            if output.count < outputLimit { output += chunk[0..<min(count, outputLimit - output.count)] }
+            do {
+                try FileTrust.check(file: program, status: status, what: "the key command's program")
+            } catch {
+                throw passphraseError(error.message)
+            }
         }
-        // Closed before waiting: a child still writing after a read error gets EPIPE instead of blocking.
-        close(readEnd)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { throw Failure(code: errno) }
-        }
-        if readError != 0 { throw Failure(code: readError) }
-        return (output, status)
     }
 }

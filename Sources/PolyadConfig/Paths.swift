@@ -1,6 +1,7 @@
 import Glibc
+import PolyadFileSystem
 
-/// Lexical path helpers: no file-system access except `getcwd`.
+/// Lexical path helpers over ``PathText`` strings (any bytes): no file-system access except `getcwd` and `stat`.
 enum Paths {
     /// `path` made absolute against the current directory and normalized.
     static func absolute(_ path: String) -> String {
@@ -35,14 +36,11 @@ enum Paths {
 
     /// The current directory, or `/` if it cannot be determined.
     static func currentDirectory() -> String {
-        guard let buffer = getcwd(nil, 0) else { return "/" }
-        defer { free(buffer) }
-        return String(cString: buffer)
+        PathText.string(FileSystem.currentDirectory())
     }
 
     /// Whether a regular file (or a symbolic link to one) exists at `path`.
     static func isFile(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        (try? FileSystem.stat(PathText.bytes(path)))?.kind == .regular
     }
 }

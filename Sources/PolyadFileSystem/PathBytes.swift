@@ -69,7 +69,7 @@ public enum PathBytes {
                 i += 1
                 continue
             }
-            if let (scalar, length) = decodeUTF8(path, at: i) {
+            if let (scalar, length) = UTF8Sequence.decode(path[i...]) {
                 if (0x80..<0xA0).contains(scalar.value) {
                     // C1 controls (valid UTF-8, but terminal escapes): escape their bytes.
                     for k in i..<i + length { out += hexEscape(path[k]) }
@@ -88,33 +88,5 @@ public enum PathBytes {
     private static func hexEscape(_ byte: UInt8) -> String {
         let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "B", "C", "D", "E", "F"]
         return "\\x" + String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 0xF)])
-    }
-
-    /// Decodes one well-formed UTF-8 sequence of two to four bytes at `index` (no overlong forms, no
-    /// surrogates, nothing above U+10FFFF), or returns nil.
-    private static func decodeUTF8(_ bytes: [UInt8], at index: Int) -> (Unicode.Scalar, Int)? {
-        let lead = bytes[index]
-        let length: Int
-        var value: UInt32
-        var lowest: UInt8 = 0x80, highest: UInt8 = 0xBF  // allowed range of the second byte
-        switch lead {
-        case 0xC2...0xDF: length = 2; value = UInt32(lead & 0x1F)
-        case 0xE0: length = 3; value = 0; lowest = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3; value = UInt32(lead & 0x0F)
-        case 0xED: length = 3; value = 0xD; highest = 0x9F
-        case 0xF0: length = 4; value = 0; lowest = 0x90
-        case 0xF1...0xF3: length = 4; value = UInt32(lead & 0x07)
-        case 0xF4: length = 4; value = 4; highest = 0x8F
-        default: return nil
-        }
-        guard index + length <= bytes.count else { return nil }
-        for k in 1..<length {
-            let byte = bytes[index + k]
-            let (low, high) = k == 1 ? (lowest, highest) : (0x80, 0xBF)
-            guard byte >= low && byte <= high else { return nil }
-            value = value << 6 | UInt32(byte & 0x3F)
-        }
-        guard let scalar = Unicode.Scalar(value) else { return nil }
-        return (scalar, length)
     }
 }

@@ -13,12 +13,12 @@ public struct PathFilter: Sendable {
     private let excludes: [Pattern]
     private let includes: [Pattern]
 
-    /// Creates a filter; throws for an empty pattern.
+    /// Creates a filter from ``PathText`` patterns (any bytes); throws for an empty pattern.
     public init(excludes: [String] = [], includes: [String] = []) throws(RepositoryError) {
         func parse(_ s: String) throws(RepositoryError) -> Pattern {
             let trimmed = s.trimmingWhitespace
             guard !trimmed.isEmpty else { throw RepositoryError(.invalidArgument, "an empty pattern matches nothing; remove it") }
-            let bytes = Array(trimmed.utf8)
+            let bytes = PathText.bytes(trimmed)
             return Pattern(components: PathBytes.components(bytes), anchored: bytes.first == UInt8(ascii: "/"))
         }
         var ex = [Pattern]()

@@ -144,7 +144,7 @@ public final class LocalBackend: Backend {
         do {
             try publish(temporary, as: target, handle, writing: data.count)
         } catch {
-            _ = Glibc.unlink(temporary)
+            try? Sys.unlink(temporary)
             throw error
         }
     }
@@ -276,7 +276,7 @@ public final class LocalBackend: Backend {
                 try Sys.close(fd)
             } catch {
                 _ = Glibc.close(fd)
-                _ = Glibc.unlink(temporary)
+                try? Sys.unlink(temporary)
                 throw storageError(error, "cannot write", temporary, handle, writing: data.count)
             }
             return temporary
@@ -309,7 +309,7 @@ public final class LocalBackend: Backend {
             if placement == .placed { break }
             // Another writer published this name first; if it was removed again meanwhile, try once more.
             if let existing = try existingSize(target, handle) {
-                _ = Glibc.unlink(temporary)
+                try? Sys.unlink(temporary)
                 return try acceptExisting(size: existing, handle, writing: count)
             }
             if attempts >= 4 {
@@ -337,7 +337,7 @@ public final class LocalBackend: Backend {
         }
         do {
             try Sys.link(temporary, target)
-            _ = Glibc.unlink(temporary)
+            try? Sys.unlink(temporary)
             return .placed
         } catch  where error.code == EEXIST {
             return .nameTaken
@@ -433,7 +433,7 @@ public final class LocalBackend: Backend {
     private func entries(of folder: String, keep: (String, stat) -> Bool) throws(StorageError)
         -> [(name: String, size: Int64)]
     {
-        guard let stream = opendir(folder) else {
+        guard let stream = (try? Sys.cPath(folder)).flatMap({ opendir($0) }) else {
             let code = errno
             if code == ENOENT || code == ENOTDIR { return [] }
             throw storageError(SystemError(code: code), "cannot list", folder, nil)

@@ -1,4 +1,5 @@
 import Glibc
+import PolyadFileSystem
 
 /// An `errno` value from a failed C call.
 struct SystemError: Error {
@@ -22,9 +23,18 @@ enum Sys {
         }
     }
 
+    /// The bytes a ``PathText`` path stands for, NUL-terminated for a C call; a NUL inside fails with `EINVAL`
+    /// (the C call would silently cut the path short).
+    static func cPath(_ path: String) throws(SystemError) -> [CChar] {
+        let bytes = PathText.bytes(path)
+        guard !bytes.contains(0) else { throw SystemError(code: EINVAL) }
+        return bytes.map { CChar(bitPattern: $0) } + [0]
+    }
+
     /// `open(2)`; the corresponding C function is `open`.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws(SystemError) -> Int32 {
-        try retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        let cPath = try cPath(path)
+        return try retrying { Glibc.open(cPath, flags | O_CLOEXEC, mode) }
     }
 
     /// `close(2)`. `EINTR` is not retried: on Linux the descriptor is released either way.
@@ -45,7 +55,8 @@ enum Sys {
     /// `stat(2)`, following symbolic links.
     static func status(_ path: String) throws(SystemError) -> stat {
         var info = stat()
-        _ = try retrying { fstatat(AT_FDCWD, path, &info, 0) }
+        let cPath = try cPath(path)
+        _ = try retrying { fstatat(AT_FDCWD, cPath, &info, 0) }
         return info
     }
 
@@ -103,22 +114,26 @@ enum Sys {
 
     /// `mkdir(2)`.
     static func mkdir(_ path: String, _ mode: mode_t) throws(SystemError) {
-        _ = try retrying { Glibc.mkdir(path, mode) }
+        let cPath = try cPath(path)
+        _ = try retrying { Glibc.mkdir(cPath, mode) }
     }
 
     /// `link(2)`.
     static func link(_ existing: String, _ new: String) throws(SystemError) {
-        _ = try retrying { Glibc.link(existing, new) }
+        let (cExisting, cNew) = (try cPath(existing), try cPath(new))
+        _ = try retrying { Glibc.link(cExisting, cNew) }
     }
 
     /// `rename(2)`.
     static func rename(_ old: String, _ new: String) throws(SystemError) {
-        _ = try retrying { Glibc.rename(old, new) }
+        let (cOld, cNew) = (try cPath(old), try cPath(new))
+        _ = try retrying { Glibc.rename(cOld, cNew) }
     }
 
     /// `unlink(2)`.
     static func unlink(_ path: String) throws(SystemError) {
-        _ = try retrying { Glibc.unlink(path) }
+        let cPath = try cPath(path)
+        _ = try retrying { Glibc.unlink(cPath) }
     }
 }
 

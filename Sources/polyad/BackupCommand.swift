@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PolyadFileSystem
 import PolyadRepository
 
 /// `polyad backup PATH...`: a new snapshot.
@@ -34,21 +35,36 @@ struct BackupCommand: ParsableCommand {
 
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("give at least one file or folder to back up") }
+        try PatternCheck.refuseEmpty(exclude)
+        guard !paths.contains(where: \.isEmpty) else {
+            throw ValidationError("an empty path names no file; give the files and folders to back up (`.` for this folder)")
+        }
+        for (name, value) in tag.map({ ("--tag", $0) }) + (host.map { [("--host", $0)] } ?? []) {
+            guard !value.isEmpty else { throw ValidationError("\(name) is empty; give it a name") }
+            guard !PathText.hasRawBytes(value) else {
+                throw ValidationError("\(name) \(PathText.display(value)) is not UTF-8 text; snapshots store it as text")
+            }
+        }
     }
 
     func run() throws {
         var patterns = exclude
         for file in excludeFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw CommandFailure(code: .usage, message: "cannot read the exclude file \(file)")
+            let bytes: [UInt8]
+            do {
+                bytes = try FileSystem.contents(of: PathText.bytes(file), limit: 64 << 20)
+            } catch {
+                throw CommandFailure(code: .usage, message: "cannot read the exclude file \(PathText.display(file)): \(error.reason)")
             }
-            patterns += text.split(separator: "\n").map { String($0) }
-                .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
+            // Lines as the bytes they hold (a pattern may name a file that is not UTF-8); CRLF endings allowed.
+            patterns += bytes.split(separator: 0x0A).map { line in
+                PathText.string(line.last == 0x0D ? line.dropLast() : line)
+            }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
         }
         let manager = try global.manager()
         let signals = Interrupts.install(manager.cancellation)
         defer { signals.forEach { $0.cancel() } }
-        var options = BackupOptions(paths: paths.map { Array($0.utf8) })
+        var options = BackupOptions(paths: paths.map(PathText.bytes))
         options.tags = tag
         options.host = host
         options.excludes = patterns

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PolyadConfig
+import PolyadFileSystem
 import PolyadRepository
 
 /// Options every command takes.
@@ -22,7 +23,10 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func loadConfiguration() throws -> Configuration {
-        try Configuration.load(explicit: config, environment: ProcessInfo.processInfo.environment)
+        var environment = ProcessInfo.processInfo.environment
+        // The config's path as the kernel gave it (Foundation would repair bytes that are not UTF-8).
+        environment[Configuration.configVariable] = PathText.environment(Configuration.configVariable)
+        return try Configuration.load(explicit: config, environment: environment)
     }
 
     /// The manager for the configured store.
@@ -32,5 +36,15 @@ struct GlobalOptions: ParsableArguments {
             Terminal.warning("\(configuration.file): s3_bucket is set, but this version writes only to local_dir (S3 mirroring is not built yet)")
         }
         return BackupManager(config: configuration, environment: try environment(for: configuration))
+    }
+}
+
+/// Checks of pattern options made before anything is opened, so a bad one changes nothing.
+enum PatternCheck {
+    /// An empty pattern (`--exclude ''`) matches nothing: refused, as PathFilter would refuse it later.
+    static func refuseEmpty(_ patterns: [String]) throws {
+        guard !patterns.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+            throw ValidationError("an empty pattern matches nothing; remove it")
+        }
     }
 }

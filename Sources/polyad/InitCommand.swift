@@ -22,20 +22,26 @@ struct InitCommand: ParsableCommand {
         let configuration = try global.loadConfiguration()
         var passphrase: [UInt8]
         var createdKeyFile: String?
-        if case .file(let path) = configuration.passphraseSource, !FileManager.default.fileExists(atPath: path) {
+        if case .file(let path) = configuration.passphraseSource, !FileSystem.exists(PathText.bytes(path)) {
+            try configuration.checkKeyFileFolder()
             // 32 random bytes as base64: a passphrase nobody has to invent.
             let secret = Data(SecureRandom.bytes(32)).base64EncodedString()
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                throw CommandFailure(code: .fatal, message: "cannot create the key file \(path): \(String(cString: strerror(errno)))")
+            let file = PathText.bytes(path)
+            let fd: Int32
+            do {
+                fd = try FileSystem.createExclusive(file, mode: 0o600)
+            } catch {
+                throw CommandFailure(code: .fatal, message: "cannot create the key file \(PathText.display(path)): \(error.reason)")
             }
             let bytes = Array((secret + "\n").utf8)
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-            close(fd)
-            guard written == bytes.count else {
-                unlink(path)
-                throw CommandFailure(code: .fatal, message: "cannot write the key file \(path)")
+            do {
+                try FileSystem.writeAll(fd, bytes: bytes)
+                try FileSystem.fsync(fd)
+                FileSystem.close(fd)
+            } catch {
+                FileSystem.close(fd)
+                try? FileSystem.unlink(file)
+                throw CommandFailure(code: .fatal, message: "cannot write the key file \(PathText.display(path)): \(error.reason)")
             }
             passphrase = Array(secret.utf8)
             createdKeyFile = path
@@ -46,15 +52,15 @@ struct InitCommand: ParsableCommand {
         let manager = BackupManager(config: configuration)
         do {
             let repo = try manager.initialize(passphrase: passphrase)
-            print("Created store \(repo.config.id.prefix(8)) at \(configuration.localDirectory ?? "")")
+            print("Created store \(repo.config.id.prefix(8)) at \(PathText.display(configuration.localDirectory ?? ""))")
         } catch {
-            if let createdKeyFile { unlink(createdKeyFile) }
+            if let createdKeyFile { try? FileSystem.unlink(PathText.bytes(createdKeyFile)) }
             throw error
         }
         passphrase = []
         if let createdKeyFile {
             print("""
-                The store's passphrase was generated and written to \(createdKeyFile) (mode 0600).
+                The store's passphrase was generated and written to \(PathText.display(createdKeyFile)) (mode 0600).
                 Keep a copy of that file somewhere safe, away from this machine: without it the backups cannot be read.
                 """)
         } else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PolyadFileSystem
 import PolyadRepository
 
 /// `polyad key list|add|remove|passwd`: key slots; changing a passphrase re-encrypts nothing.
@@ -18,12 +19,21 @@ struct KeyCommand: ParsableCommand {
 
         func read() throws -> [UInt8] {
             if let file {
-                guard var text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw CommandFailure(code: .usage, message: "cannot read \(file)")
+                guard !file.isEmpty else {
+                    throw CommandFailure(code: .usage, message: "--new-password-file is empty; give the file holding the new passphrase")
                 }
-                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-                guard !text.isEmpty else { throw CommandFailure(code: .usage, message: "\(file) holds an empty passphrase") }
-                return Array(text.utf8)
+                var bytes: [UInt8]
+                do {
+                    // Read as a stream: `--new-password-file <(pass show polyad)` is a pipe.
+                    bytes = try FileSystem.contents(of: PathText.bytes(file), limit: 64 * 1024)
+                } catch {
+                    throw CommandFailure(code: .usage, message: "cannot read \(PathText.display(file)): \(error.reason)")
+                }
+                while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+                guard !bytes.isEmpty else {
+                    throw CommandFailure(code: .usage, message: "\(PathText.display(file)) holds an empty passphrase")
+                }
+                return bytes
             }
             if let env = ProcessInfo.processInfo.environment["POLYAD_NEW_PASSWORD"], !env.isEmpty { return Array(env.utf8) }
             guard Terminal.isInteractive else {

@@ -31,8 +31,14 @@ enum Main {
         // Chunk-sized buffers (1-8 MiB) come and go on several threads: serve them with mmap always, so freed
         // buffers go back to the system instead of piling up in per-thread malloc arenas (peak memory).
         polyad_limit_malloc_caching()
+        // The arguments as the kernel gave them: paths and patterns keep every byte (see PathText).
+        let arguments = PathText.commandLineArguments()
+        if let problem = Polyad.misplacedCommand(arguments) {
+            FileHandleStream.standardError.write("Error: \(problem)\nUsage: polyad <subcommand>\n  See 'polyad --help' for more information.\n")
+            exit(ExitCode.usage.rawValue)
+        }
         do {
-            var command = try Polyad.parseAsRoot()
+            var command = try Polyad.parseAsRoot(arguments)
             try command.run()
         } catch {
             exit(report(error))
@@ -71,6 +77,27 @@ enum Main {
             Terminal.error(message.isEmpty ? "\(error)" : message)
             return ExitCode.fatal.rawValue
         }
+    }
+}
+
+extension Polyad {
+    /// Why `arguments` name no command although they are not a request for the overview (`polyad`, `--help`):
+    /// `polyad -- …` (nothing after `--` is a command) or `polyad help NAME` for a command that does not exist.
+    /// ArgumentParser would print the overview and exit 0 for both.
+    static func misplacedCommand(_ arguments: [String]) -> String? {
+        if arguments.first == "--" {
+            return "`--` ends the options, but a command must come first: polyad COMMAND [OPTIONS] [-- ARGUMENTS]"
+        }
+        guard arguments.first == "help", arguments.count > 1 else { return nil }
+        var level: [any ParsableCommand.Type] = configuration.subcommands
+        for name in arguments.dropFirst() where !name.hasPrefix("-") {
+            guard let next = level.first(where: { $0._commandName == name }) else {
+                let names = level.map { $0._commandName }.joined(separator: ", ")
+                return "there is no command '\(PathText.display(name))' to explain; the commands are: \(names)"
+            }
+            level = next.configuration.subcommands
+        }
+        return nil
     }
 }
 

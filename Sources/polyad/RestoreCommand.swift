@@ -1,4 +1,5 @@
 import ArgumentParser
+import PolyadFileSystem
 import PolyadRepository
 
 /// `polyad restore SNAPSHOT[:PATH] --target DIR`.
@@ -29,15 +30,23 @@ struct RestoreCommand: ParsableCommand {
     @Flag(name: .long, help: "Re-read every restored file and compare it with the snapshot.")
     var verify = false
 
+    func validate() throws {
+        guard !target.isEmpty else {
+            throw ValidationError("--target is empty; give the folder to restore into (`--target .` for this one)")
+        }
+        try PatternCheck.refuseEmpty(include + exclude)
+        guard !snapshot.isEmpty else { throw ValidationError("the snapshot is empty; give latest, an id or ID:PATH") }
+    }
+
     func run() throws {
         let manager = try global.manager()
         let signals = Interrupts.install(manager.cancellation)
         defer { signals.forEach { $0.cancel() } }
         var id = snapshot
-        var options = RestoreOptions(target: Array(target.utf8))
+        var options = RestoreOptions(target: PathText.bytes(target))
         if let colon = snapshot.firstIndex(of: ":") {
             id = String(snapshot[..<colon])
-            options.subpath = Array(snapshot[snapshot.index(after: colon)...].utf8)
+            options.subpath = PathText.bytes(String(snapshot[snapshot.index(after: colon)...]))
         }
         options.includes = include
         options.excludes = exclude

@@ -1,4 +1,5 @@
 import Foundation
+import PolyadFileSystem
 import PolyadRepository
 
 #if canImport(Glibc)
@@ -27,8 +28,8 @@ enum Terminal {
     static var isInteractive: Bool { isatty(0) != 0 }
     static var progressEnabled: Bool { isatty(2) != 0 }
 
-    static func error(_ message: String) { printError("polyad: \(message)\n") }
-    static func warning(_ message: String) { printError("polyad: warning: \(message)\n") }
+    static func error(_ message: String) { printError("polyad: \(PathText.displayMessage(message))\n") }
+    static func warning(_ message: String) { printError("polyad: warning: \(PathText.displayMessage(message))\n") }
 
     /// Overwrites the current terminal line on stderr.
     static func progress(_ line: String) {

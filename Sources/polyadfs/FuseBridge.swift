@@ -240,10 +240,8 @@ func makeOperations() -> fuse_lowlevel_ops {
 /// Sets the read-ahead of the mount's backing device info (`/sys/class/bdi/MAJOR:MINOR/read_ahead_kb`).
 /// Needs root; without it the kernel's default stays (reads then arrive in smaller requests).
 func raiseReadAhead(mountpoint: String, kilobytes: Int) {
-    var st = stat()
-    guard stat(mountpoint, &st) == 0 else { return }
-    let major = (st.st_dev >> 8) & 0xfff | ((st.st_dev >> 32) & ~0xfff)
-    let minor = (st.st_dev & 0xff) | ((st.st_dev >> 12) & ~0xff)
+    guard let status = try? FileSystem.stat(PathText.bytes(mountpoint)) else { return }
+    let (major, minor) = (DeviceNumber.major(status.dev), DeviceNumber.minor(status.dev))
     let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
     try? "\(kilobytes)\n".write(toFile: path, atomically: false, encoding: .utf8)
 }

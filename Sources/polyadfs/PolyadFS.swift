@@ -3,6 +3,7 @@ import CSystemShim
 import Foundation
 import Glibc
 import PolyadConfig
+import PolyadFileSystem
 import PolyadMount
 import PolyadRepository
 import Synchronization
@@ -34,7 +35,8 @@ enum PolyadFS {
         polyad_limit_malloc_caching()   // chunk buffers cross FUSE threads: keep freed ones from piling up
         polyad_keep_freed_heap()        // but reuse freed heap rather than fault in fresh pages
         var args = Arguments()
-        var list = Array(CommandLine.arguments.dropFirst())
+        // The arguments as the kernel gave them: a config or mount point path keeps every byte (see PathText).
+        var list = PathText.commandLineArguments()
         while !list.isEmpty {
             let a = list.removeFirst()
             switch a {
@@ -86,10 +88,10 @@ enum PolyadFS {
     /// Reports a startup error: to the waiting parent when daemonized, else to stderr; then exits.
     static func fail(_ code: PolyadRepository.ExitCode, _ message: String) -> Never {
         if let fd = ProcessInfo.processInfo.environment["POLYADFS_READY_FD"].flatMap(Int32.init) {
-            let line = "err \(code.rawValue) \(message.replacingOccurrences(of: "\n", with: "\\n"))\n"
+            let line = "err \(code.rawValue) \(PathText.displayMessage(message).replacingOccurrences(of: "\n", with: "\\n"))\n"
             _ = line.withCString { write(fd, $0, strlen($0)) }
         } else {
-            standardError("polyadfs: \(message)\n")
+            standardError("polyadfs: \(PathText.displayMessage(message))\n")
         }
         exit(code.rawValue)
     }
@@ -111,8 +113,9 @@ enum PolyadFS {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var environment = ProcessInfo.processInfo.environment
         environment["POLYADFS_READY_FD"] = "\(writeEnd)"
-        let argv = CommandLine.arguments + ["-f"]
-        let cArgs = argv.map { strdup($0) } + [nil]
+        let argv = [Array(CommandLine.arguments[0].utf8)] + PathText.commandLineArguments().map(PathText.bytes)
+            + [Array("-f".utf8)]
+        let cArgs = argv.map { bytes in strdup(bytes.map { CChar(bitPattern: $0) } + [0]) } + [nil]
         let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         var pid = pid_t()
         let self_ = "/proc/self/exe"
@@ -154,25 +157,25 @@ enum PolyadFS {
         } catch {
             fail(.fatal, "\(error)")
         }
-        var st = stat()
-        guard stat(mountpoint, &st) == 0 else {
-            fail(.usage, "the mount point \(mountpoint) does not exist: create it with `mkdir -p \(mountpoint)`")
+        let mountBytes = PathText.bytes(mountpoint)
+        let shownMountpoint = PathBytes.display(mountBytes)
+        guard !mountBytes.isEmpty else { fail(.usage, "the mount point is empty; give the folder to mount on") }
+        guard let st = try? FileSystem.stat(mountBytes) else {
+            fail(.usage, "the mount point \(shownMountpoint) does not exist: create it with `mkdir -p \(shownMountpoint)`")
         }
-        guard st.st_mode & S_IFMT == S_IFDIR else { fail(.usage, "the mount point \(mountpoint) is not a folder") }
-        var parent = stat()
-        if stat(mountpoint + "/..", &parent) == 0, parent.st_dev != st.st_dev || parent.st_ino == st.st_ino {
-            fail(.usage, "\(mountpoint) is already a mount point (busy): unmount it first with `umount \(mountpoint)`")
+        guard st.kind == .directory else { fail(.usage, "the mount point \(shownMountpoint) is not a folder") }
+        if let parent = try? FileSystem.stat(PathBytes.join(mountBytes, Array("..".utf8))),
+           parent.dev != st.dev || parent.ino == st.ino {
+            fail(.usage, "\(shownMountpoint) is already a mount point (busy): unmount it first with `umount \(shownMountpoint)`")
         }
-        let logFile = configuration.log.file
+        let logFile = configuration.log.file.map(PathText.bytes)
         let log: @Sendable (String) -> Void = { line in
-            let stamped = "\(ISO8601DateFormatter().string(from: Date())) polyadfs: \(line)\n"
-            if let logFile, let h = FileHandle(forWritingAtPath: logFile) ?? {
-                _ = FileManager.default.createFile(atPath: logFile, contents: nil, attributes: [.posixPermissions: 0o600])
-                return FileHandle(forWritingAtPath: logFile)
-            }() {
-                h.seekToEndOfFile()
-                h.write(Data(stamped.utf8))
-                try? h.close()
+            let stamped = "\(ISO8601DateFormatter().string(from: Date())) polyadfs: \(PathText.displayMessage(line))\n"
+            if let logFile,
+               let fd = try? FileSystem.open(logFile, flags: O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode: 0o600) {
+                defer { FileSystem.close(fd) }
+                let bytes = Array(stamped.utf8)
+                try? FileSystem.writeAll(fd, bytes: bytes)
             } else {
                 standardError(stamped)
             }
@@ -190,7 +193,10 @@ enum PolyadFS {
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
 
-        var fuseOptions = ["fsname=polyad:\(configuration.localDirectory ?? path)", "subtype=polyadfs",
+        // Read-only as a whole (the kernel answers writes with EROFS), as /proc/mounts then says. The name's
+        // commas are escaped for libfuse's option parser.
+        let fsname = "polyad:" + PathText.display(configuration.localDirectory ?? path)
+        var fuseOptions = ["fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs", "ro",
                            "default_permissions", "max_read=\(1 << 20)"]
         let passThrough = ["allow_other", "allow_root", "ro", "default_permissions", "noatime", "nodev", "nosuid"]
         for o in args.options {
@@ -208,11 +214,11 @@ enum PolyadFS {
         }
         guard let session else { fail(.usage, "FUSE refused the options \(fuseOptions.joined(separator: ","))") }
         guard fuse_set_signal_handlers(session) == 0 else { fail(.fatal, "cannot install signal handlers") }
-        guard fuse_session_mount(session, mountpoint) == 0 else {
+        guard fuse_session_mount(session, mountBytes.map { CChar(bitPattern: $0) } + [0]) == 0 else {
             fuse_remove_signal_handlers(session)
             fuse_session_destroy(session)
             let hint = access("/dev/fuse", R_OK | W_OK) == 0 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
-            fail(.fatal, "cannot mount on \(mountpoint)\(hint)")
+            fail(.fatal, "cannot mount on \(shownMountpoint)\(hint)")
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
         // 8 workers; the reading one polls for 100 µs after each request before it sleeps (see the shim).

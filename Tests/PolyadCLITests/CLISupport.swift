@@ -20,7 +20,9 @@ final class CLIFixture {
 
     init(passphrase: String = "test passphrase", extraConfig: String = "") throws {
         var template = Array((NSTemporaryDirectory() + "/polyad-cli-XXXXXX").utf8CString)
-        root = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        // Without symlinks or doubled slashes, so it reads as polyad prints it.
+        let made = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        root = String(decoding: try FileSystem.realPath(Array(made.utf8)), as: UTF8.self)
         conf = root + "/mount.conf"
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: true\n" + extraConfig
         _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])

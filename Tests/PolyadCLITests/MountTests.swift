@@ -351,6 +351,17 @@ final class MountTests: XCTestCase {
         XCTAssertFalse(isMounted(mountpoint))
     }
 
+    /// Everything outside `/incoming` is read-only, and so says the mount table (`ro`, not `rw`).
+    func testMountTableSaysReadOnly() throws {
+        _ = try mountBackupOfGeneratedTree()
+        let table = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        let path = String(decoding: try FileSystem.realPath(bytes(fixture.root)), as: UTF8.self) + "/mnt"
+        let line = try XCTUnwrap(table.split(separator: "\n").first { $0.split(separator: " ").dropFirst().first.map(String.init) == path }, table)
+        let options = line.split(separator: " ")[3].split(separator: ",")
+        XCTAssertEqual(options.first, "ro", String(line))
+        XCTAssertTrue(line.contains("fuse.polyadfs"), String(line))
+    }
+
     func testMountTypeFusePolyadfsThroughMountFuse3() throws {
         try fixture.expect(0, ["init"])
         // mount(8) runs helpers with a fixed PATH: polyadfs must be installed where it looks (Scripts/start

@@ -163,7 +163,11 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertThrowsError(try passphrase("echo")) { error in
             XCTAssertTrue("\(error)".contains("printed nothing"), "\(error)")
         }
+        // A program that does not exist is named before anything runs (the trust check looks at it first).
         XCTAssertThrowsError(try passphrase("/nonexistent/polyad-key-helper")) { error in
+            XCTAssertTrue("\(error)".contains("the key command's program /nonexistent/polyad-key-helper cannot be used"), "\(error)")
+        }
+        XCTAssertThrowsError(try passphrase("polyad-no-such-helper --x")) { error in
             XCTAssertTrue("\(error)".contains("exit status 127"), "\(error)")
         }
         // A large output is read to the end (the command never blocks), and only the first line is used.

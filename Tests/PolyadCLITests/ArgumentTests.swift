@@ -97,6 +97,21 @@ final class ArgumentTests: XCTestCase {
         XCTAssertEqual(try entries(f.root + "/store/snapshots"), snapshotsBefore)
     }
 
+    /// `local_dir: "sto\0re"` made `init` write a partial store at `sto`, and a key file `abc\0def` got the
+    /// passphrase at `abc`: now both are errors naming the key, and nothing is written.
+    func testNULInAConfigValueWritesNothing() throws {
+        let f = try CLIFixture()
+        let before = try entries(f.root)
+        for (line, key) in [("  local_dir: \"sto\\0re\"\n", "backup.local_dir"),
+                            ("  local_dir: \"store\"\n  encryption_key_file: \"abc\\0def\"\n", "backup.encryption_key_file")] {
+            let text = "backup:\n" + line
+            XCTAssertTrue(FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            let o = try f.expect(2, ["init"])
+            XCTAssertTrue(o.stderr.contains("\(key): contains a NUL character"), o.stderr)
+            XCTAssertEqual(try entries(f.root), before)
+        }
+    }
+
     func testDoubleDashAndHelpForAnUnknownCommandExit2() throws {
         let f = try CLIFixture()
         let dash = try f.expect(2, ["--"])

@@ -36,7 +36,7 @@ let package = Package(
         // Core.
         .target(name: "PolyadCrypto", dependencies: ["CCryptoShim"], swiftSettings: swiftSettings),
         .target(name: "PolyadCompression", dependencies: ["CZlibShim"], swiftSettings: swiftSettings),
-        .target(name: "PolyadChunker", swiftSettings: swiftSettings),
+        .target(name: "PolyadChunker", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),

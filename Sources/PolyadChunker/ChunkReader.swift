@@ -1,4 +1,5 @@
 import Glibc
+import PolyadFileSystem
 
 /// A read error while chunking a file.
 public struct ChunkReaderError: Error, CustomStringConvertible, Equatable {
@@ -115,11 +116,13 @@ public final class ChunkReader {
         }
         while end < capacity && remaining > 0 {
             let want = Int(min(Int64(capacity - end), remaining))
-            let count = pread(fileDescriptor, base + end, want, off_t(readOffset))
-            if count < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                throw ChunkReaderError(errno: code, message: "read at offset \(readOffset)")
+            let count: Int
+            do {
+                count = try FileSystem.pread(
+                    fileDescriptor, into: UnsafeMutableRawBufferPointer(start: base + end, count: want),
+                    offset: readOffset)
+            } catch {
+                throw ChunkReaderError(errno: error.errno, message: "read at offset \(readOffset)")
             }
             if count == 0 {
                 // The file shrank since its size was taken: chunk what there is.

@@ -30,6 +30,15 @@ public enum FileSystem {
         return FileStatus(status)
     }
 
+    /// The status of `name` in the open folder `directory`, without following a final symlink.
+    ///
+    /// The corresponding C function is `fstatat` with `AT_SYMLINK_NOFOLLOW`.
+    public static func linkStatus(at directory: Int32, _ name: UnsafePointer<CChar>) throws(SystemError) -> FileStatus {
+        var status = Glibc.stat()
+        _ = try check("fstatat", bytes(ofCString: name)) { fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) }
+        return FileStatus(status)
+    }
+
     /// The status of a path, following symlinks.
     ///
     /// The corresponding C function is `stat`.

@@ -1,4 +1,5 @@
 import Glibc
+import PolyadFileSystem
 import Synchronization
 
 /// A store in a local folder.
@@ -32,7 +33,7 @@ public final class LocalBackend: Backend {
             self.fd = fd
             self.size = size
         }
-        deinit { _ = Glibc.close(fd) }
+        deinit { FileSystem.close(fd) }
     }
 
     /// Recently read packs (immutable objects), so reading many blobs of one pack opens it once.
@@ -57,9 +58,9 @@ public final class LocalBackend: Backend {
         }
         let size: Int64
         do {
-            size = try Int64(Sys.status(of: fd).st_size)
+            size = try Int64(FileSystem.fstat(fd).size)
         } catch {
-            _ = Glibc.close(fd)
+            FileSystem.close(fd)
             throw storageError(error, "cannot read the size of", target, handle)
         }
         let pack = OpenPack(fd: fd, size: size)
@@ -124,7 +125,7 @@ public final class LocalBackend: Backend {
     public func exists() throws(StorageError) -> Bool {
         do {
             return try Sys.status("\(path)/config").isRegularFile
-        } catch  where error.code == ENOENT || error.code == ENOTDIR {
+        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
             return false
         } catch {
             throw storageError(error, "cannot check for the store's config object", "\(path)/config", nil)
@@ -174,7 +175,7 @@ public final class LocalBackend: Backend {
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             guard let base = buffer.baseAddress, count > 0 else { return }
             switch Result(catching: { () throws(SystemError) in
-                try Sys.preadFully(fd, base, count: count, offset: offset)
+                try FileSystem.pread(fd, into: UnsafeMutableRawBufferPointer(start: base, count: count), offset: offset)
             }) {
             case .success(let done): initialized = done
             case .failure(let error): failure = error
@@ -184,7 +185,7 @@ public final class LocalBackend: Backend {
             throw storageError(failure, "cannot read", target, handle)
         }
         if bytes.count < count {
-            let size = (try? Sys.status(of: fd)).map { Int64($0.st_size) } ?? offset + Int64(bytes.count)
+            let size = (try? FileSystem.fstat(fd)).map { Int64($0.size) } ?? offset + Int64(bytes.count)
             throw truncated(handle, target, size: size, offset: offset, end: offset + Int64(count))
         }
         return bytes
@@ -195,7 +196,7 @@ public final class LocalBackend: Backend {
         try validate(handle)
         let target = file(of: handle)
         do {
-            return try Int64(Sys.status(target).st_size)
+            return try Int64(Sys.status(target).size)
         } catch {
             throw storageError(error, "cannot read the size of", target, handle)
         }
@@ -219,8 +220,8 @@ public final class LocalBackend: Backend {
         case .config:
             do {
                 let info = try Sys.status("\(path)/config")
-                return info.isRegularFile ? [ObjectInfo(handle: .config, size: Int64(info.st_size))] : []
-            } catch  where error.code == ENOENT || error.code == ENOTDIR {
+                return info.isRegularFile ? [ObjectInfo(handle: .config, size: Int64(info.size))] : []
+            } catch where error.errno == ENOENT || error.errno == ENOTDIR {
                 return []
             } catch {
                 throw storageError(error, "cannot look for", "\(path)/config", .config)
@@ -262,20 +263,20 @@ public final class LocalBackend: Backend {
             do {
                 // The mode applies to later opens only; this descriptor stays writable.
                 fd = try Sys.open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o400)
-            } catch  where error.code == EEXIST && attempts < 8 {
+            } catch where error.errno == EEXIST && attempts < 8 {
                 continue
-            } catch  where error.code == ENOENT && attempts < 8 {
+            } catch where error.errno == ENOENT && attempts < 8 {
                 try recreateTemporaryFolder(handle)
                 continue
             } catch {
                 throw storageError(error, "cannot create a temporary file", temporary, handle, writing: data.count)
             }
             do {
-                try Sys.writeAll(fd, data)
-                try Sys.fsync(fd)
-                try Sys.close(fd)
+                try FileSystem.writeAll(fd, data)
+                try FileSystem.fsync(fd)
+                FileSystem.close(fd)
             } catch {
-                _ = Glibc.close(fd)
+                FileSystem.close(fd)
                 try? Sys.unlink(temporary)
                 throw storageError(error, "cannot write", temporary, handle, writing: data.count)
             }
@@ -294,7 +295,7 @@ public final class LocalBackend: Backend {
             let placement: Placement
             do {
                 placement = try place(temporary, at: target, replacing: handle.kind == .locks)
-            } catch  where error.code == ENOENT && attempts < 4 {
+            } catch where error.errno == ENOENT && attempts < 4 {
                 // The object's folder is missing (a store made by another tool, or a damaged layout): recreate it.
                 if handle.kind == .data { try makeFolder("\(path)/data") }
                 try makeFolder(folder)
@@ -339,9 +340,9 @@ public final class LocalBackend: Backend {
             try Sys.link(temporary, target)
             try? Sys.unlink(temporary)
             return .placed
-        } catch  where error.code == EEXIST {
+        } catch where error.errno == EEXIST {
             return .nameTaken
-        } catch  where error.code == EPERM || error.code == EOPNOTSUPP {
+        } catch where error.errno == EPERM || error.errno == EOPNOTSUPP {
             // No hard links on this file system (FAT, some network and FUSE file systems): check, then rename.
             // A concurrent writer of the same name may be replaced, which is harmless: names are content hashes.
             if (try? Sys.status(target)) != nil { return .nameTaken }
@@ -353,8 +354,8 @@ public final class LocalBackend: Backend {
     /// The size of the object at `target`, or `nil` if there is none.
     private func existingSize(_ target: String, _ handle: ObjectHandle) throws(StorageError) -> Int64? {
         do {
-            return try Int64(Sys.status(target).st_size)
-        } catch  where error.code == ENOENT {
+            return try Int64(Sys.status(target).size)
+        } catch where error.errno == ENOENT {
             return nil
         } catch {
             throw storageError(error, "cannot check for an existing object at", target, handle)
@@ -373,13 +374,13 @@ public final class LocalBackend: Backend {
 
     /// Recreates `tmp/` when the store folder exists; otherwise the store is missing.
     private func recreateTemporaryFolder(_ handle: ObjectHandle) throws(StorageError) {
-        let root: stat
+        let root: FileStatus
         do {
             root = try Sys.status(path)
-        } catch  where error.code == ENOENT || error.code == ENOTDIR {
+        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
             throw StorageError(
                 code: .notFound, handle: handle, location: path,
-                message: "there is no store at \(path); create one with `polyad init`", systemError: error.code)
+                message: "there is no store at \(path); create one with `polyad init`", systemError: error.errno)
         } catch {
             throw storageError(error, "cannot open the store folder", path, handle)
         }
@@ -396,7 +397,7 @@ public final class LocalBackend: Backend {
     private func makeFolder(_ folder: String) throws(StorageError) {
         do {
             try Sys.mkdir(folder, 0o700)
-        } catch  where error.code == EEXIST {
+        } catch where error.errno == EEXIST {
             guard (try? Sys.status(folder))?.isDirectory == true else {
                 throw StorageError(
                     code: .io, handle: nil, location: path,
@@ -411,12 +412,12 @@ public final class LocalBackend: Backend {
     private func makeFolderAndParents(_ folder: String) throws(StorageError) {
         do {
             try Sys.mkdir(folder, 0o700)
-        } catch  where error.code == ENOENT {
+        } catch where error.errno == ENOENT {
             let parent = parentFolder(of: folder)
             guard parent != folder else { throw storageError(error, "cannot create the folder", folder, nil) }
             try makeFolderAndParents(parent)
             try makeFolder(folder)
-        } catch  where error.code == EEXIST {
+        } catch where error.errno == EEXIST {
             try makeFolder(folder)
         } catch {
             throw storageError(error, "cannot create the folder", folder, nil)
@@ -430,13 +431,13 @@ public final class LocalBackend: Backend {
     }
 
     /// The regular entries of `folder` accepted by `keep`, with their sizes; a missing folder has none.
-    private func entries(of folder: String, keep: (String, stat) -> Bool) throws(StorageError)
+    private func entries(of folder: String, keep: (String, FileStatus) -> Bool) throws(StorageError)
         -> [(name: String, size: Int64)]
     {
-        guard let stream = (try? Sys.cPath(folder)).flatMap({ opendir($0) }) else {
+        guard let stream = Sys.openDirectory(folder) else {
             let code = errno
             if code == ENOENT || code == ENOTDIR { return [] }
-            throw storageError(SystemError(code: code), "cannot list", folder, nil)
+            throw storageError(SystemError(errno: code, operation: "opendir"), "cannot list", folder, nil)
         }
         defer { closedir(stream) }
         let fd = dirfd(stream)
@@ -445,7 +446,7 @@ public final class LocalBackend: Backend {
             errno = 0
             guard let entry = readdir(stream) else {
                 let code = errno
-                if code != 0 { throw storageError(SystemError(code: code), "cannot list", folder, nil) }
+                if code != 0 { throw storageError(SystemError(errno: code, operation: "readdir"), "cannot list", folder, nil) }
                 return result
             }
             let found: (name: String, size: Int64)? = withUnsafePointer(to: &entry.pointee.d_name) { raw in
@@ -454,9 +455,9 @@ public final class LocalBackend: Backend {
                     let length = strlen(name)
                     guard length == 64 || length == 2 else { return nil }
                     // An entry removed since readdir saw it is skipped.
-                    guard let info = try? Sys.linkStatus(at: fd, name) else { return nil }
+                    guard let info = try? FileSystem.linkStatus(at: fd, name) else { return nil }
                     let string = String(cString: name)
-                    return keep(string, info) ? (string, Int64(info.st_size)) : nil
+                    return keep(string, info) ? (string, Int64(info.size)) : nil
                 }
             }
             if let found { result.append(found) }
@@ -490,12 +491,12 @@ public final class LocalBackend: Backend {
     ) -> StorageError {
         let code: StorageError.Code
         let remedy: String
-        switch error.code {
+        switch error.errno {
         case ENOENT:
             if handle != nil {
                 return StorageError(
                     code: .notFound, handle: handle, location: path, message: "no such object (\(file))",
-                    systemError: error.code)
+                    systemError: error.errno)
             }
             code = .notFound
             remedy = "check that the store exists (`polyad init`)"
@@ -511,7 +512,7 @@ public final class LocalBackend: Backend {
             return StorageError(
                 code: .noSpace, handle: handle, location: path,
                 message: "no space left on the device (or quota) holding the store\(what) to \(file): "
-                    + "free space there, then try again", systemError: error.code)
+                    + "free space there, then try again", systemError: error.errno)
         case ENOTCONN, ESTALE, EHOSTDOWN, EHOSTUNREACH, ENETDOWN, ENETUNREACH, ETIMEDOUT:
             code = .unreachable
             remedy = "the file system holding the store is not reachable; check the mount"
@@ -521,7 +522,7 @@ public final class LocalBackend: Backend {
         }
         return StorageError(
             code: code, handle: handle, location: path,
-            message: "\(action) \(file): \(error.text) (\(remedy))", systemError: error.code)
+            message: "\(action) \(file): \(error.reason) (\(remedy))", systemError: error.errno)
     }
 }
 

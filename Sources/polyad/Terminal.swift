@@ -10,13 +10,8 @@ import Glibc
 struct FileHandleStream: TextOutputStream {
     static var standardError: FileHandleStream { FileHandleStream() }
     func write(_ string: String) {
-        var bytes = Array(string.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            bytes = bytes.dropFirst(n)
-        }
+        // Nothing sensible is left to do when standard error itself fails.
+        try? FileSystem.writeAll(STDERR_FILENO, bytes: Array(string.utf8))
     }
 }
 

@@ -34,8 +34,8 @@ let package = Package(
         .target(name: "CFuseShim", linkerSettings: [.linkedLibrary("fuse3")]),
 
         // Core.
-        .target(name: "PolyadCrypto", dependencies: ["CCryptoShim"], swiftSettings: swiftSettings),
-        .target(name: "PolyadCompression", dependencies: ["CZlibShim"], swiftSettings: swiftSettings),
+        .target(name: "PolyadCrypto", dependencies: ["CCryptoShim", "PolyadFileSystem"], swiftSettings: swiftSettings),
+        .target(name: "PolyadCompression", dependencies: ["CZlibShim", "PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(name: "PolyadChunker", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
@@ -72,18 +72,19 @@ let package = Package(
 
         // Tests: one target per module, plus the CLI integration tests that run the built binary.
         // Test data shared by the test targets.
-        .target(name: "PolyadTestSupport", path: "Tests/PolyadTestSupport", swiftSettings: swiftSettings),
+        .target(name: "PolyadTestSupport", dependencies: ["PolyadFileSystem"], path: "Tests/PolyadTestSupport",
+                swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker", "PolyadTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig", "PolyadFileSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage", "PolyadTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig",
                                                             "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,3 +1,5 @@
+internal import PolyadFileSystem
+
 /// zlib-format (RFC 1950) compression of chunks, with a size budget so that incompressible data costs little.
 public enum Zlib {
     /// Compresses `input` at `level` and appends the zlib stream to `output`, if that stream is smaller than

@@ -1,3 +1,4 @@
+internal import PolyadFileSystem
 internal import CCryptoShim
 
 /// AES-256-GCM authenticated encryption (NIST SP 800-38D) with 12-byte nonces and 16-byte tags.

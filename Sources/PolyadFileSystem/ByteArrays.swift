@@ -3,9 +3,9 @@
 /// `body` gets exactly `count` writable bytes (the base address is nil only when `count` is 0) and returns how
 /// many it used (0...count), or nil on failure. On failure `output` keeps its count and contents (its capacity
 /// may grow). An empty `output` without room gets fresh uninitialised storage; otherwise the new bytes are
-/// zero-filled first (a memset, far cheaper than the compression that then overwrites them).
-@inline(__always)
-func appendInPlace(to output: inout [UInt8], count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
+/// zero-filled first (a memset, far cheaper than the compression or cryptography that then overwrites them).
+@inlinable
+public func appendInPlace(to output: inout [UInt8], count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
     precondition(count >= 0)
     if output.isEmpty && output.capacity < count {
         var succeeded = true
@@ -34,10 +34,12 @@ func appendInPlace(to output: inout [UInt8], count: Int, _ body: (UnsafeMutableR
 
 /// A block of zeros to grow arrays from: appending from a contiguous buffer is a `memcpy` even in debug builds,
 /// where appending `repeatElement(0, count:)` runs a generic per-element loop (seconds per 8 MiB).
-private let zeroBlock = [UInt8](repeating: 0, count: 1 << 16)
+@usableFromInline
+let zeroBlock = [UInt8](repeating: 0, count: 1 << 16)
 
 /// Appends `count` zero bytes to `output`, growing its storage geometrically like any append.
-private func appendZeros(to output: inout [UInt8], count: Int) {
+@usableFromInline
+func appendZeros(to output: inout [UInt8], count: Int) {
     zeroBlock.withUnsafeBytes { zeros in
         var left = count
         while left > 0 {

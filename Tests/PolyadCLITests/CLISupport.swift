@@ -1,9 +1,11 @@
 import Foundation
 import XCTest
 import PolyadFileSystem
+import PolyadTestSupport
 
 /// Runs the built `polyad` binary in a private folder with its own mount.conf.
 final class CLIFixture {
+    private let folder: TemporaryFolder
     let root: String
     let conf: String
     var environment: [String: String]
@@ -19,10 +21,8 @@ final class CLIFixture {
     static var binary: String { productsDirectory + "/polyad" }
 
     init(passphrase: String = "test passphrase", extraConfig: String = "") throws {
-        var template = Array((NSTemporaryDirectory() + "/polyad-cli-XXXXXX").utf8CString)
-        // Without symlinks or doubled slashes, so it reads as polyad prints it.
-        let made = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
-        root = String(decoding: try FileSystem.realPath(Array(made.utf8)), as: UTF8.self)
+        folder = try TemporaryFolder(prefix: "polyad-cli")
+        root = folder.path
         conf = root + "/mount.conf"
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: true\n" + extraConfig
         _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
@@ -36,7 +36,7 @@ final class CLIFixture {
     }
 
     deinit {
-        _ = try? FileSystem.removeTree(Array(root.utf8))
+        folder.remove()
     }
 
     struct Output {

@@ -1,28 +1,19 @@
 import Glibc
 import XCTest
+import PolyadTestSupport
 
 @testable import PolyadChunker
 
 final class ChunkReaderTests: XCTestCase {
-    private var directory = ""
+    private var folder: TemporaryFolder!
+    private var directory: String { folder.path }
 
     override func setUpWithError() throws {
-        var template = Array("/tmp/polyad-chunker-test-XXXXXX".utf8CString)
-        let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        XCTAssertNotNil(created, "mkdtemp failed: errno \(errno)")
-        directory = String(cString: created!)
+        folder = try TemporaryFolder(prefix: "polyad-chunker-test")
     }
 
-    override func tearDownWithError() throws {
-        // The test files live directly in the folder.
-        if let dir = opendir(directory) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { unlink(directory + "/" + name) }
-            }
-            closedir(dir)
-        }
-        XCTAssertEqual(rmdir(directory), 0)
+    override func tearDown() {
+        folder.remove()
     }
 
     /// Writes `data` to a new file and returns a read-only descriptor for it.

@@ -2,18 +2,18 @@ import Foundation
 import Glibc
 import PolyadConfig
 import XCTest
+import PolyadTestSupport
 
 final class ConfigFileTests: XCTestCase {
-    private var folder: String!
+    private var temporary: TemporaryFolder!
+    private var folder: String { temporary.path }
 
     override func setUpWithError() throws {
-        var template = Array("/tmp/polyad-config-test.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        folder = String(cString: made)
+        temporary = try TemporaryFolder(prefix: "polyad-config-test")
     }
 
     override func tearDown() {
-        try? FileManager.default.removeItem(atPath: folder)
+        temporary.remove()
     }
 
     func testLoadResolvesAgainstTheFilesFolder() throws {
@@ -81,7 +81,7 @@ final class ConfigFileTests: XCTestCase {
         if !FileManager.default.fileExists(atPath: "/etc/polyad/mount.conf") {
             XCTAssertThrowsError(try Configuration.load(explicit: nil, environment: [:])) { error in
                 let text = "\(error)"
-                XCTAssertTrue(text.contains("tried \(folder!)/mount.conf, /etc/polyad/mount.conf"), text)
+                XCTAssertTrue(text.contains("tried \(folder)/mount.conf, /etc/polyad/mount.conf"), text)
                 XCTAssertTrue(text.contains("polyad init"), text)
             }
         }

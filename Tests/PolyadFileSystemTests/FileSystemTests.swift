@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import XCTest
+import PolyadTestSupport
 
 @testable import PolyadFileSystem
 
@@ -14,10 +15,7 @@ class TemporaryDirectoryTestCase: XCTestCase {
     var root: [UInt8] = []
 
     override func setUpWithError() throws {
-        var template = Array("/tmp/polyad-fs-test-XXXXXX".utf8CString)
-        let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard let created else { throw SystemError(errno: errno, operation: "mkdtemp") }
-        root = [UInt8](String(cString: created).utf8)
+        root = try TemporaryFolder(prefix: "polyad-fs-test").bytes
     }
 
     override func tearDownWithError() throws {

@@ -1,18 +1,17 @@
 import Foundation
 import XCTest
+import PolyadTestSupport
 import PolyadConfig
 @testable import PolyadRepository
 
 /// A fresh private folder for one test, removed at the end.
 final class Scratch {
-    let path: String
+    private let folder = try! TemporaryFolder(prefix: "polyad-test")
+    var path: String { folder.path }
 
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/polyad-test-XXXXXX").utf8CString)
-        path = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
-    }
+    init() {}
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit { folder.remove() }
 
     func sub(_ name: String) -> String { path + "/" + name }
 

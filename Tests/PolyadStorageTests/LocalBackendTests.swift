@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import PolyadStorage
 import XCTest
+import PolyadTestSupport
 
 final class LocalBackendTests: XCTestCase {
     private var folder: TemporaryFolder!
@@ -182,20 +183,5 @@ final class LocalBackendTests: XCTestCase {
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-    }
-}
-
-/// A fresh folder from `mkdtemp`, removed by `remove()`.
-final class TemporaryFolder {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/polyad-storage-test.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        path = String(cString: made)
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path)
     }
 }

@@ -2,8 +2,9 @@ import Glibc
 import PolyadFileSystem
 
 extension Configuration {
-    /// The largest config file read; anything bigger is not a config file.
-    static let maximumFileSize = 1 << 20
+    /// The largest config file read (a mount.conf is a few hundred bytes). The bound also bounds the YAML
+    /// library's work: its duplicate-key check hashes a list used as a key in full, which took 4 s for 1 MiB.
+    static let maximumFileSize = 64 << 10
 
     /// Reads and parses the config file at `path` (a ``PathText`` string: any bytes), and refuses it if it could
     /// run another user's commands or holds a secret others can read.
@@ -92,7 +93,7 @@ extension Configuration {
             case .notRegularFile:
                 throw ConfigError(file: path, message: "is not a regular file; give the path of the config file")
             case .tooLarge:
-                throw ConfigError(file: path, message: "is larger than 1 MiB; this is not a config file")
+                throw ConfigError(file: path, message: "is larger than 64 KiB; this is not a config file")
             case .untrusted(let message):
                 throw ConfigError(file: path, message: message)
             }

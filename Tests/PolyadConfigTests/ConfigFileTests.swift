@@ -140,6 +140,18 @@ final class ConfigFileTests: XCTestCase {
         }
     }
 
+    /// A config file over 64 KiB is refused before YAML parsing (bounded work on hostile input: a 1 MiB list used
+    /// as a key kept the YAML library hashing for seconds).
+    func testOversizedConfigIsRefused() throws {
+        let path = folder + "/mount.conf"
+        let key = "? [" + Array(repeating: "x", count: 40_000).joined(separator: ",") + "]\n: 1\n"
+        XCTAssertTrue(FileManager.default.createFile(
+            atPath: path, contents: Data(("backup:\n  local_dir: s\n" + key).utf8), attributes: [.posixPermissions: 0o600]))
+        XCTAssertThrowsError(try Configuration.load(file: path)) { error in
+            XCTAssertTrue("\(error)".contains("is larger than 64 KiB"), "\(error)")
+        }
+    }
+
     func testKeyCommand() throws {
         func passphrase(_ command: String) throws -> [UInt8] {
             let text = "backup:\n  local_dir: x\n  encryption_key_command: '\(command)'\n"

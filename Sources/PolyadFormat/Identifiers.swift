@@ -45,35 +45,50 @@ public struct Hash256: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static func < (a: Hash256, b: Hash256) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 }
 
-/// The id of a data chunk: HMAC-SHA-256 of its plaintext under the store's id key.
-public struct ChunkID: Hashable, Sendable, CustomStringConvertible {
-    public var hash: Hash256
-    public init(_ hash: Hash256) { self.hash = hash }
-    public var description: String { hash.hex }
+/// What an ``ObjectID`` names. Each kind makes its own id type, so a tree id cannot go where a chunk id is meant.
+public protocol ObjectIDKind: Sendable {
+    /// The kind's name in messages ("tree", "snapshot").
+    static var name: String { get }
 }
 
-/// The id of a tree (directory listing): HMAC-SHA-256 of its encoded plaintext under the store's id key.
-public struct TreeID: Hashable, Sendable, CustomStringConvertible {
+/// A 256-bit id of one kind of stored thing; JSON encodes it as 64 lowercase hex digits.
+public struct ObjectID<Kind: ObjectIDKind>: Hashable, Sendable, CustomStringConvertible, Codable {
     public var hash: Hash256
     public init(_ hash: Hash256) { self.hash = hash }
-    public var description: String { hash.hex }
-}
-
-/// The name of a pack file: SHA-256 of its bytes.
-public struct PackID: Hashable, Sendable, CustomStringConvertible {
-    public var hash: Hash256
-    public init(_ hash: Hash256) { self.hash = hash }
-    public var description: String { hash.hex }
-}
-
-/// The id of a snapshot: SHA-256 of its stored (encrypted) object, which is also its name.
-public struct SnapshotID: Hashable, Sendable, CustomStringConvertible {
-    public var hash: Hash256
-    public init(_ hash: Hash256) { self.hash = hash }
+    /// 64 lowercase hex digits.
     public var description: String { hash.hex }
     /// Eight hexadecimal digits, as shown to users and in the mount.
     public var short: String { hash.shortHex }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let hash = Hash256(hex: text) else { throw FormatError(Kind.name, "bad \(Kind.name) id \(text)") }
+        self.init(hash)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hash.hex)
+    }
 }
+
+/// Data chunks: the id is HMAC-SHA-256 of the plaintext under the store's id key.
+public enum ChunkKind: ObjectIDKind { public static let name = "chunk" }
+/// Trees (directory listings): the id is HMAC-SHA-256 of the encoded plaintext under the store's id key.
+public enum TreeKind: ObjectIDKind { public static let name = "tree" }
+/// Pack files: the id is SHA-256 of the file's bytes, which is also its name.
+public enum PackKind: ObjectIDKind { public static let name = "pack" }
+/// Snapshots: the id is SHA-256 of the stored (encrypted) object, which is also its name.
+public enum SnapshotKind: ObjectIDKind { public static let name = "snapshot" }
+
+/// The id of a data chunk.
+public typealias ChunkID = ObjectID<ChunkKind>
+/// The id of a tree.
+public typealias TreeID = ObjectID<TreeKind>
+/// The name of a pack file.
+public typealias PackID = ObjectID<PackKind>
+/// The id of a snapshot.
+public typealias SnapshotID = ObjectID<SnapshotKind>
 
 /// What a blob holds; data and tree blobs live in separate packs.
 public enum BlobType: UInt8, Sendable, CustomStringConvertible {

@@ -79,30 +79,6 @@ public struct Snapshot: Codable, Hashable, Sendable {
     }
 }
 
-extension SnapshotID: Codable {
-    public init(from decoder: any Decoder) throws {
-        let s = try decoder.singleValueContainer().decode(String.self)
-        guard let h = Hash256(hex: s) else { throw FormatError("snapshot", "bad id \(s)") }
-        self.init(h)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(hash.hex)
-    }
-}
-
-extension TreeID: Codable {
-    public init(from decoder: any Decoder) throws {
-        let s = try decoder.singleValueContainer().decode(String.self)
-        guard let h = Hash256(hex: s) else { throw FormatError("snapshot", "bad tree id \(s)") }
-        self.init(h)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(hash.hex)
-    }
-}
-
 /// A key slot, stored unencrypted as JSON in `keys/<sha256>`: the master key sealed under a key derived
 /// from a passphrase with scrypt. Several slots may hold the same master key.
 public struct KeySlot: Codable, Hashable, Sendable {

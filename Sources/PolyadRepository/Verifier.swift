@@ -96,31 +96,29 @@ final class Verifier {
         // Structure: every tree loads and every referenced blob is indexed.
         var seenTrees = Set<Hash256>()
         var referencedData = Set<Hash256>()
-        var stack = snapshots.map { $0.snapshot.tree }
-        while let id = stack.popLast() {
-            guard seenTrees.insert(id.hash).inserted else { continue }
-            guard let loc = repository.index.lookup(id.hash) else {
-                damage("tree \(id.hash.shortHex)", "referenced but in no index (missing)")
+        TreeWalker(repository: self.repository).walk(from: snapshots.map { $0.snapshot.tree }) { event in
+            switch event {
+            case .unreadable(let id, _, let error):
+                seenTrees.insert(id.hash)
+                if let location = self.repository.index.lookup(id.hash) {
+                    damage("data/\(location.pack.hash.hex)", "tree blob \(id.hash.shortHex): \(error.message)")
+                } else {
+                    damage("tree \(id.hash.shortHex)", "referenced but in no index (missing)")
+                }
                 damagedBlobs.insert(id.hash)
-                continue
-            }
-            let tree: Tree
-            do { tree = try repository.loadTree(id) } catch {
-                damage("data/\(loc.pack.hash.hex)", "tree blob \(id.hash.shortHex): \(error.message)")
-                damagedBlobs.insert(id.hash)
-                continue
-            }
-            report.treesChecked += 1
-            for node in tree.nodes {
-                if let sub = node.subtree { stack.append(sub) }
+            case .tree(let id, _, _):
+                seenTrees.insert(id.hash)
+                report.treesChecked += 1
+            case .node(let node, _):
                 for piece in node.content {
                     guard case .chunk(let cid, _) = piece else { continue }
-                    if referencedData.insert(cid.hash).inserted, repository.index.lookup(cid.hash) == nil {
+                    if referencedData.insert(cid.hash).inserted, self.repository.index.lookup(cid.hash) == nil {
                         damage("chunk \(cid.hash.shortHex)", "referenced but in no index (missing)")
                         damagedBlobs.insert(cid.hash)
                     }
                 }
             }
+            return true
         }
 
         // Packs: every indexed pack exists; its header matches the index; with --read-data, every byte.
@@ -165,7 +163,7 @@ final class Verifier {
                 check.problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
                 if !check.problems.isEmpty {
                     // The header is not what the index says, but readers go by the index: check each blob.
-                    let blobs = Self.checkBlobs(handle, entries: entries, repository: repository)
+                    let blobs = Self.checkBlobs(PackReader(repository: repository, handle: handle), entries: entries)
                     check.problems += blobs.problems
                     check.failedBlobs = blobs.failed
                 }
@@ -199,12 +197,7 @@ final class Verifier {
     private static func checkHeader(_ handle: ObjectHandle, entries: [PackEntry], size: Int64, repository: Repository) -> [DamagedObject] {
         let name = "data/\(handle.name)"
         do {
-            let trailer = try repository.backend.load(handle, offset: size - Int64(PackLayout.trailerLength),
-                                                      length: PackLayout.trailerLength)
-            let range = try PackLayout.headerRange(packLength: Int(size), trailer: trailer)
-            let sealed = try repository.backend.load(handle, offset: Int64(range.lowerBound), length: range.count)
-            let header = try PackHeader(decoding: try Envelope.open(sealed, key: repository.key.encryptionKey,
-                                                                     aad: Repository.packHeaderAAD))
+            let header = try PackReader(repository: repository, handle: handle).header(size: size)
             let inHeader = Set(header.entries)
             let missing = entries.filter { !inHeader.contains($0) }
             if !missing.isEmpty {
@@ -229,11 +222,12 @@ final class Verifier {
     /// index lists no blob in, those its header lists). A pack that cannot be read whole is checked blob by blob.
     private static func readPack(_ handle: ObjectHandle, entries: [PackEntry], repository: Repository) -> PackCheck {
         let name = "data/\(handle.name)"
+        let reader = PackReader(repository: repository, handle: handle)
         var check = PackCheck()
         let bytes: [UInt8]
         do { bytes = try repository.backend.load(handle, offset: 0, length: nil) } catch {
             check.problems.append(DamagedObject(object: name, problem: "\(error)"))
-            let blobs = checkBlobs(handle, entries: entries, repository: repository)
+            let blobs = checkBlobs(reader, entries: entries)
             check.problems += blobs.problems
             check.failedBlobs = blobs.failed
             return check
@@ -244,7 +238,7 @@ final class Verifier {
         }
         var entries = entries
         if entries.isEmpty {
-            do { entries = try headerEntries(bytes, repository: repository) } catch {
+            do { entries = try reader.header(in: bytes).entries } catch {
                 check.problems.append(DamagedObject(object: name, problem: "header unreadable: \(error)"))
             }
         }
@@ -255,8 +249,8 @@ final class Verifier {
                 check.failedBlobs.insert(e.id)
                 continue
             }
-            if let problem = checkBlob(Array(bytes[Int(e.offset)..<end]), entry: e, pack: handle, repository: repository) {
-                check.problems.append(problem)
+            if let problem = reader.problem(with: Array(bytes[Int(e.offset)..<end]), e) {
+                check.problems.append(DamagedObject(object: name, problem: problem))
                 check.failedBlobs.insert(e.id)
             } else {
                 check.blobs += 1
@@ -266,58 +260,34 @@ final class Verifier {
     }
 
     /// Reads each blob of a damaged pack on its own (at its index offset and length) and checks it.
-    private static func checkBlobs(_ handle: ObjectHandle, entries: [PackEntry],
-                                   repository: Repository) -> (problems: [DamagedObject], failed: Set<Hash256>) {
+    private static func checkBlobs(_ reader: PackReader, entries: [PackEntry]) -> (problems: [DamagedObject], failed: Set<Hash256>) {
+        let name = "data/\(reader.handle.name)"
         var problems = [DamagedObject]()
         var failed = Set<Hash256>()
         for e in entries {
             let sealed: [UInt8]
             do {
-                sealed = try repository.backend.load(handle, offset: Int64(e.offset), length: Int(e.length))
-                guard sealed.count == Int(e.length) else { throw RepositoryError(.damaged, "cut off") }
+                sealed = try reader.sealedBlob(e)
             } catch {
-                problems.append(DamagedObject(object: "data/\(handle.name)",
+                problems.append(DamagedObject(object: name,
                                               problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) cannot be read: \(error)"))
                 failed.insert(e.id)
                 continue
             }
-            if let problem = checkBlob(sealed, entry: e, pack: handle, repository: repository) {
-                problems.append(problem)
+            if let problem = reader.problem(with: sealed, e) {
+                problems.append(DamagedObject(object: name, problem: problem))
                 failed.insert(e.id)
             }
         }
         return (problems, failed)
     }
 
-    /// Authenticates, decompresses and re-identifies one sealed blob; the problem, if any.
-    private static func checkBlob(_ sealed: [UInt8], entry e: PackEntry, pack handle: ObjectHandle,
-                                  repository: Repository) -> DamagedObject? {
-        let name = "data/\(handle.name)"
-        let location = BlobLocation(pack: PackID(Hash256(hex: handle.name)!), type: e.type, offset: e.offset,
-                                    length: e.length, rawLength: e.rawLength)
-        do {
-            let plain = try repository.openBlob(sealed, id: e.id, location: location)
-            if repository.blobID(plain) != e.id {
-                return DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) has the wrong content for its id")
-            }
-            return nil
-        } catch {
-            return DamagedObject(object: name, problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) does not authenticate")
-        }
-    }
-
-    /// The entries a pack's own header lists.
-    private static func headerEntries(_ bytes: [UInt8], repository: Repository) throws -> [PackEntry] {
-        guard bytes.count >= PackLayout.trailerLength else { throw FormatError("pack", "shorter than its trailer") }
-        let range = try PackLayout.headerRange(packLength: bytes.count, trailer: Array(bytes.suffix(PackLayout.trailerLength)))
-        return try PackHeader(decoding: try Envelope.open(Array(bytes[range]), key: repository.key.encryptionKey,
-                                                          aad: Repository.packHeaderAAD)).entries
-    }
-
     /// Lists the snapshots and paths that reference a damaged blob.
     private func findAffected(_ snapshots: [(id: SnapshotID, snapshot: Snapshot)]) {
+        var walker = TreeWalker(repository: repository)
+        walker.visitEachTreeOnce = false
+        walker.tracksPaths = true
         for (id, snapshot) in snapshots {
-            var stack: [(TreeID, [UInt8])] = [(snapshot.tree, [])]
             if damagedBlobs.contains(snapshot.tree.hash) {
                 report.affected.append("snapshot \(id.short): the whole snapshot (its root tree)")
                 report.affectedSnapshots.append(id)
@@ -325,22 +295,17 @@ final class Verifier {
             }
             let before = report.affected.count
             var lines = 0
-            while let (tid, path) = stack.popLast() {
-                guard let tree = try? repository.loadTree(tid) else { continue }
-                for node in tree.nodes {
-                    let p = path + [UInt8(ascii: "/")] + node.name
-                    if let sub = node.subtree {
-                        if damagedBlobs.contains(sub.hash) {
-                            report.affected.append("snapshot \(id.short): \(PathBytes.display(p))/ (folder listing)")
-                        } else {
-                            stack.append((sub, p))
-                        }
-                    }
-                    if node.content.contains(where: { if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false } }) {
-                        lines += 1
-                        if lines <= 1000 { report.affected.append("snapshot \(id.short): \(PathBytes.display(p))") }
-                    }
+            walker.walk(from: [snapshot.tree]) { event in
+                guard case .node(let node, let path) = event else { return true }
+                if node.content.contains(where: { if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false } }) {
+                    lines += 1
+                    if lines <= 1000 { report.affected.append("snapshot \(id.short): \(PathBytes.display(path))") }
                 }
+                if let sub = node.subtree, damagedBlobs.contains(sub.hash) {
+                    report.affected.append("snapshot \(id.short): \(PathBytes.display(path))/ (folder listing)")
+                    return false
+                }
+                return true
             }
             if lines > 1000 { report.affected.append("snapshot \(id.short): … and \(lines - 1000) more files") }
             if report.affected.count > before { report.affectedSnapshots.append(id) }

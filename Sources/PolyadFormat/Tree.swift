@@ -138,13 +138,23 @@ public struct Tree: Hashable, Sendable {
 
     /// The node named `name`, by binary search.
     public func node(named name: [UInt8]) -> Node? {
-        var lo = 0, hi = nodes.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if nodes[mid].name == name { return nodes[mid] }
-            if nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+        let index = firstIndex(from: name)
+        return index < nodes.count && nodes[index].name == name ? nodes[index] : nil
+    }
+
+    /// The index of the first node whose name sorts at or after `name` (after it only, with `inclusive` false),
+    /// or `nodes.count`: a binary search over the names' bytes.
+    public func firstIndex(from name: [UInt8], inclusive: Bool = true) -> Int {
+        var low = 0
+        var high = nodes.count
+        while low < high {
+            let middle = (low + high) / 2
+            let before = inclusive
+                ? nodes[middle].name.lexicographicallyPrecedes(name)
+                : !name.lexicographicallyPrecedes(nodes[middle].name)
+            if before { low = middle + 1 } else { high = middle }
         }
-        return nil
+        return low
     }
 
     public func encoded() -> [UInt8] {

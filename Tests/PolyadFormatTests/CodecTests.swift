@@ -104,4 +104,18 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(decoded.dataBytes, [4, 5])
         XCTAssertThrowsError(try Snapshot(decoding: Array("{}".utf8)))
     }
+
+    /// Names sort by their bytes; lookups and "first name from" searches are binary searches over them.
+    func testTreeSearchByName() {
+        let names: [[UInt8]] = [Array("a".utf8), Array("b".utf8), Array("b\u{0}".utf8.dropLast()) + [0xFF], Array("d".utf8)]
+        let tree = Tree(nodes: names.reversed().map { Node(name: $0, kind: .fifo) })
+        XCTAssertEqual(tree.nodes.map(\.name), names)
+        XCTAssertEqual(tree.node(named: [0x62, 0xFF])?.name, [0x62, 0xFF])
+        XCTAssertNil(tree.node(named: Array("c".utf8)))
+        XCTAssertEqual(tree.firstIndex(from: Array("b".utf8)), 1)
+        XCTAssertEqual(tree.firstIndex(from: Array("b".utf8), inclusive: false), 2)
+        XCTAssertEqual(tree.firstIndex(from: Array("c".utf8)), 3)
+        XCTAssertEqual(tree.firstIndex(from: Array("e".utf8)), 4)
+        XCTAssertEqual(tree.firstIndex(from: []), 0)
+    }
 }

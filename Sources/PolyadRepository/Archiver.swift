@@ -144,6 +144,8 @@ final class ChunkStore: Sendable {
         plain.withUnsafeBytes { buf in
             if level > 0, !Compressibility.isLikelyIncompressible(buf) {
                 var compressed = [UInt8]()
+                // The level is clamped to 0...9, so a failure is zlib's own (memory): the blob is then stored
+                // as it is, which is always valid, just larger.
                 if (try? Zlib.compress(buf, level: level, appendingTo: &compressed)) == true {
                     compressed.withUnsafeBytes { sealer.seal($0, type: type, id: id, appendingTo: &sealed) }
                     return
@@ -245,7 +247,7 @@ final class Archiver {
         let displayPaths = absolute.map { PathBytes.display($0) }.sorted()
         let host = options.host ?? Accounts.hostName
         let parent = try findParent(host: host, paths: displayPaths)
-        let parentTree: Tree? = parent.flatMap { try? repository.loadTree($0.snapshot.tree) }
+        let parentTree = try cachedTree(parent?.snapshot.tree)
 
         let root = PathTrie()
         for p in absolute {
@@ -265,11 +267,15 @@ final class Archiver {
         let filter = self.filter
         let prefetcher = MetadataPrefetcher(roots: absolute, excluded: { filter.isExcluded($0) })
         defer { prefetcher.stop() }
+        if root.isTarget {   // one file system: the one of /
+            do { rootDevice = try FileSystem.lstat([UInt8(ascii: "/")]).dev } catch {
+                throw RepositoryError.system(error)
+            }
+        }
         let treeID: TreeID
         do {
             let top: PendingDirectory
             if root.isTarget {
-                rootDevice = (try? FileSystem.lstat([UInt8(ascii: "/")]).dev) ?? 0
                 top = try walkDirectory([UInt8(ascii: "/")], parent: parentTree)
             } else {
                 top = try assemble(root, path: [], parent: parentTree)
@@ -297,6 +303,13 @@ final class Archiver {
         return BackupResult(id: id, snapshot: snapshot, warnings: warnings, packsWritten: Set(packs.map(\.id)))
     }
 
+    /// A tree of the parent snapshot, for the files cache. A damaged one only costs the cache (its files are
+    /// read again; `polyad verify` reports the damage); any other failure ends the backup with its cause.
+    private func cachedTree(_ id: TreeID?) throws(RepositoryError) -> Tree? {
+        guard let id else { return nil }
+        do { return try repository.loadTree(id) } catch where error.code == .damaged { return nil }
+    }
+
     /// The latest snapshot of the same host and paths: its trees serve as the files cache.
     private func findParent(host: String, paths: [String]) throws(RepositoryError) -> (id: SnapshotID, snapshot: Snapshot)? {
         try repository.snapshots().last { $0.snapshot.hostname == host && $0.snapshot.paths == paths }
@@ -317,8 +330,12 @@ final class Archiver {
                 rootDevice = st.dev
                 try entry(name: name, path: childPath, status: st, parentNode: parentNode, into: dir)
             } else {
-                guard let st = try? FileSystem.lstat(childPath) else { continue }
-                let sub = parentNode?.subtree.flatMap { try? repository.loadTree($0) }
+                let st: FileStatus
+                do { st = try FileSystem.lstat(childPath) } catch {
+                    warn("\(error)")   // the backed-up paths below it are left out: say so
+                    continue
+                }
+                let sub = try cachedTree(parentNode?.subtree)
                 dir.children.append((dir.nodes.count, try assemble(child, path: childPath, parent: sub)))
                 dir.nodes.append(makeNode(name: name, path: childPath, status: st))
             }
@@ -427,7 +444,7 @@ final class Archiver {
                 child = PendingDirectory()
                 try finished(child)
             } else {
-                let sub = parentNode.flatMap { $0.kind == .directory ? $0.subtree : nil }.flatMap { try? repository.loadTree($0) }
+                let sub = try cachedTree(parentNode.flatMap { $0.kind == .directory ? $0.subtree : nil })
                 child = try walkDirectory(path, parent: sub)
             }
             dir.children.append((dir.nodes.count, child))
@@ -490,8 +507,12 @@ final class Archiver {
                         ctime: Timestamp(seconds: Int64(st.ctime.seconds), nanoseconds: Int64(st.ctime.nanoseconds)),
                         inode: UInt64(st.ino), device: UInt64(st.dev), links: UInt32(truncatingIfNeeded: st.nlink),
                         rdev: UInt64(st.rdev))
-        if let xattrs = try? FileSystem.extendedAttributes(path) {
-            node.xattrs = xattrs.map { ExtendedAttribute(name: $0.name, value: $0.value) }
+        do {
+            node.xattrs = try FileSystem.extendedAttributes(path).map {
+                ExtendedAttribute(name: $0.name, value: $0.value)
+            }
+        } catch {
+            warn("\(error) (its extended attributes are left out)")   // none to read (ENOTSUP) is not an error
         }
         return node
     }

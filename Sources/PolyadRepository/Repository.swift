@@ -60,7 +60,7 @@ public final class Repository: Sendable {
         } catch let e as RepositoryError {
             throw e
         } catch {
-            throw RepositoryError(.io, "\(error)")
+            throw RepositoryError(.io, "\(error)", cause: error)
         }
         let material = MasterKeyMaterial(encryptionKey: SecureRandom.bytes(32), idKey: SecureRandom.bytes(32),
                                          chunkerSeed: SecureRandom.bytes(32))
@@ -107,7 +107,7 @@ public final class Repository: Sendable {
         done.enter()
         indexLoading.withLock { $0 = done }
         Thread { [self] in
-            do { try loadIndex() } catch let e as RepositoryError { indexFailure.withLock { $0 = e } } catch {}
+            do throws(RepositoryError) { try loadIndex() } catch { indexFailure.withLock { $0 = error } }
             indexLoading.withLock { $0 = nil }
             done.leave()
         }.start()
@@ -306,8 +306,9 @@ public final class Repository: Sendable {
         var out = [(id: String, slot: KeySlot)]()
         for info in try list(.keys) {
             let bytes = try KeyRing.load(backend, info.handle)
-            guard let slot = try? KeySlot(decoding: bytes) else {
-                throw RepositoryError.damaged("keys/\(info.handle.name)", "not a key slot")
+            let slot: KeySlot
+            do { slot = try KeySlot(decoding: bytes) } catch {
+                throw RepositoryError.damaged("keys/\(info.handle.name)", "not a key slot: \(error)")
             }
             out.append((info.handle.name, slot))
         }

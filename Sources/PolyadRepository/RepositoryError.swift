@@ -3,7 +3,8 @@ import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
 
-/// An error from the repository layer, with a message a user can act on and the exit code it maps to.
+/// An error from the repository layer, with a message a user can act on, the error behind it, and the exit
+/// code it maps to.
 public struct RepositoryError: Error, CustomStringConvertible, Sendable {
     public enum Code: Sendable, Equatable {
         case storeMissing, storeExists, wrongPassphrase, locked, damaged, noSpace, unreachable, io
@@ -12,39 +13,33 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
 
     public var code: Code
     public var message: String
+    /// The lower-level error this one reports (a `StorageError`, a `SystemError`), if any: callers that must
+    /// tell causes apart (an object gone versus one that does not read) look here, not at the message.
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
+        self.cause = cause
     }
 
     public var description: String { message }
 
-    /// The process exit code for this error (DESIGN §6).
-    public var exitCode: ExitCode {
-        switch code {
-        case .storeMissing: .storeMissing
-        case .storeExists, .invalidArgument, .notFound: .usage
-        case .wrongPassphrase: .wrongPassphrase
-        case .locked: .storeLocked
-        case .damaged: .integrity
-        case .noSpace: .noSpace
-        case .unreachable: .unreachable
-        case .io: .fatal
-        case .interrupted: .interrupted
-        case .partial: .partial
-        }
-    }
+    /// The process exit code for this error (decided by ``ExitCode/init(for:)``).
+    public var exitCode: ExitCode { ExitCode(for: self) }
 
     /// Wraps a storage error.
     static func storage(_ e: StorageError) -> RepositoryError {
         switch e.code {
-        case .noSpace: RepositoryError(.noSpace, "\(e) — free some space on the store's disk and run the command again")
-        case .unreachable: RepositoryError(.unreachable, "\(e)")
-        case .damaged: RepositoryError(.damaged, "\(e)")
+        case .noSpace:
+            RepositoryError(.noSpace, "\(e) — free some space on the store's disk and run the command again",
+                            cause: e)
+        case .unreachable: RepositoryError(.unreachable, "\(e)", cause: e)
+        case .damaged: RepositoryError(.damaged, "\(e)", cause: e)
         case .notFound:
-            RepositoryError(.damaged, "\(e) — the store is missing an object it references; run `polyad verify`")
-        default: RepositoryError(.io, "\(e)")
+            RepositoryError(.damaged, "\(e) — the store is missing an object it references; run `polyad verify`",
+                            cause: e)
+        default: RepositoryError(.io, "\(e)", cause: e)
         }
     }
 
@@ -54,9 +49,9 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
 
     static func system(_ e: SystemError) -> RepositoryError {
         if e.errno == ENOSPC || e.errno == EDQUOT {
-            return RepositoryError(.noSpace, "\(e) — free some space and run the command again")
+            return RepositoryError(.noSpace, "\(e) — free some space and run the command again", cause: e)
         }
-        return RepositoryError(.io, "\(e)")
+        return RepositoryError(.io, "\(e)", cause: e)
     }
 }
 

@@ -45,38 +45,34 @@ enum Main {
         }
     }
 
-    /// Prints one line for `error` and returns the exit code (DESIGN §6).
+    /// Prints one line for `error` and returns its exit code, which ``ExitCode/init(for:)`` decides (README
+    /// "Exit codes").
     static func report(_ error: any Error) -> Int32 {
+        let code = PolyadRepository.ExitCode(for: error)
         switch error {
         case let e as CommandFailure:
             if !e.message.isEmpty { Terminal.error(e.message) }
-            return e.code.rawValue
         case let e as RepositoryError:
             Terminal.error(e.message)
-            return e.exitCode.rawValue
         case let e as ConfigError:
             Terminal.error(e.description)
-            return ExitCode.usage.rawValue
         case let e as StorageError:
             Terminal.error(e.description)
-            return e.code == .noSpace ? ExitCode.noSpace.rawValue : ExitCode.fatal.rawValue
         case let e as SystemError:
             Terminal.error(e.description)
-            return e.errno == ENOSPC ? ExitCode.noSpace.rawValue : ExitCode.fatal.rawValue
         default:
-            let code = Polyad.exitCode(for: error)
             let message = Polyad.fullMessage(for: error)
-            if code == .success {
+            if Polyad.exitCode(for: error) == .success {   // help and --version arrive as errors: not failures
                 if !message.isEmpty { print(message) }
                 return 0
             }
-            if code.rawValue == 64 || code == .validationFailure {   // usage errors: exit 2, as DESIGN §6 says
+            if code == .usage {   // the parser's own message, with its usage line
                 FileHandleStream.standardError.write(message + "\n")
-                return ExitCode.usage.rawValue
+            } else {
+                Terminal.error(message.isEmpty ? "\(error)" : message)
             }
-            Terminal.error(message.isEmpty ? "\(error)" : message)
-            return ExitCode.fatal.rawValue
         }
+        return code.rawValue
     }
 }
 
@@ -102,7 +98,9 @@ extension Polyad {
 }
 
 /// A command's own failure with a chosen exit code (the message is already printed when empty).
-struct CommandFailure: Error {
+struct CommandFailure: ExitCodeCarrying {
     var code: PolyadRepository.ExitCode
     var message: String
+
+    var exitCode: PolyadRepository.ExitCode { code }
 }

@@ -147,15 +147,11 @@ enum PolyadFS {
     /// Opens the store, mounts, serves until unmounted; returns the exit code.
     static func serve(config path: String, mountpoint: String, args: Arguments, readyFD: Int32?) -> Int32 {
         let configuration: Configuration
-        do { configuration = try Configuration.load(file: path) } catch { fail(.usage, error.description) }
+        do { configuration = try Configuration.load(file: path) } catch { fail(ExitCode(for: error), error.description) }
         let manager = BackupManager(config: configuration)
         let repository: Repository
-        do { repository = try manager.repository(indexInBackground: true) } catch let e as RepositoryError {
-            fail(e.exitCode, e.message)
-        } catch let e as ConfigError {
-            fail(.usage, e.description)
-        } catch {
-            fail(.fatal, "\(error)")
+        do { repository = try manager.repository(indexInBackground: true) } catch {
+            fail(ExitCode(for: error), (error as? RepositoryError)?.message ?? "\(error)")
         }
         let mountBytes = PathText.bytes(mountpoint)
         let shownMountpoint = PathBytes.display(mountBytes)

@@ -178,13 +178,13 @@ enum PolyadFS {
         }
         // The session, once made, for pushing decoded files to the kernel from the read-ahead threads.
         let sessionBits = Atomic<UInt>(0)
-        let fs = SnapshotFileSystem(manager: manager, repository: repository,
-                                    cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log,
-                                    willBlock: { polyad_fuse_worker_will_block() },
-                                    pushToKernel: { inode, bytes in
-                                        guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
-                                        bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
-                                    })
+        let fs = MountFileSystem(manager: manager, repository: repository,
+                                 cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log,
+                                 willBlock: { polyad_fuse_worker_will_block() },
+                                 pushToKernel: { inode, bytes in
+                                     guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
+                                     bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
+                                 })
         fs.refreshSnapshots(interval: 0)
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)

@@ -10,10 +10,12 @@ import PolyadTestSupport
 
 /// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any
 /// offset, holes, xattrs, `latest` and damage.
-final class SnapshotFileSystemTests: XCTestCase {
+final class MountFileSystemTests: XCTestCase {
     private var folder = ""
     private var manager: BackupManager!
     private var source = ""
+    /// Who asks: this process (nothing checks it yet).
+    private let caller = Caller.currentProcess
 
     override func setUpWithError() throws {
         var template = Array((NSTemporaryDirectory() + "/polyad-mount-test-XXXXXX").utf8CString)
@@ -44,18 +46,18 @@ final class SnapshotFileSystemTests: XCTestCase {
     private func makeFileSystem(cacheBytes: Int = 64 << 20, log: @escaping @Sendable (String) -> Void = { _ in },
                                 willBlock: @escaping @Sendable () -> Void = {},
                                 pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in })
-        throws -> SnapshotFileSystem {
-        let fs = SnapshotFileSystem(manager: manager, repository: try manager.repository(), cacheBytes: cacheBytes,
+        throws -> MountFileSystem {
+        let fs = MountFileSystem(manager: manager, repository: try manager.repository(), cacheBytes: cacheBytes,
                                     log: log, willBlock: willBlock, pushToKernel: pushToKernel)
         fs.refreshSnapshots(interval: 0)
         return fs
     }
 
     /// The inode at `path` below the mount's root, looked up name by name.
-    private func inode(_ fs: SnapshotFileSystem, _ path: String) throws -> UInt64 {
-        var at = SnapshotFileSystem.rootInode
+    private func inode(_ fs: MountFileSystem, _ path: String) throws -> UInt64 {
+        var at = FixedInode.root
         for part in path.split(separator: "/") {
-            do { at = try fs.lookup(parent: at, name: Array(part.utf8)).inode } catch {
+            do { at = try fs.lookup(parent: at, name: Array(part.utf8), caller: caller).inode } catch {
                 XCTFail("lookup of \(part) in \(path): errno \(error.code)")
                 throw error
             }
@@ -64,13 +66,13 @@ final class SnapshotFileSystemTests: XCTestCase {
     }
 
     /// The path of the backed-up source inside the newest snapshot.
-    private func latestSource(_ fs: SnapshotFileSystem) throws -> String {
+    private func latestSource(_ fs: MountFileSystem) throws -> String {
         let latest = try inode(fs, "snapshots/latest")
-        return "snapshots/" + String(decoding: try fs.readLink(latest), as: UTF8.self) + source
+        return "snapshots/" + String(decoding: try fs.readLink(latest, caller: caller), as: UTF8.self) + source
     }
 
-    private func read(_ fs: SnapshotFileSystem, _ handle: UInt64, offset: UInt64, size: Int) throws -> [UInt8] {
-        try fs.read(handle, offset: offset, size: size).flatMap { $0 }
+    private func read(_ fs: MountFileSystem, _ handle: UInt64, offset: UInt64, size: Int) throws -> [UInt8] {
+        try fs.read(handle, offset: offset, size: size, caller: caller).flatMap { $0 }
     }
 
     /// How many chunks the newest snapshot stores for the file at absolute `path`.
@@ -89,11 +91,14 @@ final class SnapshotFileSystemTests: XCTestCase {
         return 0
     }
 
-    /// Chunks the filesystem has decoded so far, from `/.polyad/status`.
-    private func decodes(_ fs: SnapshotFileSystem) -> Int {
-        let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("chunks_decoded: ") } ?? ""
-        return Int(line.dropFirst("chunks_decoded: ".count)) ?? -1
+    /// Chunks the filesystem has decoded so far.
+    private func decodes(_ fs: MountFileSystem) -> Int { fs.counters.chunksDecoded }
+
+    /// The whole content of the file at `path` below the mount's root, read through an open handle.
+    private func contents(_ fs: MountFileSystem, _ path: String) throws -> [UInt8] {
+        let h = try fs.open(try inode(fs, path), caller: caller).handle
+        defer { fs.release(h, caller: caller) }
+        return try read(fs, h, offset: 0, size: 1 << 20)
     }
 
     private func names(_ entries: [DirectoryEntry]) -> [String] {
@@ -106,24 +111,24 @@ final class SnapshotFileSystemTests: XCTestCase {
         write("a.txt", Array("hello\n".utf8))
         try backup()
         let fs = try makeFileSystem()
-        XCTAssertEqual(names(try fs.readDirectory(SnapshotFileSystem.rootInode)),
+        XCTAssertEqual(names(try fs.readDirectory(FixedInode.root, caller: caller)),
                        [".", "..", "snapshots", "incoming", ".polyad"])
         let snapshots = try inode(fs, "snapshots")
-        let listed = names(try fs.readDirectory(snapshots))
+        let listed = names(try fs.readDirectory(snapshots, caller: caller))
         XCTAssertEqual(listed.count, 4, "\(listed)")   // ., .., one day, latest
         XCTAssertEqual(listed.last, "latest")
         let day = listed[2]
         XCTAssertNotNil(day.range(of: #"^\d{4}-\d{2}-\d{2}$"#, options: .regularExpression), day)
-        let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest")), as: UTF8.self)
+        let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest"), caller: caller), as: UTF8.self)
         XCTAssertTrue(target.hasPrefix(day + "/"), target)
-        XCTAssertEqual(names(try fs.readDirectory(try inode(fs, ".polyad"))), [".", "..", "metrics", "stats.json", "status"])
-        XCTAssertEqual(try fs.readDirectory(try inode(fs, "incoming")).count, 2)
-        XCTAssertThrowsError(try fs.lookup(parent: snapshots, name: Array("1999-01-01".utf8))) {
+        XCTAssertEqual(names(try fs.readDirectory(try inode(fs, ".polyad"), caller: caller)), [".", "..", "metrics", "stats.json", "status"])
+        XCTAssertEqual(try fs.readDirectory(try inode(fs, "incoming"), caller: caller).count, 2)
+        XCTAssertThrowsError(try fs.lookup(parent: snapshots, name: Array("1999-01-01".utf8), caller: caller)) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
         }
         let a = try inode(fs, try latestSource(fs) + "/a.txt")
-        XCTAssertEqual(try fs.attributes(a).size, 6)
-        XCTAssertEqual(try fs.attributes(a).cacheSeconds, 86_400, "snapshot content is immutable")
+        XCTAssertEqual(try fs.attributes(a, caller: caller).size, 6)
+        XCTAssertEqual(try fs.attributes(a, caller: caller).cacheSeconds, 86_400, "snapshot content is immutable")
     }
 
     func testReadsAtAnyOffsetMatchTheSource() throws {
@@ -133,8 +138,8 @@ final class SnapshotFileSystemTests: XCTestCase {
         try backup()
         let fs = try makeFileSystem(cacheBytes: 1 << 20)   // smaller than the file: chunks are evicted and reloaded
         let root = try latestSource(fs)
-        let h = try fs.open(try inode(fs, root + "/big.bin"))
-        defer { fs.release(h) }
+        let h = try fs.open(try inode(fs, root + "/big.bin"), caller: caller).handle
+        defer { fs.release(h, caller: caller) }
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
             let offset = Int.random(in: 0..<big.count, using: &generator)
@@ -148,10 +153,10 @@ final class SnapshotFileSystemTests: XCTestCase {
         var whole = [UInt8]()
         while whole.count < big.count { whole += try read(fs, h, offset: UInt64(whole.count), size: 128 << 10) }
         XCTAssertEqual(whole, big)
-        let s = try fs.open(try inode(fs, root + "/sub/small.txt"))
+        let s = try fs.open(try inode(fs, root + "/sub/small.txt"), caller: caller).handle
         XCTAssertEqual(String(decoding: try read(fs, s, offset: 0, size: 1 << 20), as: UTF8.self), "small file\n")
-        fs.release(s)
-        XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF) }
+        fs.release(s, caller: caller)
+        XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF) }
     }
 
     func testSequentialReadsDecodeEachChunkOnce() throws {
@@ -160,17 +165,17 @@ final class SnapshotFileSystemTests: XCTestCase {
         try backup()
         let fs = try makeFileSystem()
         let file = try inode(fs, try latestSource(fs) + "/big.bin")
-        let h = try fs.open(file)
+        let h = try fs.open(file, caller: caller).handle
         var whole = [UInt8]()
         while whole.count < big.count { whole += try read(fs, h, offset: UInt64(whole.count), size: 128 << 10) }
         XCTAssertEqual(whole, big)
-        fs.release(h)
+        fs.release(h, caller: caller)
         let chunkCount = try chunks(of: source + "/big.bin")
         XCTAssertGreaterThan(chunkCount, 2)
         let decodes = { self.decodes(fs) }
         // Read-ahead and the reader share each decode; a read-ahead queued behind the reader does not repeat it.
         XCTAssertEqual(decodes(), chunkCount)
-        let again = try fs.open(file)
+        let again = try fs.open(file, caller: caller).handle
         _ = try read(fs, again, offset: 0, size: big.count)
         XCTAssertEqual(decodes(), chunkCount, "a second read comes from the cache")
     }
@@ -187,13 +192,13 @@ final class SnapshotFileSystemTests: XCTestCase {
         let pushes = Mutex<[UInt64: [UInt8]]>([:])
         let fs = try makeFileSystem(pushToKernel: { inode, bytes in pushes.withLock { $0[inode] = bytes } })
         let root = try latestSource(fs)
-        _ = try fs.readDirectory(try inode(fs, root))   // lists the source folder; a, b and c's trees load ahead
+        _ = try fs.readDirectory(try inode(fs, root), caller: caller)   // lists the source folder; a, b and c's trees load ahead
         let decodes = { self.decodes(fs) }
         // Wait (bounded) for the background loads of b's and c's trees.
-        for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c")))?.count != 3 { usleep(10_000) }
-        _ = try fs.readDirectory(try inode(fs, root + "/a"))
-        _ = try fs.readDirectory(try inode(fs, root + "/b"))
-        _ = try fs.open(try inode(fs, root + "/a/2"))
+        for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c"), caller: caller))?.count != 3 { usleep(10_000) }
+        _ = try fs.readDirectory(try inode(fs, root + "/a"), caller: caller)
+        _ = try fs.readDirectory(try inode(fs, root + "/b"), caller: caller)
+        _ = try fs.open(try inode(fs, root + "/a/2"), caller: caller).handle
         // a/2, b/1, b/2 and c/1 are decoded in the background: the walk leaves a for the folders after it.
         for _ in 0..<500 where decodes() < 4 { usleep(10_000) }
         XCTAssertEqual(decodes(), 4)
@@ -205,9 +210,9 @@ final class SnapshotFileSystemTests: XCTestCase {
         XCTAssertEqual(pushes.withLock { $0 }, expected)
         let before = decodes()
         for path in ["a/2", "b/1", "b/2", "c/1"] {
-            let h = try fs.open(try inode(fs, root + "/" + path))
+            let h = try fs.open(try inode(fs, root + "/" + path), caller: caller).handle
             XCTAssertEqual(try read(fs, h, offset: 0, size: 1 << 20).count, 10_000)
-            fs.release(h)
+            fs.release(h, caller: caller)
         }
         XCTAssertEqual(decodes(), before, "their reads found them decoded")
     }
@@ -222,8 +227,8 @@ final class SnapshotFileSystemTests: XCTestCase {
         close(fd)
         try backup()
         let fs = try makeFileSystem()
-        let h = try fs.open(try inode(fs, try latestSource(fs) + "/sparse.bin"))
-        defer { fs.release(h) }
+        let h = try fs.open(try inode(fs, try latestSource(fs) + "/sparse.bin"), caller: caller).handle
+        defer { fs.release(h, caller: caller) }
         let size = (4 << 20) + 8192
         var whole = [UInt8]()
         while whole.count < size { whole += try read(fs, h, offset: UInt64(whole.count), size: 1 << 20) }
@@ -232,11 +237,11 @@ final class SnapshotFileSystemTests: XCTestCase {
         expected.replaceSubrange((4 << 20)..<size, with: data)
         XCTAssertEqual(whole, expected)
         XCTAssertEqual(try read(fs, h, offset: 0, size: size), expected, "one read across data and hole")
-        let hole = try fs.seek(h, offset: 0, findData: false)
+        let hole = try fs.seek(h, offset: 0, findData: false, caller: caller)
         XCTAssertGreaterThanOrEqual(hole, 8192)
         XCTAssertLessThanOrEqual(hole, 4 << 20)
-        XCTAssertEqual(try fs.seek(h, offset: hole, findData: true) <= 4 << 20, true)
-        XCTAssertThrowsError(try fs.seek(h, offset: UInt64(size), findData: true)) {
+        XCTAssertEqual(try fs.seek(h, offset: hole, findData: true, caller: caller) <= 4 << 20, true)
+        XCTAssertThrowsError(try fs.seek(h, offset: UInt64(size), findData: true, caller: caller)) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENXIO)
         }
     }
@@ -256,9 +261,9 @@ final class SnapshotFileSystemTests: XCTestCase {
         let one = try inode(fs, root + "/one.txt"), linked = try inode(fs, root + "/linked.txt")
         let two = try inode(fs, root + "/two.txt")
         XCTAssertEqual(one, linked, "a hard-link group is one inode")
-        XCTAssertEqual(try fs.attributes(one).links, 2)
+        XCTAssertEqual(try fs.attributes(one, caller: caller).links, 2)
         XCTAssertNotEqual(one, two)
-        let a = try fs.attributes(two)
+        let a = try fs.attributes(two, caller: caller)
         XCTAssertEqual(a.mode, S_IFREG | 0o640)
         var st = stat()
         XCTAssertEqual(lstat(source + "/two.txt", &st), 0)
@@ -266,21 +271,21 @@ final class SnapshotFileSystemTests: XCTestCase {
         XCTAssertEqual(a.mtime.seconds, Int64(st.st_mtim.tv_sec))
         XCTAssertEqual(a.mtime.nanoseconds, Int64(st.st_mtim.tv_nsec))
         let link = try inode(fs, root + "/link")
-        XCTAssertEqual(try fs.attributes(link).mode & S_IFMT, S_IFLNK)
-        XCTAssertEqual(String(decoding: try fs.readLink(link), as: UTF8.self), "one.txt")
+        XCTAssertEqual(try fs.attributes(link, caller: caller).mode & S_IFMT, S_IFLNK)
+        XCTAssertEqual(String(decoding: try fs.readLink(link, caller: caller), as: UTF8.self), "one.txt")
         // The content hash: equal for equal content, readable by name, not listed.
-        let hash = SnapshotFileSystem.hashAttribute
-        XCTAssertEqual(try fs.extendedAttribute(one, name: hash), try fs.extendedAttribute(two, name: hash))
-        XCTAssertEqual(try fs.extendedAttribute(one, name: hash).count, 64)
-        XCTAssertFalse(try fs.extendedAttributeNames(two).contains(hash))
+        let hash = ContentHash.attributeName
+        XCTAssertEqual(try fs.extendedAttribute(one, name: hash, caller: caller), try fs.extendedAttribute(two, name: hash, caller: caller))
+        XCTAssertEqual(try fs.extendedAttribute(one, name: hash, caller: caller).count, 64)
+        XCTAssertFalse(try fs.extendedAttributeNames(two, caller: caller).contains(hash))
         if hasXattr {
-            XCTAssertEqual(try fs.extendedAttributeNames(two), [Array("user.note".utf8)])
-            XCTAssertEqual(try fs.extendedAttribute(two, name: Array("user.note".utf8)), value)
+            XCTAssertEqual(try fs.extendedAttributeNames(two, caller: caller), [Array("user.note".utf8)])
+            XCTAssertEqual(try fs.extendedAttribute(two, name: Array("user.note".utf8), caller: caller), value)
         }
-        XCTAssertThrowsError(try fs.extendedAttribute(one, name: Array("user.none".utf8))) {
+        XCTAssertThrowsError(try fs.extendedAttribute(one, name: Array("user.none".utf8), caller: caller)) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENODATA)
         }
-        XCTAssertThrowsError(try fs.open(try inode(fs, root))) {
+        XCTAssertThrowsError(try fs.open(try inode(fs, root), caller: caller).handle) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, EISDIR)
         }
     }
@@ -290,19 +295,19 @@ final class SnapshotFileSystemTests: XCTestCase {
         try backup()
         let fs = try makeFileSystem()
         let firstLatest = try inode(fs, "snapshots/latest")
-        let firstTarget = try fs.readLink(firstLatest)
+        let firstTarget = try fs.readLink(firstLatest, caller: caller)
         let snapshots = try inode(fs, "snapshots")
-        let before = try fs.attributes(snapshots).mtime
+        let before = try fs.attributes(snapshots, caller: caller).mtime
         usleep(20_000)
         write("b.txt", Array("2".utf8))
         try backup()
         fs.refreshSnapshots(interval: 0)
         let secondLatest = try inode(fs, "snapshots/latest")
         XCTAssertNotEqual(firstLatest, secondLatest, "the kernel may cache a symlink for its inode's life")
-        XCTAssertNotEqual(try fs.readLink(secondLatest), firstTarget)
-        XCTAssertEqual(try fs.readLink(firstLatest), firstTarget, "an old inode keeps its target")
-        XCTAssertGreaterThan(try fs.attributes(snapshots).mtime, before, "cached listings of /snapshots are dropped")
-        XCTAssertEqual(try fs.attributes(try inode(fs, try latestSource(fs) + "/b.txt")).size, 1)
+        XCTAssertNotEqual(try fs.readLink(secondLatest, caller: caller), firstTarget)
+        XCTAssertEqual(try fs.readLink(firstLatest, caller: caller), firstTarget, "an old inode keeps its target")
+        XCTAssertGreaterThan(try fs.attributes(snapshots, caller: caller).mtime, before, "cached listings of /snapshots are dropped")
+        XCTAssertEqual(try fs.attributes(try inode(fs, try latestSource(fs) + "/b.txt"), caller: caller).size, 1)
     }
 
     func testDamagedChunkFailsItsReadsOnlyAndIsLogged() throws {
@@ -324,14 +329,85 @@ final class SnapshotFileSystemTests: XCTestCase {
         let lines = Mutex<[String]>([])
         let fs = try makeFileSystem(log: { line in lines.withLock { $0.append(line) } })
         let root = try latestSource(fs)
-        let bad = try fs.open(try inode(fs, root + "/bad.bin"))
-        XCTAssertThrowsError(try fs.read(bad, offset: 0, size: 4096)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EIO) }
+        let bad = try fs.open(try inode(fs, root + "/bad.bin"), caller: caller).handle
+        XCTAssertThrowsError(try fs.read(bad, offset: 0, size: 4096, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EIO) }
         XCTAssertTrue(lines.withLock { $0 }.contains { $0.contains("/snapshots/") && $0.contains("/src/bad.bin") },
                       "the line names the file by its path in the mount: \(lines.withLock { $0 })")
-        let good = try fs.open(try inode(fs, root + "/good.txt"))
+        let good = try fs.open(try inode(fs, root + "/good.txt"), caller: caller).handle
         XCTAssertEqual(try read(fs, good, offset: 0, size: 100), Array("fine\n".utf8))
-        let status = String(decoding: fs.controlContent("status"), as: UTF8.self)
-        XCTAssertTrue(status.contains("read_errors: 1"), status)
+        XCTAssertEqual(fs.counters.readErrors, 1, "\(fs.counters)")
+        XCTAssertTrue(fs.counters.lastError?.contains("/src/bad.bin") ?? false, "\(fs.counters)")
+    }
+
+    func testControlFilesShowTheCounters() throws {
+        write("a.txt", Array("hello\n".utf8))
+        try backup()
+        let fs = try makeFileSystem()
+        XCTAssertEqual(try contents(fs, try latestSource(fs) + "/a.txt"), Array("hello\n".utf8))
+        let c = fs.counters
+        XCTAssertEqual(c.reads, 1)
+        XCTAssertEqual(c.bytesRead, 6)
+        XCTAssertEqual(c.chunksDecoded, 1)
+        XCTAssertEqual(c.readErrors, 0)
+        XCTAssertNil(c.lastError)
+        XCTAssertEqual(c.snapshots, 1)
+        let status = String(decoding: try contents(fs, ".polyad/status"), as: UTF8.self)
+        for line in ["snapshots: 1", "reads: 1 (6 bytes)", "read_errors: 0", "chunks_decoded: 1",
+                     "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses"] {
+            XCTAssertTrue(status.split(separator: "\n").contains { $0 == line }, "\(line) in \(status)")
+        }
+        let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest"), caller: caller), as: UTF8.self)
+        XCTAssertTrue(status.contains("latest: " + target + "\n"), status)
+        let metrics = String(decoding: try contents(fs, ".polyad/metrics"), as: UTF8.self)
+        XCTAssertTrue(metrics.contains("\npolyad_mount_chunks_decoded_total 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("\npolyad_mount_snapshots 1\n"), metrics)
+        let stats = try JSONSerialization.jsonObject(with: Data(try contents(fs, ".polyad/stats.json"))) as? [String: Any]
+        XCTAssertEqual(stats?["snapshot_count"] as? Int, 1)
+        // Generated on each open: never cached by the kernel.
+        let statusInode = try inode(fs, ".polyad/status")
+        XCTAssertEqual(try fs.attributes(statusInode, caller: caller).cacheSeconds, 0)
+        XCTAssertEqual(try fs.attributes(statusInode, caller: caller).size, UInt64(status.utf8.count))
+        XCTAssertFalse(try fs.open(statusInode, caller: caller).keepCache)
+        XCTAssertTrue(try fs.open(try inode(fs, try latestSource(fs) + "/a.txt"), caller: caller).keepCache)
+    }
+
+    func testFixedInodesAndTheReadOnlyParts() throws {
+        write("a.txt", Array("hello\n".utf8))
+        try backup()
+        let fs = try makeFileSystem()
+        XCTAssertEqual(try inode(fs, "snapshots"), FixedInode.snapshots)
+        XCTAssertEqual(try inode(fs, "incoming"), FixedInode.incoming)
+        XCTAssertEqual(try inode(fs, ".polyad"), FixedInode.control)
+        for (i, name) in ["metrics", "stats.json", "status"].enumerated() {
+            XCTAssertEqual(try inode(fs, ".polyad/" + name), FixedInode.firstControlFile + UInt64(i))
+        }
+        let day = try inode(fs, "snapshots/latest")
+        XCTAssertGreaterThanOrEqual(day, FixedInode.firstDynamic)
+        XCTAssertEqual(fs.path(of: try inode(fs, ".polyad/status")), "/.polyad/status")
+        // /incoming: an empty folder, read-only for now.
+        XCTAssertEqual(try fs.attributes(FixedInode.incoming, caller: caller).mode, S_IFDIR | 0o755)
+        XCTAssertThrowsError(try fs.lookup(parent: FixedInode.incoming, name: Array("x".utf8), caller: caller)) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
+        }
+        // Writes anywhere: EROFS; reading access is allowed.
+        let file = try inode(fs, try latestSource(fs) + "/a.txt")
+        for target in [FixedInode.root, FixedInode.incoming, FixedInode.control, FixedInode.firstControlFile, file] {
+            XCTAssertThrowsError(try fs.open(target, flags: O_WRONLY, caller: caller)) {
+                XCTAssertEqual(($0 as? FileSystemErrno)?.code, EROFS)
+            }
+            XCTAssertThrowsError(try fs.checkAccess(target, mask: W_OK, caller: caller)) {
+                XCTAssertEqual(($0 as? FileSystemErrno)?.code, EROFS)
+            }
+            XCTAssertNoThrow(try fs.checkAccess(target, mask: R_OK, caller: caller))
+        }
+        // The fixed inodes are never forgotten; others go at zero lookups and come back on the next lookup.
+        fs.forget(FixedInode.control, count: 100)
+        XCTAssertNoThrow(try fs.attributes(FixedInode.control, caller: caller))
+        let latestSnapshotRoot = try inode(fs, try latestSource(fs))
+        fs.forget(file, count: 1)
+        XCTAssertThrowsError(try fs.attributes(file, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT) }
+        let again = try fs.lookup(parent: latestSnapshotRoot, name: Array("a.txt".utf8), caller: caller)
+        XCTAssertEqual(again.size, 6)
     }
 
     func testOnlyReadsThatMissTheCacheWaitForTheStore() throws {
@@ -340,12 +416,12 @@ final class SnapshotFileSystemTests: XCTestCase {
         let blocked = Atomic<Int>(0)
         let fs = try makeFileSystem(willBlock: { blocked.add(1, ordering: .relaxed) })
         let file = try inode(fs, try latestSource(fs) + "/a.txt")
-        let h = try fs.open(file)
+        let h = try fs.open(file, caller: caller).handle
         _ = try read(fs, h, offset: 0, size: 100)
         let afterFirst = blocked.load(ordering: .relaxed)
         XCTAssertGreaterThan(afterFirst, 0)
         _ = try read(fs, h, offset: 0, size: 100)
-        _ = try fs.attributes(file)
+        _ = try fs.attributes(file, caller: caller)
         XCTAssertEqual(blocked.load(ordering: .relaxed), afterFirst, "cached data and metadata need no handoff")
     }
 }

@@ -4,7 +4,8 @@
 // Layering (dependencies point one way, downwards):
 //   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim)
 //   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig
-//   repository: PolyadRepository (BackupManager, backup, restore, verify)
+//   repository: PolyadRepository (backup, restore, verify)
+//   service: PolyadService (BackupManager, backend factory, statistics)
 //   mount model: PolyadMount
 //   features: polyad (CLI), polyadfs (FUSE driver)
 import PackageDescription
@@ -20,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "polyad", targets: ["polyad"]),
         .executable(name: "polyadfs", targets: ["polyadfs"]),
+        .library(name: "PolyadService", targets: ["PolyadService"]),
         .library(name: "PolyadRepository", targets: ["PolyadRepository"]),
     ],
     dependencies: [
@@ -48,24 +50,30 @@ let package = Package(
             name: "PolyadRepository",
             dependencies: [
                 "PolyadCrypto", "PolyadCompression", "PolyadChunker", "PolyadFileSystem", "PolyadFormat",
-                "PolyadStorage", "PolyadConfig",
+                "PolyadStorage",
             ],
             swiftSettings: swiftSettings),
 
+        // Service: BackupManager (the library API), the backend factory, statistics and local state.
+        .target(
+            name: "PolyadService",
+            dependencies: ["PolyadRepository", "PolyadConfig", "PolyadStorage", "PolyadFormat", "PolyadFileSystem"],
+            swiftSettings: swiftSettings),
+
         // The mount's filesystem model (no FUSE types: testable on its own).
-        .target(name: "PolyadMount", dependencies: ["PolyadRepository", "PolyadFormat", "PolyadCrypto",
+        .target(name: "PolyadMount", dependencies: ["PolyadService", "PolyadRepository", "PolyadFormat", "PolyadCrypto",
                                                     "PolyadFileSystem", "PolyadStorage"],
                 swiftSettings: swiftSettings),
 
         // Features.
         .executableTarget(
             name: "polyadfs",
-            dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim"],
+            dependencies: ["PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim"],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "polyad",
             dependencies: [
-                "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "CSystemShim",
+                "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -81,8 +89,8 @@ let package = Package(
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage", "PolyadTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadRepository", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadRepository", "PolyadConfig",
+        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadService", "PolyadRepository", "PolyadConfig", "PolyadTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig",
                                                             "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import PolyadFormat
 import PolyadRepository
+import PolyadService
 import PolyadStorage
 
 /// The view of the store that `polyadfs` serves: `/snapshots/<day>/<id>/<tree>`, `/snapshots/latest`,

@@ -200,7 +200,8 @@ final class PendingDirectory {
 
 /// Walks the source paths, chunks and identifies file content on the calling thread, hands new chunks to the
 /// workers, and builds the trees bottom-up; then writes the index and, last, the snapshot.
-final class Archiver {
+/// A backup run: walks the sources, stores new chunks and trees, and saves the snapshot last.
+public final class Archiver {
     private let repository: Repository
     private let options: BackupOptions
     private let filter: PathFilter
@@ -221,7 +222,8 @@ final class Archiver {
         var inode: UInt64
     }
 
-    init(repository: Repository, options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)?,
+    /// Prepares a run of `options` against `repository`; `progress` is called now and then.
+    public init(repository: Repository, options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)?,
          cancellation: Cancellation?) throws(RepositoryError) {
         self.repository = repository
         self.options = options
@@ -237,7 +239,8 @@ final class Archiver {
         var isTarget = false
     }
 
-    func run() throws(RepositoryError) -> BackupResult {
+    /// Runs the backup and returns the new snapshot.
+    public func run() throws(RepositoryError) -> BackupResult {
         let time = Clock.now()
         let absolute = options.paths.map { PathNormalizer.absolute($0) }
         guard !absolute.isEmpty else { throw RepositoryError(.invalidArgument, "nothing to back up: give at least one path") }

@@ -5,15 +5,16 @@ import Synchronization
 import PolyadFormat
 
 /// The wall clock and a monotonic clock, in the store's `Timestamp` form.
-enum Clock {
-    static func now() -> Timestamp {
+public enum Clock {
+    /// The wall clock.
+    public static func now() -> Timestamp {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int64(ts.tv_nsec))
     }
 
     /// Seconds on a monotonic clock, for durations.
-    static func monotonic() -> Double {
+    public static func monotonic() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -1,4 +1,4 @@
-/// Process exit codes, as restic users know them (DESIGN §6). Numbers are never reused.
+/// Process exit codes, as restic users know them (README, "Exit codes"). Numbers are never reused.
 public enum ExitCode: Int32, Sendable {
     case success = 0
     case fatal = 1

@@ -1,4 +1,3 @@
-import PolyadConfig
 import PolyadFileSystem
 import PolyadStorage
 
@@ -12,52 +11,27 @@ public protocol ExitCodeCarrying: Error {
     var exitCode: ExitCode { get }
 }
 
-extension ExitCode {
-    /// The exit code for `error`: the one place that decides it (the table in README "Exit codes"). `polyad`'s
-    /// `report` and `polyadfs`' startup failures both ask here, so one error gives one code everywhere.
-    ///
-    /// - A `RepositoryError` by its code; a bare `StorageError` or `SystemError` as the repository layer
-    ///   would wrap it (no space 15, unreachable storage 14, a damaged or missing object 13, else 1).
-    /// - A `ConfigError`, and any error of the command-line parser (swift-argument-parser), is 2. Help and
-    ///   `--version` reach the CLI as parser errors too but are not failures: the CLI prints them and exits 0
-    ///   before it asks here (the parser's `CleanExit` alone is recognised here as 0).
-    /// - An ``ExitCodeCarrying`` error, its own code; `CancellationError` 130; anything else 1.
-    public init(for error: any Error) {
-        switch error {
-        case let e as RepositoryError:
-            self = switch e.code {
-            case .storeMissing: .storeMissing
-            case .storeExists, .invalidArgument, .notFound: .usage
-            case .wrongPassphrase: .wrongPassphrase
-            case .locked: .storeLocked
-            case .damaged: .integrity
-            case .noSpace: .noSpace
-            case .unreachable: .unreachable
-            case .io: .fatal
-            case .interrupted: .interrupted
-            case .partial: .partial
-            }
-        case let e as StorageError:
-            self = ExitCode(for: RepositoryError.storage(e))
-        case let e as SystemError:
-            self = ExitCode(for: RepositoryError.system(e))
-        case is ConfigError:
-            self = .usage
-        case let e as any ExitCodeCarrying:
-            self = e.exitCode
-        case is CancellationError:
-            self = .interrupted
-        default:
-            // The parser's errors (unknown option, failed validation) are not visible from this layer by
-            // type (most are internal to swift-argument-parser); their module names them.
-            let type = String(reflecting: Swift.type(of: error))
-            if type == "ArgumentParser.CleanExit" {
-                self = .success
-            } else if type.hasPrefix("ArgumentParser.") {
-                self = .usage
-            } else {
-                self = .fatal
-            }
+extension RepositoryError {
+    /// The process exit code for this error: its part of the table that ``ExitCode/init(for:)`` in the service
+    /// layer applies to every error.
+    public var exitCode: ExitCode {
+        switch code {
+        case .storeMissing: .storeMissing
+        case .storeExists, .invalidArgument, .notFound: .usage
+        case .wrongPassphrase: .wrongPassphrase
+        case .locked: .storeLocked
+        case .damaged: .integrity
+        case .noSpace: .noSpace
+        case .unreachable: .unreachable
+        case .io: .fatal
+        case .interrupted: .interrupted
+        case .partial: .partial
         }
     }
+
+    /// A bare storage error as the repository would wrap it.
+    public static func wrapping(_ error: StorageError) -> RepositoryError { storage(error) }
+
+    /// A bare system error as the repository would wrap it.
+    public static func wrapping(_ error: SystemError) -> RepositoryError { system(error) }
 }

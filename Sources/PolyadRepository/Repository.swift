@@ -161,7 +161,8 @@ public final class Repository: Sendable {
 
     // MARK: Objects
 
-    func list(_ kind: ObjectKind) throws(RepositoryError) -> [ObjectInfo] {
+    /// The objects of `kind` in the store.
+    public func list(_ kind: ObjectKind) throws(RepositoryError) -> [ObjectInfo] {
         do { return try backend.list(kind) } catch { throw RepositoryError.storage(error) }
     }
 

@@ -25,9 +25,6 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
-    /// The process exit code for this error (decided by ``ExitCode/init(for:)``).
-    public var exitCode: ExitCode { ExitCode(for: self) }
-
     /// Wraps a storage error.
     static func storage(_ e: StorageError) -> RepositoryError {
         switch e.code {

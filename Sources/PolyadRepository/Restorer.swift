@@ -43,7 +43,7 @@ public struct RestoreResult: Sendable {
 /// Restores a snapshot's tree: directories and special files on the calling thread, file contents on worker
 /// threads (each file written to a temporary name in its folder, then renamed); hard links, then directory
 /// metadata, last.
-final class Restorer: @unchecked Sendable {
+public final class Restorer: @unchecked Sendable {
     // @unchecked: the mutable state below is only touched from the calling thread (walk) or under `shared`.
     private let repository: Repository
     private let options: RestoreOptions
@@ -63,14 +63,16 @@ final class Restorer: @unchecked Sendable {
     private let decoders = DispatchQueue(label: "polyad.restore.decoders", attributes: .concurrent)
     private let throttle = ProgressThrottle()
 
-    init(repository: Repository, options: RestoreOptions, cancellation: Cancellation?) throws(RepositoryError) {
+    /// Prepares a restore as `options` say.
+    public init(repository: Repository, options: RestoreOptions, cancellation: Cancellation?) throws(RepositoryError) {
         self.repository = repository
         self.options = options
         self.cancellation = cancellation
         filter = try PathFilter(excludes: options.excludes, includes: options.includes)
     }
 
-    func run(snapshot: Snapshot) throws(RepositoryError) -> RestoreResult {
+    /// Restores `snapshot` (or the part `options` select).
+    public func run(snapshot: Snapshot) throws(RepositoryError) -> RestoreResult {
         let target = PathNormalizer.absolute(options.target)
         do { try FileSystem.makeDirectories(target, mode: 0o700) } catch { throw RepositoryError.system(error) }
         do {

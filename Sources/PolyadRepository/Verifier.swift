@@ -56,18 +56,20 @@ public struct VerifyReport: Sendable {
 }
 
 /// Checks structure, object hashes and (optionally) every byte of a store.
-final class Verifier {
+public final class Verifier {
     private let repository: Repository
     private let options: VerifyOptions
     private var report = VerifyReport()
     private var damagedBlobs = Set<Hash256>()
 
-    init(repository: Repository, options: VerifyOptions) {
+    /// Prepares a check of `repository` as `options` say.
+    public init(repository: Repository, options: VerifyOptions) {
         self.repository = repository
         self.options = options
     }
 
-    func run() throws(RepositoryError) -> VerifyReport {
+    /// Runs the check; damage is in the report, not thrown.
+    public func run() throws(RepositoryError) -> VerifyReport {
         // Key slots and index files were read when the store was opened; check the others' hashes too.
         for info in try repository.list(.keys) {
             guard let bytes = try? KeyRing.load(repository.backend, info.handle) else {

@@ -3,6 +3,7 @@ import Foundation
 import PolyadConfig
 import PolyadFileSystem
 import PolyadRepository
+import PolyadService
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {

@@ -4,6 +4,7 @@ import PolyadConfig
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadRepository
+import PolyadService
 
 /// `polyad init`: creates the store that mount.conf describes.
 struct InitCommand: ParsableCommand {

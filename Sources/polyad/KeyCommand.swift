@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PolyadFileSystem
 import PolyadRepository
+import PolyadService
 
 /// `polyad key list|add|remove|passwd`: key slots; changing a passphrase re-encrypts nothing.
 struct KeyCommand: ParsableCommand {

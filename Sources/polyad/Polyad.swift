@@ -3,6 +3,7 @@ internal import CSystemShim
 import PolyadConfig
 import PolyadFileSystem
 import PolyadRepository
+import PolyadService
 import PolyadStorage
 
 #if canImport(Glibc)

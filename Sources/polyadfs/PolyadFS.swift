@@ -6,6 +6,7 @@ import PolyadConfig
 import PolyadFileSystem
 import PolyadMount
 import PolyadRepository
+import PolyadService
 import Synchronization
 
 /// `polyadfs CONF MOUNTPOINT [-o OPTIONS] [-f] [-d]`: mounts the store that CONF describes (DESIGN §2). It

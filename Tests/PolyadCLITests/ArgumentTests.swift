@@ -3,7 +3,7 @@ import XCTest
 import PolyadFileSystem
 
 /// Arguments are the bytes the kernel gave (names need not be UTF-8), empty values are errors, and the
-/// command line's small corners exit as DESIGN §6 says.
+/// command line's small corners exit as the README's "Exit codes" say.
 final class ArgumentTests: XCTestCase {
     /// Runs `script` with `/bin/bash -c` in the fixture's folder, `$POLYAD` naming the binary. Foundation's
     /// Process can pass only UTF-8 arguments; the shell's printf makes the others.

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PolyadFileSystem
 
-/// Bad input gets one clear line and the exit code of DESIGN §6, and loses nothing.
+/// Bad input gets one clear line and the exit code the README's "Exit codes" give, and loses nothing.
 final class ErrorTests: XCTestCase {
     func testMissingStoreAndWrongPassphrase() throws {
         let f = try CLIFixture()

@@ -6,6 +6,7 @@ import PolyadFileSystem
 import PolyadFormat
 @testable import PolyadMount
 import PolyadRepository
+import PolyadService
 import PolyadTestSupport
 
 /// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any

@@ -4,6 +4,7 @@ import PolyadTestSupport
 import PolyadConfig
 import PolyadFormat
 @testable import PolyadRepository
+import PolyadService
 
 final class BackupManagerTests: XCTestCase {
     /// The seed's Python example, line by line:

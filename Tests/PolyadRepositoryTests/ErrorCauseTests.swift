@@ -7,6 +7,7 @@ import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
 @testable import PolyadRepository
+import PolyadService
 
 /// A local store whose loads can be made to fail by object kind, and whose listings can put one name first.
 final class FaultyBackend: Backend {

@@ -4,6 +4,7 @@ import PolyadCompression
 import PolyadConfig
 import PolyadCrypto
 import PolyadRepository
+import PolyadService
 
 #if canImport(Glibc)
 import Glibc

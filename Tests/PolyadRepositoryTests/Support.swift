@@ -3,6 +3,7 @@ import XCTest
 import PolyadTestSupport
 import PolyadConfig
 @testable import PolyadRepository
+import PolyadService
 
 /// A fresh private folder for one test, removed at the end.
 final class Scratch {

@@ -3,86 +3,10 @@ import Synchronization
 import PolyadConfig
 import PolyadFileSystem
 import PolyadFormat
+import PolyadRepository
 import PolyadStorage
 
-/// A snapshot as listed to users and API callers.
-public struct SnapshotInfo: Sendable, Codable {
-    public var id: String
-    public var shortID: String
-    /// ISO 8601 in UTC, with nanoseconds.
-    public var time: String
-    public var hostname: String
-    public var username: String
-    public var tags: [String]
-    public var paths: [String]
-    public var files: Int
-    public var logicalBytes: UInt64
-    /// Bytes this snapshot added to the store.
-    public var storedBytes: UInt64
-    public var parent: String?
-    public var tree: String
-    public var metadata: [String: String]
-    public var summary: BackupSummary
-
-    enum CodingKeys: String, CodingKey {
-        case id, shortID = "short_id", time, hostname, username, tags, paths, files, parent, tree, metadata, summary
-        case logicalBytes = "logical_bytes", storedBytes = "stored_bytes"
-    }
-
-    init(id: SnapshotID, snapshot s: Snapshot) {
-        self.id = id.hash.hex
-        shortID = id.short
-        time = TimeFormat.iso8601(s.time)
-        hostname = s.hostname
-        username = s.username
-        tags = s.tags
-        paths = s.paths
-        files = s.summary.filesNew + s.summary.filesChanged + s.summary.filesUnchanged
-        logicalBytes = s.summary.totalBytes
-        storedBytes = s.summary.storedBytes
-        parent = s.parent?.hash.hex
-        tree = s.tree.hash.hex
-        metadata = s.metadata
-        summary = s.summary
-    }
-}
-
-/// The store's statistics (DESIGN §7): `polyad stats`, `/.polyad/stats.json`, `backupStatistics()`.
-public struct BackupStatistics: Sendable, Codable {
-    public var snapshotCount: Int
-    /// Sum of the logical size of every snapshot.
-    public var totalLogicalBytes: UInt64
-    /// Logical size of the newest snapshot.
-    public var latestLogicalBytes: UInt64
-    /// Plaintext bytes of the unique data chunks.
-    public var uniqueBytes: UInt64
-    /// Bytes of every object in the store (packs, index, snapshots, keys).
-    public var storedBytes: UInt64
-    public var chunkCount: Int
-    public var packCount: Int
-    /// totalLogicalBytes ÷ uniqueBytes.
-    public var deduplicationRatio: Double
-    /// uniqueBytes ÷ stored data bytes.
-    public var compressionRatio: Double
-    public var lastBackupTime: String?
-    public var lastBackupDurationSeconds: Double?
-    /// Backups that ended without a snapshot, as recorded on this machine.
-    public var failedBackups: Int
-    /// Backups that left out unreadable sources.
-    public var partialBackups: Int
-    public var lastFailure: String?
-
-    enum CodingKeys: String, CodingKey {
-        case snapshotCount = "snapshot_count", totalLogicalBytes = "total_logical_bytes"
-        case latestLogicalBytes = "latest_logical_bytes", uniqueBytes = "unique_bytes", storedBytes = "stored_bytes"
-        case chunkCount = "chunk_count", packCount = "pack_count", deduplicationRatio = "deduplication_ratio"
-        case compressionRatio = "compression_ratio", lastBackupTime = "last_backup_time"
-        case lastBackupDurationSeconds = "last_backup_duration_seconds", failedBackups = "failed_backups"
-        case partialBackups = "partial_backups", lastFailure = "last_failure"
-    }
-}
-
-/// The library API (DESIGN §4), mirroring the seed's `BackupManager`: the CLI and the mount are thin layers
+/// The library API (README, "The library"), mirroring the seed's `BackupManager`: the CLI and the mount are thin layers
 /// over it. Opens the store described by a `Configuration` on first use and keeps it open.
 public final class BackupManager: Sendable {
     public let configuration: Configuration
@@ -101,11 +25,7 @@ public final class BackupManager: Sendable {
 
     /// The store's backend, from `local_dir`.
     public func backend() throws(RepositoryError) -> any Backend {
-        guard let dir = configuration.localDirectory else {
-            throw RepositoryError(.invalidArgument,
-                                  "\(configuration.file): backup.local_dir is not set; this version stores backups in a local directory")
-        }
-        return LocalBackend(path: dir)
+        try BackendFactory.backend(for: configuration)
     }
 
     /// Creates the store with one key slot for `passphrase` (or the configured one).
@@ -270,72 +190,5 @@ public final class BackupManager: Sendable {
             lastBackupDurationSeconds: all.last?.snapshot.summary.durationSeconds,
             failedBackups: state.failedBackups, partialBackups: all.filter { $0.snapshot.summary.errors > 0 }.count,
             lastFailure: state.lastFailure)
-    }
-}
-
-/// Per-machine state that does not belong in the store: failed-backup counts for statistics.
-/// Kept in `$XDG_STATE_HOME/polyad` (default `~/.local/state/polyad`), one JSON file per store id.
-enum LocalState {
-    struct State: Codable {
-        var failedBackups = 0
-        var lastFailure: String?
-    }
-
-    static func file(storeID: String) -> String {
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_STATE_HOME"] ?? ((env["HOME"] ?? "/root") + "/.local/state")
-        return base + "/polyad/" + storeID + ".json"
-    }
-
-    static func load(storeID: String) -> State {
-        guard let data = FileManager.default.contents(atPath: file(storeID: storeID)),
-              let s = try? JSONDecoder().decode(State.self, from: data) else { return State() }
-        return s
-    }
-
-    static func recordFailure(storeID: String, message: String) {
-        var s = load(storeID: storeID)
-        s.failedBackups += 1
-        s.lastFailure = TimeFormat.iso8601(Clock.now()) + " " + message
-        let path = file(storeID: storeID)
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try? JSONEncoder().encode(s).write(to: URL(fileURLWithPath: path))
-    }
-}
-
-/// A private (0700) scratch folder for temporary plaintext, removed by `remove()`.
-struct PrivateScratch {
-    let path: String
-
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/polyad-XXXXXX").utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw RepositoryError(.io, "cannot create a private temporary folder in \(NSTemporaryDirectory())")
-        }
-        path = String(cString: p)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Time formatting for users and JSON.
-public enum TimeFormat {
-    /// `2026-11-25T02:03:56.123456789Z`.
-    public static func iso8601(_ t: Timestamp) -> String {
-        var tm = tm()
-        var secs = time_t(t.seconds)
-        gmtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), t.nanoseconds)
-    }
-
-    /// `2026-11-25 03:03:56` in the local time zone.
-    public static func local(_ t: Timestamp) -> String {
-        var tm = tm()
-        var secs = time_t(t.seconds)
-        localtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import PolyadFormat
 import PolyadRepository
+import PolyadService
 
 /// The snapshots the mount shows: read from the store at start-up and picked up again (at most every two
 /// seconds) while mounted, with the day folder each belongs to and which is the newest.
@@ -59,12 +60,7 @@ final class SnapshotCatalog: Sendable {
     }
 
     /// The snapshot's day in this machine's time zone: `YYYY-MM-DD`.
-    static func day(of t: Timestamp) -> String {
-        var tm = tm()
-        var secs = time_t(t.seconds)
-        localtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday))
-    }
+    static func day(of t: Timestamp) -> String { TimeFormat.localDay(t) }
 
     func info(_ id: SnapshotID) -> Info? { state.withLock { $0.snapshots[id] } }
 

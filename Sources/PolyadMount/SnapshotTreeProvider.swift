@@ -86,14 +86,11 @@ final class SnapshotTreeProvider: TreeProvider {
         }
         if let known = folder.children?[name], let k = table.countLookupIfPresent(known) { return k }
         // Tree nodes are sorted by name bytes: binary search, and only the one found becomes an entry.
-        guard let (nodes, snapshot) = try treeNodes(of: folder) else { throw FileSystemErrno(ENOENT) }
-        var lo = 0, hi = nodes.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+        guard let (tree, snapshot) = try folderTree(of: folder) else { throw FileSystemErrno(ENOENT) }
+        // A tree another writer did not sort is still searched, the slow way.
+        guard let node = tree.node(named: name) ?? tree.nodes.first(where: { $0.name == name }) else {
+            throw FileSystemErrno(ENOENT)
         }
-        guard let node = lo < nodes.count && nodes[lo].name == name ? nodes[lo] : nodes.first(where: { $0.name == name })
-        else { throw FileSystemErrno(ENOENT) }
         return child(node, of: snapshot, in: folder.number, countLookup: true)
     }
 
@@ -104,8 +101,8 @@ final class SnapshotTreeProvider: TreeProvider {
                                mode: Self.typeBits(kind))
             }
         }
-        guard let (nodes, snapshot) = try treeNodes(of: folder) else { return [] }
-        return nodes.map { node in
+        guard let (tree, snapshot) = try folderTree(of: folder) else { return [] }
+        return tree.nodes.map { node in
             DirectoryEntry(name: node.name, inode: child(node, of: snapshot, in: folder.number, countLookup: false),
                            mode: Self.typeBits(node.kind))
         }
@@ -130,17 +127,17 @@ final class SnapshotTreeProvider: TreeProvider {
 
     /// The nodes of a snapshot's root or of a folder in it (sorted by name), with the snapshot; nil for a
     /// folder without a tree of its own (empty).
-    private func treeNodes(of folder: Inode) throws(FileSystemErrno) -> ([Node], SnapshotID)? {
+    private func folderTree(of folder: Inode) throws(FileSystemErrno) -> (Tree, SnapshotID)? {
         if let entry = folder.entry as? SnapshotNode {
             guard entry.node.kind == .directory else { throw FileSystemErrno(ENOTDIR) }
             guard let sub = entry.node.subtree else { return nil }
-            return (try trees.tree(sub).nodes, entry.snapshot)
+            return (try trees.tree(sub), entry.snapshot)
         }
         guard let entry = folder.entry as? CatalogEntry, case .snapshotRoot(let id) = entry.kind else {
             throw FileSystemErrno(ENOTDIR)
         }
         guard let info = catalog.info(id) else { throw FileSystemErrno(ENOENT) }
-        return (try trees.tree(info.snapshot.tree).nodes, id)
+        return (try trees.tree(info.snapshot.tree), id)
     }
 
     /// Finds or makes the inode of `node` (of `snapshot`) in `folder`.

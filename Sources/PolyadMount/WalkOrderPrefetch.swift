@@ -57,14 +57,8 @@ struct WalkOrderPrefetch: Sendable {
                 return
             }
             guard let treeID, let tree = trees.peek(treeID) else { return }
-            var lo = 0, hi = tree.nodes.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                let before = inclusive ? tree.nodes[mid].name.lexicographicallyPrecedes(name)
-                                       : !name.lexicographicallyPrecedes(tree.nodes[mid].name)
-                if before { lo = mid + 1 } else { hi = mid }
-            }
-            guard visit(tree.nodes[lo...], folder: parent, depth: 0) else { return }
+            guard visit(tree.nodes[tree.firstIndex(from: name, inclusive: inclusive)...], folder: parent, depth: 0)
+            else { return }
             if atSnapshotRoot { return }
             at = parent
             name = parentName

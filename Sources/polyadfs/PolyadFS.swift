@@ -9,10 +9,10 @@ import PolyadRepository
 import PolyadService
 import Synchronization
 
-/// `polyadfs CONF MOUNTPOINT [-o OPTIONS] [-f] [-d]`: mounts the store that CONF describes (DESIGN §2). It
+/// `polyadfs CONF MOUNTPOINT [-o OPTIONS] [-f] [-d]`: mounts the store that CONF describes (README, "The mount"). It
 /// follows the conventions of mount.fuse3 helpers, so `mount -t fuse.polyadfs CONF MNT` and fstab work.
 /// Without `-f` it returns once the mount is up (the daemon goes on in the background); every startup error
-/// is reported before anything is mounted, with an exit code from DESIGN §6.
+/// is reported before anything is mounted, with an exit code from the README's "Exit codes".
 @main
 enum PolyadFS {
     static let usage = """

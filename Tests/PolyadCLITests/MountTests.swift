@@ -146,7 +146,7 @@ final class MountTests: XCTestCase {
 
     func testLayoutAndCopyOutKeepsBytesAndMetadata() throws {
         let src = try mountBackupOfGeneratedTree()
-        // Layout (DESIGN §2).
+        // Layout (README, "The mount").
         let top = try FileManager.default.contentsOfDirectory(atPath: mountpoint).sorted()
         XCTAssertEqual(top, [".polyad", "incoming", "snapshots"])
         let latest = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")

@@ -47,10 +47,9 @@ public struct BackupResult: Sendable {
 /// The part of the backup pipeline that runs on the worker threads: compress, seal and pack new chunks.
 final class ChunkStore: Sendable {
     let repository: Repository
-    let sealer: BlobSealer
+    let codec: BlobCodec
     let dataPacker: Packer
     let treePacker: Packer
-    let level: Int32
     private let queue = DispatchQueue(label: "polyad.backup.workers", attributes: .concurrent)
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
@@ -60,10 +59,9 @@ final class ChunkStore: Sendable {
 
     init(repository: Repository, level: Int, packSize: Int) {
         self.repository = repository
-        sealer = BlobSealer(encryptionKey: repository.key.encryptionKey)
+        codec = BlobCodec(encryptionKey: repository.key.encryptionKey, level: level)
         dataPacker = Packer(repository: repository, type: .data, targetSize: packSize)
         treePacker = Packer(repository: repository, type: .tree, targetSize: max(1 << 20, packSize / 4))
-        self.level = Int32(max(0, min(9, level)))
         // Bounded memory: at most this many chunks (each <= 8 MiB, typically 1 MiB) wait or are in flight.
         slots = DispatchSemaphore(value: 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) + 2)
     }
@@ -140,19 +138,7 @@ final class ChunkStore: Sendable {
     }
 
     private func seal(_ plain: [UInt8], type: BlobType, id: Hash256, packer: Packer) throws(RepositoryError) {
-        var sealed = [UInt8]()
-        plain.withUnsafeBytes { buf in
-            if level > 0, !Compressibility.isLikelyIncompressible(buf) {
-                var compressed = [UInt8]()
-                // The level is clamped to 0...9, so a failure is zlib's own (memory): the blob is then stored
-                // as it is, which is always valid, just larger.
-                if (try? Zlib.compress(buf, level: level, appendingTo: &compressed)) == true {
-                    compressed.withUnsafeBytes { sealer.seal($0, type: type, id: id, appendingTo: &sealed) }
-                    return
-                }
-            }
-            sealer.seal(buf, type: type, id: id, appendingTo: &sealed)
-        }
+        let sealed = codec.encode(plain, type: type, id: id)
         try packer.add(id: id, sealed: sealed, rawLength: plain.count)
         added.add(UInt64(plain.count), ordering: .relaxed)
         blobs.add(1, ordering: .relaxed)

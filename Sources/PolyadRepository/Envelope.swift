@@ -21,11 +21,6 @@ public enum Envelope {
         AESGCM(key: KeyDerivation.subkey(from: encryptionKey, label: label, context: salt))
     }
 
-    /// Additional data for a blob.
-    public static func blobAAD(type: BlobType, id: Hash256) -> [UInt8] {
-        Array("blob".utf8) + [type.rawValue] + id.bytes
-    }
-
     /// Seals an object on its own (fresh salt, nonce zero).
     public static func seal(_ plaintext: [UInt8], key: [UInt8], aad: [UInt8]) -> [UInt8] {
         let salt = SecureRandom.bytes(saltSize)
@@ -76,6 +71,6 @@ public final class BlobSealer: Sendable {
         output.append(Envelope.version)
         output.append(contentsOf: salt)
         output.append(contentsOf: nonce)
-        cipher.seal(plaintext, nonce: nonce, aad: Envelope.blobAAD(type: type, id: id), appendingTo: &output)
+        cipher.seal(plaintext, nonce: nonce, aad: AdditionalData.blob(type: type, id: id), appendingTo: &output)
     }
 }

@@ -32,8 +32,6 @@ public enum KeyRing {
         public static let `default` = Parameters(n: 1 << 15, r: 8, p: 1)
     }
 
-    static let aad = Array("key slot".utf8)
-
     /// Writes a new slot for `material` under `passphrase`; returns the slot's name.
     static func addSlot(material: MasterKeyMaterial, passphrase: [UInt8], backend: any Backend,
                         parameters: Parameters = .default) throws(RepositoryError) -> String {
@@ -45,7 +43,7 @@ public enum KeyRing {
         } catch {
             throw RepositoryError(.io, "deriving the key from the passphrase failed: \(error)")
         }
-        let sealed = Envelope.seal(material.encoded(), key: wrapping, aad: aad)
+        let sealed = Envelope.seal(material.encoded(), key: wrapping, aad: AdditionalData.keySlot)
         let slot = KeySlot(created: Clock.now(), hostname: Accounts.hostName, username: Accounts.currentUserName,
                            n: parameters.n, r: parameters.r, p: parameters.p, salt: salt, data: sealed)
         let bytes = slot.encoded()
@@ -100,7 +98,7 @@ public enum KeyRing {
             }
             let plain: [UInt8]
             do {
-                plain = try Envelope.open(data, key: wrapping, aad: aad)
+                plain = try Envelope.open(data, key: wrapping, aad: AdditionalData.keySlot)
             } catch where error.code == .authenticationFailed {
                 continue   // the one failure that means "not this passphrase"
             } catch {

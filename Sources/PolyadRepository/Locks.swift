@@ -36,7 +36,7 @@ extension Repository {
         }
         let record = LockRecord(time: Clock.now(), hostname: host, username: Accounts.currentUserName, pid: getpid(),
                                 exclusive: exclusive, operation: operation)
-        let name = try saveObject(.locks, record.encoded(), aad: Self.lockAAD)
+        let name = try saveObject(.locks, record.encoded(), aad: AdditionalData.lock)
         return StoreLock(repository: self, name: name)
     }
 
@@ -48,7 +48,7 @@ extension Repository {
     private func lockRecord(_ handle: ObjectHandle) throws(RepositoryError) -> LockRecord? {
         let plain: [UInt8]
         do {
-            plain = try loadObject(handle, aad: Self.lockAAD)
+            plain = try loadObject(handle, aad: AdditionalData.lock)
         } catch where error.code == .damaged {
             return nil   // damaged, or gone since the listing (loadObject reports a missing object as damage)
         }

@@ -51,6 +51,6 @@ struct PackReader {
     }
 
     private func openHeader(_ sealed: [UInt8]) throws -> PackHeader {
-        try PackHeader(decoding: try Envelope.open(sealed, key: repository.key.encryptionKey, aad: Repository.packHeaderAAD))
+        try PackHeader(decoding: try Envelope.open(sealed, key: repository.key.encryptionKey, aad: AdditionalData.packHeader))
     }
 }

@@ -59,7 +59,7 @@ final class Packer: Sendable {
     private func store(_ pack: consuming Open) throws(RepositoryError) {
         var pack = pack
         let header = Envelope.seal(PackHeader(entries: pack.entries).encoded(), key: repository.key.encryptionKey,
-                                   aad: Repository.packHeaderAAD)
+                                   aad: AdditionalData.packHeader)
         // The pack's buffer is uniquely owned here, so the header is appended in place (no 16 MiB copy).
         pack.bytes.append(contentsOf: header)
         pack.bytes.append(contentsOf: PackLayout.trailer(headerLength: header.count))
@@ -81,11 +81,11 @@ extension Repository {
             batch.append(p)
             count += p.entries.count
             if count >= 20_000 {
-                try saveObject(.index, IndexFile(packs: batch).encoded(), aad: Self.indexAAD)
+                try saveObject(.index, IndexFile(packs: batch).encoded(), aad: AdditionalData.index)
                 batch = []
                 count = 0
             }
         }
-        if !batch.isEmpty { try saveObject(.index, IndexFile(packs: batch).encoded(), aad: Self.indexAAD) }
+        if !batch.isEmpty { try saveObject(.index, IndexFile(packs: batch).encoded(), aad: AdditionalData.index) }
     }
 }

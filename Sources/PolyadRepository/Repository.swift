@@ -39,12 +39,6 @@ public final class Repository: Sendable {
                                                         maxSize: config.chunkerMaxSize))
     }
 
-    static let configAAD = Array("config".utf8)
-    static let indexAAD = Array("index".utf8)
-    static let snapshotAAD = Array("snapshot".utf8)
-    static let lockAAD = Array("lock".utf8)
-    static let packHeaderAAD = Array("pack header".utf8)
-
     // MARK: Creating and opening
 
     /// Creates a new store on `backend` with one key slot for `passphrase`.
@@ -70,7 +64,7 @@ public final class Repository: Sendable {
         let config = StoreConfig(id: SecureRandom.bytes(16).hexString, chunkerMinSize: params.minSize,
                                  chunkerAverageSize: params.averageSize, chunkerMaxSize: params.maxSize,
                                  created: Clock.now())
-        let sealed = Envelope.seal(config.encoded(), key: material.encryptionKey, aad: configAAD)
+        let sealed = Envelope.seal(config.encoded(), key: material.encryptionKey, aad: AdditionalData.config)
         try KeyRing.save(backend, ObjectHandle(kind: .config, name: "config"), sealed)
         return Repository(backend: backend, key: MasterKey(material: material, slot: slot), config: config)
     }
@@ -90,7 +84,7 @@ public final class Repository: Sendable {
         let sealed = try KeyRing.load(backend, ObjectHandle(kind: .config, name: "config"))
         let config: StoreConfig
         do {
-            config = try StoreConfig(decoding: try Envelope.open(sealed, key: key.encryptionKey, aad: configAAD))
+            config = try StoreConfig(decoding: try Envelope.open(sealed, key: key.encryptionKey, aad: AdditionalData.config))
         } catch let e as FormatError {
             throw RepositoryError(.damaged, "the store's config: \(e)")
         } catch {
@@ -143,7 +137,7 @@ public final class Repository: Sendable {
         index.load(count: files.count, estimatedEntries: estimate) { i in
             let info = files[i]
             do {
-                let plain = try loadObject(info.handle, aad: Self.indexAAD)
+                let plain = try loadObject(info.handle, aad: AdditionalData.index)
                 return try IndexFile(decoding: plain).packs.map { (pack: $0.id, entries: $0.entries) }
             } catch let e as RepositoryError where e.code != .damaged {
                 failure.withLock { $0 = $0 ?? e }
@@ -213,21 +207,7 @@ public final class Repository: Sendable {
 
     /// Opens a sealed blob read from its pack.
     func openBlob(_ sealed: [UInt8], id: Hash256, location loc: BlobLocation) throws(RepositoryError) -> [UInt8] {
-        let plain: [UInt8]
-        do {
-            plain = try Envelope.open(sealed, key: key.encryptionKey, aad: Envelope.blobAAD(type: loc.type, id: id))
-        } catch {
-            throw RepositoryError.damaged("data/\(loc.pack.hash.hex)",
-                                          "\(loc.type) blob \(id.shortHex) at offset \(loc.offset) does not authenticate")
-        }
-        if plain.count == Int(loc.rawLength) { return plain }
-        var out = [UInt8]()
-        do {
-            try plain.withUnsafeBytes { b in try Zlib.decompress(b, expectedSize: Int(loc.rawLength), appendingTo: &out) }
-        } catch {
-            throw RepositoryError.damaged("data/\(loc.pack.hash.hex)", "blob \(id.shortHex) does not decompress: \(error)")
-        }
-        return out
+        try BlobCodec.decode(sealed, key: key.encryptionKey, id: id, location: loc)
     }
 
     /// Loads and decodes a tree.
@@ -245,7 +225,7 @@ public final class Repository: Sendable {
         var out = [(id: SnapshotID, snapshot: Snapshot)]()
         for info in try list(.snapshots) {
             guard let h = Hash256(hex: info.handle.name) else { continue }
-            let plain = try loadObject(info.handle, aad: Self.snapshotAAD)
+            let plain = try loadObject(info.handle, aad: AdditionalData.snapshot)
             do {
                 out.append((SnapshotID(h), try Snapshot(decoding: plain)))
             } catch {
@@ -262,7 +242,7 @@ public final class Repository: Sendable {
 
     /// Loads and decrypts one snapshot.
     public func loadSnapshot(_ id: SnapshotID) throws(RepositoryError) -> Snapshot {
-        let plain = try loadObject(ObjectHandle(kind: .snapshots, name: id.hash.hex), aad: Self.snapshotAAD)
+        let plain = try loadObject(ObjectHandle(kind: .snapshots, name: id.hash.hex), aad: AdditionalData.snapshot)
         do { return try Snapshot(decoding: plain) } catch {
             throw RepositoryError.damaged("snapshots/\(id.hash.hex)", "\(error)")
         }
@@ -270,7 +250,7 @@ public final class Repository: Sendable {
 
     /// Stores a snapshot; returns its id.
     public func saveSnapshot(_ snapshot: Snapshot) throws(RepositoryError) -> SnapshotID {
-        SnapshotID(try saveObject(.snapshots, snapshot.encoded(), aad: Self.snapshotAAD))
+        SnapshotID(try saveObject(.snapshots, snapshot.encoded(), aad: AdditionalData.snapshot))
     }
 
     /// Finds a snapshot by "latest", a full id or a unique prefix of at least 4 hex digits.

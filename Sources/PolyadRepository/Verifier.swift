@@ -87,7 +87,7 @@ public final class Verifier {
             guard let h = Hash256(hex: info.handle.name) else { continue }
             if let only = options.snapshot, only.hash != h { continue }
             do {
-                let plain = try repository.loadObject(info.handle, aad: Repository.snapshotAAD)
+                let plain = try repository.loadObject(info.handle, aad: AdditionalData.snapshot)
                 snapshots.append((SnapshotID(h), try Snapshot(decoding: plain)))
             } catch {
                 damage("snapshots/\(info.handle.name)", "\(error)")

@@ -258,7 +258,7 @@ final class ErrorCauseTests: XCTestCase {
         let salt = Array(repeating: UInt8(3), count: 32)
         let wrapping = try KeyDerivation.scrypt(passphrase: Array("pw".utf8), salt: salt, n: 1024, r: 8, p: 1,
                                                 length: 32)
-        let sealed = Envelope.seal(Array(repeating: 0, count: 97), key: wrapping, aad: KeyRing.aad)
+        let sealed = Envelope.seal(Array(repeating: 0, count: 97), key: wrapping, aad: AdditionalData.keySlot)
         let slot = KeySlot(created: Timestamp(seconds: 1, nanoseconds: 0), hostname: "h", username: "u", n: 1024, r: 8,
                            p: 1, salt: salt, data: sealed)
         let name = try store.addSlot(slot.encoded())

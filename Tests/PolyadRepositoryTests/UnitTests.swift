@@ -27,8 +27,8 @@ final class EnvelopeTests: XCTestCase {
             var out = [UInt8]()
             [UInt8]([1, 2, 3]).withUnsafeBytes { sealer.seal($0, type: .data, id: id, appendingTo: &out) }
             XCTAssertTrue(nonces.insert(Array(out[17..<29])).inserted)
-            XCTAssertEqual(try Envelope.open(out, key: key, aad: Envelope.blobAAD(type: .data, id: id)), [1, 2, 3])
-            XCTAssertThrowsError(try Envelope.open(out, key: key, aad: Envelope.blobAAD(type: .tree, id: id)))
+            XCTAssertEqual(try Envelope.open(out, key: key, aad: AdditionalData.blob(type: .data, id: id)), [1, 2, 3])
+            XCTAssertThrowsError(try Envelope.open(out, key: key, aad: AdditionalData.blob(type: .tree, id: id)))
         }
     }
 }

@@ -165,7 +165,7 @@ final class VerifyBlameTests: XCTestCase {
         XCTAssertEqual(packFiles, backups[0].packsWritten.union(backups[1].packsWritten))
         var listed = Set<PackID>()
         for info in try repo.backend.list(.index) {
-            let file = try IndexFile(decoding: repo.loadObject(info.handle, aad: Repository.indexAAD))
+            let file = try IndexFile(decoding: repo.loadObject(info.handle, aad: AdditionalData.index))
             listed.formUnion(file.packs.map(\.id))
         }
         XCTAssertEqual(listed, packFiles, "the index files list every pack")

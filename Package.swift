@@ -37,13 +37,20 @@ let package = Package(
 
         // Core.
         .target(name: "PolyadCrypto", dependencies: ["CCryptoShim", "PolyadFileSystem"], swiftSettings: swiftSettings),
-        .target(name: "PolyadCompression", dependencies: ["CZlibShim", "PolyadFileSystem"], swiftSettings: swiftSettings),
+        .target(
+            name: "PolyadCompression",
+            dependencies: ["CZlibShim", "PolyadFileSystem"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "PolyadChunker", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
-        .target(name: "PolyadConfig", dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
-                swiftSettings: swiftSettings),
+        .target(
+            name: "PolyadConfig",
+            dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
 
         // Repository: the library API.
         .target(
@@ -52,47 +59,99 @@ let package = Package(
                 "PolyadCrypto", "PolyadCompression", "PolyadChunker", "PolyadFileSystem", "PolyadFormat",
                 "PolyadStorage",
             ],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings
+        ),
 
         // Service: BackupManager (the library API), the backend factory, statistics and local state.
         .target(
             name: "PolyadService",
             dependencies: ["PolyadRepository", "PolyadConfig", "PolyadStorage", "PolyadFormat", "PolyadFileSystem"],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings
+        ),
 
         // The mount's filesystem model (no FUSE types: testable on its own).
-        .target(name: "PolyadMount", dependencies: ["PolyadService", "PolyadRepository", "PolyadFormat", "PolyadCrypto",
-                                                    "PolyadFileSystem", "PolyadStorage"],
-                swiftSettings: swiftSettings),
+        .target(
+            name: "PolyadMount",
+            dependencies: [
+                "PolyadService", "PolyadRepository", "PolyadFormat", "PolyadCrypto",
+                "PolyadFileSystem", "PolyadStorage",
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // Features.
         .executableTarget(
             name: "polyadfs",
-            dependencies: ["PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim"],
-            swiftSettings: swiftSettings),
+            dependencies: [
+                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim",
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "polyad",
             dependencies: [
                 "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings
+        ),
 
         // Tests: one target per module, plus the CLI integration tests that run the built binary.
         // Test data shared by the test targets.
-        .target(name: "PolyadTestSupport", dependencies: ["PolyadFileSystem"], path: "Tests/PolyadTestSupport",
-                swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadCryptoTests", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadCompressionTests", dependencies: ["PolyadCompression", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadChunkerTests", dependencies: ["PolyadChunker", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadFileSystemTests", dependencies: ["PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
+        .target(
+            name: "PolyadTestSupport",
+            dependencies: ["PolyadFileSystem"],
+            path: "Tests/PolyadTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadCryptoTests",
+            dependencies: ["PolyadCrypto", "PolyadFormat"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadCompressionTests",
+            dependencies: ["PolyadCompression", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadChunkerTests",
+            dependencies: ["PolyadChunker", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadFileSystemTests",
+            dependencies: ["PolyadFileSystem", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadStorageTests", dependencies: ["PolyadStorage", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadConfigTests", dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadRepositoryTests", dependencies: ["PolyadService", "PolyadRepository", "PolyadConfig", "PolyadTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadMountTests", dependencies: ["PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig",
-                                                            "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport"],
-                    swiftSettings: swiftSettings),
-        .testTarget(name: "PolyadCLITests", dependencies: ["PolyadFileSystem", "PolyadTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PolyadStorageTests",
+            dependencies: ["PolyadStorage", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadConfigTests",
+            dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadRepositoryTests",
+            dependencies: ["PolyadService", "PolyadRepository", "PolyadConfig", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadMountTests",
+            dependencies: [
+                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig",
+                "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadCLITests",
+            dependencies: ["PolyadFileSystem", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -56,8 +56,13 @@ public final class ChunkReader {
     ///   - length: How many bytes to read at most.
     ///   - chunker: Decides the cut points.
     ///   - bufferSize: The block size; raised to `2 * maxSize` if smaller, lowered to `length` if larger.
-    public init(fileDescriptor: Int32, offset: Int64, length: Int64, chunker: Chunker,
-                bufferSize: Int = ChunkReader.defaultBufferSize) {
+    public init(
+        fileDescriptor: Int32,
+        offset: Int64,
+        length: Int64,
+        chunker: Chunker,
+        bufferSize: Int = ChunkReader.defaultBufferSize
+    ) {
         precondition(offset >= 0 && length >= 0, "ChunkReader: offset and length must not be negative")
         self.fileDescriptor = fileDescriptor
         self.chunker = chunker
@@ -85,7 +90,9 @@ public final class ChunkReader {
                 if let length = chunker.nextCut(in: available, isFinal: reachedEnd) {
                     let chunk = [UInt8](unsafeUninitializedCapacity: length) { storage, initialized in
                         storage.baseAddress!.initialize(
-                            from: (buffer + start).assumingMemoryBound(to: UInt8.self), count: length)
+                            from: (buffer + start).assumingMemoryBound(to: UInt8.self),
+                            count: length
+                        )
                         initialized = length
                     }
                     start += length
@@ -119,8 +126,10 @@ public final class ChunkReader {
             let count: Int
             do {
                 count = try FileSystem.pread(
-                    fileDescriptor, into: UnsafeMutableRawBufferPointer(start: base + end, count: want),
-                    offset: readOffset)
+                    fileDescriptor,
+                    into: UnsafeMutableRawBufferPointer(start: base + end, count: want),
+                    offset: readOffset
+                )
             } catch {
                 throw ChunkReaderError(errno: error.errno, message: "read at offset \(readOffset)")
             }
@@ -138,8 +147,12 @@ public final class ChunkReader {
         } else {
             // Ask the kernel to fetch the next block while this one is chunked and hashed, so that a cold
             // read overlaps with the work on the data already here.
-            _ = posix_fadvise(fileDescriptor, off_t(readOffset), off_t(min(Int64(capacity), remaining)),
-                              Int32(POSIX_FADV_WILLNEED))
+            _ = posix_fadvise(
+                fileDescriptor,
+                off_t(readOffset),
+                off_t(min(Int64(capacity), remaining)),
+                Int32(POSIX_FADV_WILLNEED)
+            )
         }
     }
 }

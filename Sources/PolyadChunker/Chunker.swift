@@ -22,10 +22,14 @@ public struct ChunkerParameters: Sendable, Equatable {
     ///   1 and 2^61.
     public init(minSize: Int, averageSize: Int, maxSize: Int) {
         precondition(minSize >= 0, "ChunkerParameters: minSize must not be negative")
-        precondition(minSize <= averageSize && averageSize <= maxSize,
-                     "ChunkerParameters: need minSize <= averageSize <= maxSize")
-        precondition(averageSize > 0 && averageSize & (averageSize - 1) == 0 && averageSize <= 1 << 61,
-                     "ChunkerParameters: averageSize must be a power of two")
+        precondition(
+            minSize <= averageSize && averageSize <= maxSize,
+            "ChunkerParameters: need minSize <= averageSize <= maxSize"
+        )
+        precondition(
+            averageSize > 0 && averageSize & (averageSize - 1) == 0 && averageSize <= 1 << 61,
+            "ChunkerParameters: averageSize must be a power of two"
+        )
         self.minSize = minSize
         self.averageSize = averageSize
         self.maxSize = maxSize
@@ -167,8 +171,14 @@ public struct Chunker: Sendable {
     /// Two bytes per iteration: `h2 = 4h + (2 g0 + g1)` does not wait for `h1 = 2h + g0`, which halves the
     /// length of the dependency chain; both are tested, so the result equals the byte-at-a-time definition.
     @inline(__always)
-    private static func scan(_ bytes: UnsafePointer<UInt8>, _ gear: UnsafePointer<UInt64>, _ hash: inout UInt64,
-                             _ i: inout Int, _ limit: Int, _ mask: UInt64) -> Int? {
+    private static func scan(
+        _ bytes: UnsafePointer<UInt8>,
+        _ gear: UnsafePointer<UInt64>,
+        _ hash: inout UInt64,
+        _ i: inout Int,
+        _ limit: Int,
+        _ mask: UInt64
+    ) -> Int? {
         var h = hash
         var j = i
         while j &+ 1 < limit {

@@ -150,13 +150,17 @@ final class InflateStream: @unchecked Sendable {
                     return .failed(
                         CompressionError(
                             code: .sizeMismatch,
-                            detail: "the stream holds \(totalOut) bytes, \(expected) were expected"))
+                            detail: "the stream holds \(totalOut) bytes, \(expected) were expected"
+                        )
+                    )
                 }
                 if totalIn != input.count {
                     return .failed(
                         CompressionError(
                             code: .corruptInput,
-                            detail: "\(input.count - totalIn) unexpected bytes follow the end of the stream"))
+                            detail: "\(input.count - totalIn) unexpected bytes follow the end of the stream"
+                        )
+                    )
                 }
                 return .done
             case Z_OK:
@@ -166,14 +170,20 @@ final class InflateStream: @unchecked Sendable {
                 return .failed(
                     CompressionError(
                         code: .corruptInput,
-                        detail: "the stream is truncated after \(totalOut) of \(expected) bytes"))
+                        detail: "the stream is truncated after \(totalOut) of \(expected) bytes"
+                    )
+                )
             case Z_BUF_ERROR where totalOut == expected && s.pointee.avail_out == 0:
                 return .failed(
                     CompressionError(
-                        code: .sizeMismatch, detail: "the stream holds more than the \(expected) bytes expected"))
+                        code: .sizeMismatch,
+                        detail: "the stream holds more than the \(expected) bytes expected"
+                    )
+                )
             case Z_DATA_ERROR, Z_NEED_DICT:
                 return .failed(
-                    CompressionError(code: .corruptInput, zlibStatus: status, detail: "inflate: \(message(s))"))
+                    CompressionError(code: .corruptInput, zlibStatus: status, detail: "inflate: \(message(s))")
+                )
             default:
                 return .failed(CompressionError(code: .zlib, zlibStatus: status, detail: "inflate: \(message(s))"))
             }
@@ -235,7 +245,8 @@ let inflatePool = StreamPool<InflateStream>(limit: 8)
 extension DeflateStream {
     /// Runs `body` with a ready stream for `parameters` from the pool (or a new one), then returns it.
     static func withStream<T>(
-        _ parameters: DeflateParameters, _ body: (DeflateStream) -> (T, reusable: Bool)
+        _ parameters: DeflateParameters,
+        _ body: (DeflateStream) -> (T, reusable: Bool)
     ) throws(CompressionError) -> T {
         let stream: DeflateStream
         if let idle = deflatePool.take(where: { $0.parameters == parameters }) {

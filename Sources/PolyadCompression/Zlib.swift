@@ -14,7 +14,9 @@ public enum Zlib {
     ///
     /// The corresponding C functions are `deflateInit2` and `deflate`.
     public static func compress(
-        _ input: UnsafeRawBufferPointer, level: Int32, appendingTo output: inout [UInt8]
+        _ input: UnsafeRawBufferPointer,
+        level: Int32,
+        appendingTo output: inout [UInt8]
     ) throws(CompressionError) -> Bool {
         guard (0...9).contains(level) else { throw CompressionError(code: .invalidLevel, detail: "\(level)") }
         let budget = input.count - 1
@@ -56,7 +58,9 @@ public enum Zlib {
     ///
     /// The corresponding C functions are `inflateInit2` and `inflate`.
     public static func decompress(
-        _ input: UnsafeRawBufferPointer, expectedSize: Int, appendingTo output: inout [UInt8]
+        _ input: UnsafeRawBufferPointer,
+        expectedSize: Int,
+        appendingTo output: inout [UInt8]
     ) throws(CompressionError) {
         guard expectedSize >= 0 else {
             throw CompressionError(code: .sizeMismatch, detail: "the expected size \(expectedSize) is negative")
@@ -67,7 +71,8 @@ public enum Zlib {
             throw CompressionError(
                 code: .sizeMismatch,
                 detail: "\(expectedSize) bytes were expected from \(input.count) compressed bytes, more than "
-                    + "deflate can encode")
+                    + "deflate can encode"
+            )
         }
         var failure: CompressionError?
         try InflateStream.withStream { stream in

@@ -35,7 +35,11 @@ extension Configuration {
     }
 
     /// ``locate(explicit:environment:)`` with the current directory given (`./mount.conf` is looked up in it).
-    public static func locate(explicit: String?, environment: [String: String], currentDirectory: String)
+    public static func locate(
+        explicit: String?,
+        environment: [String: String],
+        currentDirectory: String
+    )
         -> String
     {
         let candidates = candidates(explicit: explicit, environment: environment, currentDirectory: currentDirectory)
@@ -44,7 +48,11 @@ extension Configuration {
 
     /// The paths searched, in order: just the explicit path or `$POLYAD_CONFIG` when given, else
     /// `<currentDirectory>/mount.conf` and `/etc/polyad/mount.conf`.
-    static func candidates(explicit: String?, environment: [String: String], currentDirectory: String?)
+    static func candidates(
+        explicit: String?,
+        environment: [String: String],
+        currentDirectory: String?
+    )
         -> [String]
     {
         if let explicit { return [explicit] }
@@ -61,16 +69,23 @@ extension Configuration {
         let config = try parse(text, file: path)
         if mode & 0o077 != 0, let secret = config.secretLocations.first {
             throw ConfigError(
-                file: path, line: secret.line, column: secret.column, key: secret.key,
+                file: path,
+                line: secret.line,
+                column: secret.column,
+                key: secret.key,
                 message: "this file holds a secret but group or others have access to it (mode "
                     + octal(mode & 0o777) + "); run `chmod 600 \(path)`, or move the secret out of the file "
-                    + "(encryption_key_file, encryption_key_command or POLYAD_PASSWORD)")
+                    + "(encryption_key_file, encryption_key_command or POLYAD_PASSWORD)"
+            )
         }
         return config
     }
 
     /// The file's text and permission bits, once the file has passed the trust check.
-    private static func readConfigFile(_ path: String, searched: [String]?) throws(ConfigError)
+    private static func readConfigFile(
+        _ path: String,
+        searched: [String]?
+    ) throws(ConfigError)
         -> (text: String, mode: mode_t)
     {
         let shown = PathText.display(path)
@@ -86,10 +101,13 @@ extension Configuration {
                     file: path,
                     message: "no config file here\(tried). Polyad reads -c/--config, else $POLYAD_CONFIG, else "
                         + "./mount.conf, else \(systemConfigFile); `polyad init` needs one naming the store "
-                        + "(`backup:` with `local_dir` and/or `s3_bucket`)")
+                        + "(`backup:` with `local_dir` and/or `s3_bucket`)"
+                )
             case .system(let code):
                 throw ConfigError(
-                    file: path, message: "cannot read the config file: \(String(cString: strerror(code)))")
+                    file: path,
+                    message: "cannot read the config file: \(String(cString: strerror(code)))"
+                )
             case .notRegularFile:
                 throw ConfigError(file: path, message: "is not a regular file; give the path of the config file")
             case .tooLarge:
@@ -145,7 +163,7 @@ enum SmallFile {
         }
         do {
             return (try FileSystem.readToEnd(fd, limit: limit), mode_t(status.permissions))
-        } catch where error.errno == EFBIG {
+        } catch  where error.errno == EFBIG {
             throw .tooLarge
         } catch {
             throw .system(error.errno)

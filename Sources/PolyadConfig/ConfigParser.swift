@@ -40,7 +40,10 @@ struct ConfigParser {
         }
         guard case .mapping = root else {
             throw failure(
-                at: root, key: nil, "expected sections such as `backup:` at the top level, found \(describe(root))")
+                at: root,
+                key: nil,
+                "expected sections such as `backup:` at the top level, found \(describe(root))"
+            )
         }
         var config = Configuration(file: absoluteFile)
         var backupKey: Node?
@@ -61,8 +64,10 @@ struct ConfigParser {
         }
         guard config.localDirectory != nil || config.s3Bucket != nil else {
             throw failure(
-                at: backupKey, key: "backup",
-                "no store location: set `local_dir` (a folder) and/or `s3_bucket` (both: a mirror)")
+                at: backupKey,
+                key: "backup",
+                "no store location: set `local_dir` (a folder) and/or `s3_bucket` (both: a mirror)"
+            )
         }
         return config
     }
@@ -162,8 +167,10 @@ struct ConfigParser {
                     let names = LogLevel.allCases.map(\.rawValue)
                     let hint = Suggestions.closest(to: name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
                     throw failure(
-                        at: entry.value, key: entry.path,
-                        "unknown level '\(name)'\(hint); use one of \(names.joined(separator: ", "))")
+                        at: entry.value,
+                        key: entry.path,
+                        "unknown level '\(name)'\(hint); use one of \(names.joined(separator: ", "))"
+                    )
                 }
                 config.log.level = level
             case "file": config.log.file = try path(entry)
@@ -180,8 +187,10 @@ struct ConfigParser {
         if node.isNull { return [] }
         guard case .mapping(let mapping) = node else {
             throw failure(
-                at: node, key: section,
-                "expected a section of indented `key: value` lines, found \(describe(node))")
+                at: node,
+                key: section,
+                "expected a section of indented `key: value` lines, found \(describe(node))"
+            )
         }
         let allowed = section.map { Schema.keys[$0] ?? [] } ?? Schema.sections
         var result: [Entry] = []
@@ -230,8 +239,10 @@ struct ConfigParser {
         }
         if scalar.string.utf8.contains(0) {
             throw failure(
-                at: entry.value, key: entry.path,
-                "contains a NUL character (\\0), which no path or name can hold; remove it")
+                at: entry.value,
+                key: entry.path,
+                "contains a NUL character (\\0), which no path or name can hold; remove it"
+            )
         }
         if !allowEmpty, scalar.string.isEmpty {
             throw failure(at: entry.value, key: entry.path, "must not be empty")
@@ -244,8 +255,10 @@ struct ConfigParser {
         let value = try text(entry)
         if value.hasPrefix("~") {
             throw failure(
-                at: entry.value, key: entry.path,
-                "`~` is not expanded here; write an absolute path, or one relative to the config file's folder")
+                at: entry.value,
+                key: entry.path,
+                "`~` is not expanded here; write an absolute path, or one relative to the config file's folder"
+            )
         }
         return Paths.resolve(value, against: folder)
     }
@@ -374,7 +387,8 @@ struct ConfigParser {
             throw ConfigError(
                 file: file,
                 message: "the YAML uses aliases (*alias) and every private-use character, so its aliases cannot be "
-                    + "checked; a mount.conf needs neither")
+                    + "checked; a mount.conf needs neither"
+            )
         }
         let markerBytes = Array(String(marker).utf8)
         var copy: [UInt8] = []
@@ -533,15 +547,22 @@ struct ConfigParser {
                 column = prefix.split(separator: "\n", omittingEmptySubsequences: false).last.map { $0.count + 1 }
             }
             return ConfigError(
-                file: file, line: line, column: column, message: "cannot read the file as YAML text: \(problem)")
+                file: file,
+                line: line,
+                column: column,
+                message: "cannot read the file as YAML text: \(problem)"
+            )
         case .duplicatedKeysInMapping(let duplicates, let context):
             let names = duplicates.map { name in
                 let shown = marker.map { name.replacing(String($0), with: "*") } ?? name
                 return "'\(shown)'"
             }.joined(separator: ", ")
             return ConfigError(
-                file: file, line: context.mark.line, column: context.mark.column,
-                message: "the key \(names) appears more than once in one section; keep one")
+                file: file,
+                line: context.mark.line,
+                column: context.mark.column,
+                message: "the key \(names) appears more than once in one section; keep one"
+            )
         default:
             return ConfigError(file: file, message: "cannot parse the YAML")
         }

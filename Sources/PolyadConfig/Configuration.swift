@@ -71,12 +71,19 @@ public struct Configuration: Sendable {
 
     /// Creates a configuration in code, with the same defaults as an empty `backup:` section.
     public init(
-        file: String = "", localDirectory: String? = nil, s3Bucket: String? = nil, retentionDays: Int? = nil,
+        file: String = "",
+        localDirectory: String? = nil,
+        s3Bucket: String? = nil,
+        retentionDays: Int? = nil,
         cleanupInterval: Int = Configuration.defaultCleanupInterval,
-        compressionLevel: Int = Configuration.defaultCompressionLevel, verifyIntegrity: Bool = true,
-        packSizeMiB: Int = Configuration.defaultPackSizeMiB, passphraseSource: PassphraseSource = .none,
-        keyCommandTimeout: Int = Configuration.defaultKeyCommandTimeout, s3: S3Settings = S3Settings(),
-        mount: MountSettings = MountSettings(), retention: RetentionPolicy = RetentionPolicy(),
+        compressionLevel: Int = Configuration.defaultCompressionLevel,
+        verifyIntegrity: Bool = true,
+        packSizeMiB: Int = Configuration.defaultPackSizeMiB,
+        passphraseSource: PassphraseSource = .none,
+        keyCommandTimeout: Int = Configuration.defaultKeyCommandTimeout,
+        s3: S3Settings = S3Settings(),
+        mount: MountSettings = MountSettings(),
+        retention: RetentionPolicy = RetentionPolicy(),
         log: LogSettings = LogSettings()
     ) {
         self.file = file
@@ -142,6 +149,8 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
                 "compressionLevel": compressionLevel, "verifyIntegrity": verifyIntegrity, "packSizeMiB": packSizeMiB,
                 "passphraseSource": passphraseSource, "keyCommandTimeout": keyCommandTimeout, "s3": s3,
                 "mount": mount, "retention": retention, "log": log,
-            ], displayStyle: .struct)
+            ],
+            displayStyle: .struct
+        )
     }
 }

@@ -28,7 +28,9 @@ enum FileTrust {
         do {
             real = try FileSystem.realPath(path)
         } catch {
-            throw Untrusted(message: "cannot resolve \(what) \(PathBytes.display(path)) to check who may change it: \(error.reason)")
+            throw Untrusted(
+                message: "cannot resolve \(what) \(PathBytes.display(path)) to check who may change it: \(error.reason)"
+            )
         }
         try checkFolders(above: real, what: what)
     }
@@ -47,7 +49,9 @@ enum FileTrust {
             do {
                 status = try FileSystem.lstat(folder)
             } catch {
-                throw Untrusted(message: "cannot check the folder \(PathBytes.display(folder)) above \(what): \(error.reason)")
+                throw Untrusted(
+                    message: "cannot check the folder \(PathBytes.display(folder)) above \(what): \(error.reason)"
+                )
             }
             if let problem = problem(status, path: folder, what: "the folder", isFolder: true) {
                 throw Untrusted(message: problem + " (it holds \(what) \(PathBytes.display(path)))")
@@ -70,7 +74,8 @@ enum FileTrust {
         let sticky = status.permissions & UInt32(S_ISVTX) != 0
         if writableByOthers && !(isFolder && sticky) {
             let mode = String(status.permissions & 0o7777, radix: 8)
-            return "\(what) \(shown) can be written by group or others (mode \(String(repeating: "0", count: max(0, 4 - mode.count)) + mode)), "
+            return
+                "\(what) \(shown) can be written by group or others (mode \(String(repeating: "0", count: max(0, 4 - mode.count)) + mode)), "
                 + "so another user could make polyad run their commands; run `chmod go-w \(shown)`"
         }
         return nil

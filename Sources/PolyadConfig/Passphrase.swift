@@ -33,7 +33,8 @@ extension Configuration {
                 file: file,
                 message: "no passphrase given: set `encryption_key`, `encryption_key_file` or "
                     + "`encryption_key_command` under `backup:` in this file, or the POLYAD_PASSWORD environment "
-                    + "variable")
+                    + "variable"
+            )
         }
     }
 
@@ -46,8 +47,12 @@ extension Configuration {
 
     private func passphraseError(_ message: String) -> ConfigError {
         ConfigError(
-            file: file, line: passphraseLocation?.line, column: passphraseLocation?.column,
-            key: passphraseLocation?.key, message: message)
+            file: file,
+            line: passphraseLocation?.line,
+            column: passphraseLocation?.column,
+            key: passphraseLocation?.key,
+            message: message
+        )
     }
 
     private func readKeyFile(_ path: String) throws(ConfigError) -> [UInt8] {
@@ -56,7 +61,10 @@ extension Configuration {
         let mode: mode_t
         do {
             (bytes, mode) = try SmallFile.read(
-                PathText.bytes(path), limit: Configuration.maximumSecretSize, what: "the key file")
+                PathText.bytes(path),
+                limit: Configuration.maximumSecretSize,
+                what: "the key file"
+            )
         } catch {
             switch error {
             case .system(ENOENT), .system(ENOTDIR):
@@ -74,7 +82,8 @@ extension Configuration {
         guard mode & 0o077 == 0 else {
             throw passphraseError(
                 "the key file \(shown) is open to group or others (mode \(octal(mode & 0o777))); "
-                    + "run `chmod 600 \(shown)`")
+                    + "run `chmod 600 \(shown)`"
+            )
         }
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         guard !bytes.isEmpty else {
@@ -94,10 +103,15 @@ extension Configuration {
         do {
             real = try FileSystem.realPath(PathBytes.parent(bytes))
         } catch {
-            throw passphraseError("the folder of the key file \(PathText.display(path)) cannot be used: \(error.reason)")
+            throw passphraseError(
+                "the folder of the key file \(PathText.display(path)) cannot be used: \(error.reason)"
+            )
         }
         do {
-            try FileTrust.checkFolders(above: PathBytes.join(real, PathBytes.lastComponent(bytes)), what: "the key file")
+            try FileTrust.checkFolders(
+                above: PathBytes.join(real, PathBytes.lastComponent(bytes)),
+                what: "the key file"
+            )
         } catch {
             throw passphraseError(error.message)
         }
@@ -132,8 +146,12 @@ extension Configuration {
         let outcome: Subprocess.Outcome
         do {
             outcome = try Subprocess.run(
-                Configuration.shell, arguments: [Array("-c".utf8), Array(command.utf8)], environment: variables,
-                timeoutSeconds: keyCommandTimeout, outputLimit: Configuration.maximumSecretSize)
+                Configuration.shell,
+                arguments: [Array("-c".utf8), Array(command.utf8)],
+                environment: variables,
+                timeoutSeconds: keyCommandTimeout,
+                outputLimit: Configuration.maximumSecretSize
+            )
         } catch {
             throw passphraseError("cannot run the key command: \(error.reason)")
         }
@@ -142,7 +160,8 @@ extension Configuration {
             throw passphraseError(
                 "the key command did not finish within \(keyCommandTimeout) s and was stopped; make it print the "
                     + "passphrase without waiting for input (its standard input is /dev/null), or raise "
-                    + "backup.encryption_key_command_timeout")
+                    + "backup.encryption_key_command_timeout"
+            )
         case .signalled(let signal):
             throw passphraseError("the key command was killed by signal \(signal)")
         case .exited(let code) where code != 0:
@@ -179,7 +198,8 @@ extension Configuration {
                 status = try FileSystem.stat(program)
             } catch {
                 throw passphraseError(
-                    "the key command's program \(PathText.display(PathText.string(program))) cannot be used: \(error.reason)")
+                    "the key command's program \(PathText.display(PathText.string(program))) cannot be used: \(error.reason)"
+                )
             }
             do {
                 try FileTrust.check(file: program, status: status, what: "the key command's program")

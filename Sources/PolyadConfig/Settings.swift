@@ -51,8 +51,12 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
 
     /// Creates S3 settings; all default to unset and virtual-host-style requests.
     public init(
-        endpoint: String? = nil, region: String? = nil, prefix: String? = nil, accessKeyID: String? = nil,
-        secretAccessKey: String? = nil, pathStyle: Bool = false
+        endpoint: String? = nil,
+        region: String? = nil,
+        prefix: String? = nil,
+        accessKeyID: String? = nil,
+        secretAccessKey: String? = nil,
+        pathStyle: Bool = false
     ) {
         self.endpoint = endpoint
         self.region = region
@@ -80,7 +84,9 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
                 "endpoint": endpoint as Any, "region": region as Any, "prefix": prefix as Any,
                 "accessKeyID": accessKeyID as Any,
                 "secretAccessKey": secretAccessKey == nil ? "nil" : "<redacted>", "pathStyle": pathStyle,
-            ], displayStyle: .struct)
+            ],
+            displayStyle: .struct
+        )
     }
 }
 
@@ -120,8 +126,12 @@ public struct RetentionPolicy: Sendable, Equatable {
 
     /// Creates a policy; every rule defaults to unused.
     public init(
-        keepLast: Int? = nil, keepHourly: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil,
-        keepMonthly: Int? = nil, keepYearly: Int? = nil
+        keepLast: Int? = nil,
+        keepHourly: Int? = nil,
+        keepDaily: Int? = nil,
+        keepWeekly: Int? = nil,
+        keepMonthly: Int? = nil,
+        keepYearly: Int? = nil
     ) {
         self.keepLast = keepLast
         self.keepHourly = keepHourly

@@ -1,5 +1,5 @@
-internal import PolyadFileSystem
 internal import CCryptoShim
+internal import PolyadFileSystem
 
 /// AES-256-GCM authenticated encryption (NIST SP 800-38D) with 12-byte nonces and 16-byte tags.
 ///
@@ -29,7 +29,10 @@ public struct AESGCM: Sendable {
     ///
     /// The corresponding C functions are `EVP_EncryptUpdate` and `EVP_EncryptFinal_ex`.
     public func seal(
-        _ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8], appendingTo output: inout [UInt8]
+        _ plaintext: UnsafeRawBufferPointer,
+        nonce: [UInt8],
+        aad: [UInt8],
+        appendingTo output: inout [UInt8]
     ) {
         precondition(nonce.count == Self.nonceSize, "AES-GCM needs a \(Self.nonceSize)-byte nonce")
         let sealed = appendInPlace(to: &output, count: plaintext.count + Self.tagSize) { out in
@@ -37,9 +40,17 @@ public struct AESGCM: Sendable {
                 nonce.withUnsafeBytes { nonce in
                     aad.withUnsafeBytes { aad in
                         polyad_aes_gcm_seal(
-                            algorithms.aes256GCM, key.baseAddress, nonce.baseAddress, nonce.count, aad.baseAddress,
-                            aad.count, plaintext.baseAddress, plaintext.count, out.baseAddress,
-                            out.baseAddress! + plaintext.count)
+                            algorithms.aes256GCM,
+                            key.baseAddress,
+                            nonce.baseAddress,
+                            nonce.count,
+                            aad.baseAddress,
+                            aad.count,
+                            plaintext.baseAddress,
+                            plaintext.count,
+                            out.baseAddress,
+                            out.baseAddress! + plaintext.count
+                        )
                     }
                 }
             }
@@ -64,13 +75,17 @@ public struct AESGCM: Sendable {
     ///
     /// The corresponding C functions are `EVP_DecryptUpdate` and `EVP_DecryptFinal_ex`.
     public func open(
-        _ sealed: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8], appendingTo output: inout [UInt8]
+        _ sealed: UnsafeRawBufferPointer,
+        nonce: [UInt8],
+        aad: [UInt8],
+        appendingTo output: inout [UInt8]
     ) throws(CryptoError) {
         precondition(nonce.count == Self.nonceSize, "AES-GCM needs a \(Self.nonceSize)-byte nonce")
         guard sealed.count >= Self.tagSize else {
             throw CryptoError(
                 code: .authenticationFailed,
-                detail: "sealed data of \(sealed.count) bytes is shorter than the \(Self.tagSize)-byte tag")
+                detail: "sealed data of \(sealed.count) bytes is shorter than the \(Self.tagSize)-byte tag"
+            )
         }
         let ciphertextCount = sealed.count - Self.tagSize
         var status: Int32 = 0
@@ -79,9 +94,17 @@ public struct AESGCM: Sendable {
                 nonce.withUnsafeBytes { nonce in
                     aad.withUnsafeBytes { aad in
                         polyad_aes_gcm_open(
-                            algorithms.aes256GCM, key.baseAddress, nonce.baseAddress, nonce.count, aad.baseAddress,
-                            aad.count, sealed.baseAddress, ciphertextCount, out.baseAddress,
-                            sealed.baseAddress! + ciphertextCount)
+                            algorithms.aes256GCM,
+                            key.baseAddress,
+                            nonce.baseAddress,
+                            nonce.count,
+                            aad.baseAddress,
+                            aad.count,
+                            sealed.baseAddress,
+                            ciphertextCount,
+                            out.baseAddress,
+                            sealed.baseAddress! + ciphertextCount
+                        )
                     }
                 }
             }

@@ -21,7 +21,12 @@ public struct HMACSHA256: Sendable {
     public func authenticationCode(for data: UnsafeRawBufferPointer) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: Self.codeSize) { buffer, initialized in
             let status = polyad_hmac_compute(
-                keyed.context, data.baseAddress, data.count, buffer.baseAddress, buffer.count)
+                keyed.context,
+                data.baseAddress,
+                data.count,
+                buffer.baseAddress,
+                buffer.count
+            )
             guard status == 1 else {
                 fatalError("\(CryptoError.openssl("HMAC-SHA256: \(takeOpenSSLError())"))")
             }

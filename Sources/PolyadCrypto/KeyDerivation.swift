@@ -28,7 +28,12 @@ public enum KeyDerivation {
     ///
     /// The corresponding C function is `EVP_PBE_scrypt`.
     public static func scrypt(
-        passphrase: [UInt8], salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, length: Int
+        passphrase: [UInt8],
+        salt: [UInt8],
+        n: UInt64,
+        r: UInt64,
+        p: UInt64,
+        length: Int
     ) throws(CryptoError) -> [UInt8] {
         guard n >= 2, n & (n - 1) == 0 else {
             throw .kdfFailed("scrypt N = \(n) must be a power of two of at least 2")
@@ -53,15 +58,25 @@ public enum KeyDerivation {
         let (memory, memoryOverflow) = v.addingReportingOverflow(b)
         guard !vOverflow, !bOverflow, !memoryOverflow, memory <= scryptMemoryLimit else {
             throw .kdfFailed(
-                "scrypt N = \(n), r = \(r), p = \(p) needs more than the \(scryptMemoryLimit >> 30) GiB limit")
+                "scrypt N = \(n), r = \(r), p = \(p) needs more than the \(scryptMemoryLimit >> 30) GiB limit"
+            )
         }
         var failure: String?
         let key = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
             let ok = passphrase.withUnsafeBytes { pass in
                 salt.withUnsafeBytes { salt in
                     polyad_scrypt(
-                        pass.baseAddress, pass.count, salt.baseAddress, salt.count, n, r, p, memory + 4096,
-                        buffer.baseAddress, buffer.count)
+                        pass.baseAddress,
+                        pass.count,
+                        salt.baseAddress,
+                        salt.count,
+                        n,
+                        r,
+                        p,
+                        memory + 4096,
+                        buffer.baseAddress,
+                        buffer.count
+                    )
                 }
             }
             if ok == 1 {

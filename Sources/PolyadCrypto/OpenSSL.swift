@@ -31,4 +31,3 @@ func takeOpenSSLError() -> String {
     guard found != 0 else { return "no OpenSSL error reported" }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
-

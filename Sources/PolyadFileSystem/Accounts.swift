@@ -19,9 +19,12 @@ public enum Accounts {
     /// The name of a user id, or nil if it has no entry.
     public static func userName(uid: UInt32) -> String? {
         if let cached = cache.withLock({ $0.userNames[uid] }) { return cached }
-        let name = lookUp({ getpwuid_r(uid_t(uid), $0, $1, $2, $3) }) { (entry: passwd) in
-            String(decoding: bytes(ofCString: entry.pw_name), as: UTF8.self)
-        }
+        let name = lookUp(
+            { getpwuid_r(uid_t(uid), $0, $1, $2, $3) },
+            read: { (entry: passwd) in
+                String(decoding: bytes(ofCString: entry.pw_name), as: UTF8.self)
+            }
+        )
         cache.withLock { $0.userNames[uid] = .some(name) }
         return name
     }
@@ -29,9 +32,12 @@ public enum Accounts {
     /// The name of a group id, or nil if it has no entry.
     public static func groupName(gid: UInt32) -> String? {
         if let cached = cache.withLock({ $0.groupNames[gid] }) { return cached }
-        let name = lookUp({ getgrgid_r(gid_t(gid), $0, $1, $2, $3) }) { (entry: group) in
-            String(decoding: bytes(ofCString: entry.gr_name), as: UTF8.self)
-        }
+        let name = lookUp(
+            { getgrgid_r(gid_t(gid), $0, $1, $2, $3) },
+            read: { (entry: group) in
+                String(decoding: bytes(ofCString: entry.gr_name), as: UTF8.self)
+            }
+        )
         cache.withLock { $0.groupNames[gid] = .some(name) }
         return name
     }
@@ -39,7 +45,7 @@ public enum Accounts {
     /// The user id of a user name, or nil if there is no such user.
     public static func uid(forUserName name: String) -> UInt32? {
         if let cached = cache.withLock({ $0.uids[name] }) { return cached }
-        let id = lookUp({ getpwnam_r(name, $0, $1, $2, $3) }) { (entry: passwd) in UInt32(entry.pw_uid) }
+        let id = lookUp({ getpwnam_r(name, $0, $1, $2, $3) }, read: { (entry: passwd) in UInt32(entry.pw_uid) })
         cache.withLock { $0.uids[name] = .some(id) }
         return id
     }
@@ -47,7 +53,7 @@ public enum Accounts {
     /// The group id of a group name, or nil if there is no such group.
     public static func gid(forGroupName name: String) -> UInt32? {
         if let cached = cache.withLock({ $0.gids[name] }) { return cached }
-        let id = lookUp({ getgrnam_r(name, $0, $1, $2, $3) }) { (entry: group) in UInt32(entry.gr_gid) }
+        let id = lookUp({ getgrnam_r(name, $0, $1, $2, $3) }, read: { (entry: group) in UInt32(entry.gr_gid) })
         cache.withLock { $0.gids[name] = .some(id) }
         return id
     }
@@ -71,8 +77,10 @@ public enum Accounts {
     /// Runs a reentrant NSS lookup, growing its string buffer on `ERANGE`, and reads the record with `read`
     /// while the buffer its strings point into is alive. Returns nil if there is no such entry.
     private static func lookUp<Entry, Result>(
-        _ call: (UnsafeMutablePointer<Entry>, UnsafeMutablePointer<CChar>, Int,
-                 UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>) -> Int32,
+        _ call: (
+            UnsafeMutablePointer<Entry>, UnsafeMutablePointer<CChar>, Int,
+            UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>
+        ) -> Int32,
         read: (Entry) -> Result
     ) -> Result? {
         var size = max(1024, sysconf(Int32(_SC_GETPW_R_SIZE_MAX)))

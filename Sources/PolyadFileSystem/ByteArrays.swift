@@ -5,7 +5,8 @@
 /// may grow). An empty `output` without room gets fresh uninitialised storage; otherwise the new bytes are
 /// zero-filled first (a memset, far cheaper than the compression or cryptography that then overwrites them).
 @inlinable
-public func appendInPlace(to output: inout [UInt8], count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
+public func appendInPlace(to output: inout [UInt8], count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool
+{
     precondition(count >= 0)
     if output.isEmpty && output.capacity < count {
         var succeeded = true

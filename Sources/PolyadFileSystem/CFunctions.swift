@@ -29,7 +29,8 @@ struct ExtendedAttributeFunctions: Sendable {
     /// `ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)`
     typealias Get = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int
     /// `int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)`
-    typealias Set = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeRawPointer?, Int, Int32)
+    typealias Set =
+        @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeRawPointer?, Int, Int32)
         -> Int32
 
     let list: List?
@@ -44,7 +45,8 @@ struct ExtendedAttributeFunctions: Sendable {
         return ExtendedAttributeFunctions(
             list: symbol("llistxattr").map { unsafeBitCast($0, to: List.self) },
             get: symbol("lgetxattr").map { unsafeBitCast($0, to: Get.self) },
-            set: symbol("lsetxattr").map { unsafeBitCast($0, to: Set.self) })
+            set: symbol("lsetxattr").map { unsafeBitCast($0, to: Set.self) }
+        )
     }()
 
     func llistxattr(_ path: UnsafePointer<CChar>, _ list: UnsafeMutableRawPointer?, _ size: Int) -> Int {
@@ -55,8 +57,12 @@ struct ExtendedAttributeFunctions: Sendable {
         return function(path, list?.assumingMemoryBound(to: CChar.self), size)
     }
 
-    func lgetxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafeMutableRawPointer?,
-                   _ size: Int) -> Int {
+    func lgetxattr(
+        _ path: UnsafePointer<CChar>,
+        _ name: UnsafePointer<CChar>,
+        _ value: UnsafeMutableRawPointer?,
+        _ size: Int
+    ) -> Int {
         guard let function = get else {
             errno = ENOTSUP
             return -1
@@ -64,8 +70,13 @@ struct ExtendedAttributeFunctions: Sendable {
         return function(path, name, value, size)
     }
 
-    func lsetxattr(_ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafeRawPointer?,
-                   _ size: Int, _ flags: Int32) -> Int32 {
+    func lsetxattr(
+        _ path: UnsafePointer<CChar>,
+        _ name: UnsafePointer<CChar>,
+        _ value: UnsafeRawPointer?,
+        _ size: Int,
+        _ flags: Int32
+    ) -> Int32 {
         guard let function = set else {
             errno = ENOTSUP
             return -1

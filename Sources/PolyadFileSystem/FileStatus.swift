@@ -107,8 +107,20 @@ public struct FileStatus: Sendable, Equatable {
     public var ctime: Timespec
 
     /// Creates a status from its fields.
-    public init(mode: UInt32, uid: UInt32, gid: UInt32, size: UInt64, blocks: UInt64, nlink: UInt64, ino: UInt64,
-                dev: UInt64, rdev: UInt64, mtime: Timespec, atime: Timespec, ctime: Timespec) {
+    public init(
+        mode: UInt32,
+        uid: UInt32,
+        gid: UInt32,
+        size: UInt64,
+        blocks: UInt64,
+        nlink: UInt64,
+        ino: UInt64,
+        dev: UInt64,
+        rdev: UInt64,
+        mtime: Timespec,
+        atime: Timespec,
+        ctime: Timespec
+    ) {
         self.mode = mode
         self.uid = uid
         self.gid = gid
@@ -125,10 +137,19 @@ public struct FileStatus: Sendable, Equatable {
 
     init(_ s: stat) {
         self.init(
-            mode: UInt32(s.st_mode), uid: UInt32(s.st_uid), gid: UInt32(s.st_gid),
-            size: UInt64(max(0, s.st_size)), blocks: UInt64(max(0, s.st_blocks)), nlink: UInt64(s.st_nlink),
-            ino: UInt64(s.st_ino), dev: UInt64(s.st_dev), rdev: UInt64(s.st_rdev),
-            mtime: Timespec(s.st_mtim), atime: Timespec(s.st_atim), ctime: Timespec(s.st_ctim))
+            mode: UInt32(s.st_mode),
+            uid: UInt32(s.st_uid),
+            gid: UInt32(s.st_gid),
+            size: UInt64(max(0, s.st_size)),
+            blocks: UInt64(max(0, s.st_blocks)),
+            nlink: UInt64(s.st_nlink),
+            ino: UInt64(s.st_ino),
+            dev: UInt64(s.st_dev),
+            rdev: UInt64(s.st_rdev),
+            mtime: Timespec(s.st_mtim),
+            atime: Timespec(s.st_atim),
+            ctime: Timespec(s.st_ctim)
+        )
     }
 
     /// The file's type, from the `S_IFMT` bits of `mode` (Linux has no other types; an unknown value reads as
@@ -147,7 +168,8 @@ public struct FileStatus: Sendable, Equatable {
 public enum DeviceNumber {
     /// Combines a major and a minor number into a `dev_t` value.
     public static func make(major: UInt32, minor: UInt32) -> UInt64 {
-        let major = UInt64(major), minor = UInt64(minor)
+        let major = UInt64(major)
+        let minor = UInt64(minor)
         return (major & 0x0000_0FFF) << 8 | (major & 0xFFFF_F000) << 32 | (minor & 0x0000_00FF)
             | (minor & 0xFFFF_FF00) << 12
     }

@@ -123,19 +123,30 @@ public enum FileSystem {
     /// An attribute removed between listing and reading is skipped. The corresponding C functions are
     /// `llistxattr` and `lgetxattr`.
     public static func extendedAttributes(_ path: [UInt8]) throws(SystemError) -> [(name: [UInt8], value: [UInt8])] {
-        try withCPath(path, operation: "llistxattr") { (cPath) throws(SystemError) -> [(name: [UInt8], value: [UInt8])] in
-            guard let list = try readSizedBuffer(operation: "llistxattr", path: path, fn: { buffer, size in
-                ExtendedAttributeFunctions.shared.llistxattr(cPath, buffer, size)
-            }) else {
+        try withCPath(path, operation: "llistxattr") {
+            (cPath) throws(SystemError) -> [(name: [UInt8], value: [UInt8])] in
+            guard
+                let list = try readSizedBuffer(
+                    operation: "llistxattr",
+                    path: path,
+                    fn: { buffer, size in
+                        ExtendedAttributeFunctions.shared.llistxattr(cPath, buffer, size)
+                    }
+                )
+            else {
                 return []
             }
             var attributes: [(name: [UInt8], value: [UInt8])] = []
             for name in list.split(separator: 0, omittingEmptySubsequences: true) {
                 let name = Array(name)
                 let value = try withCPath(name, operation: "lgetxattr") { (cName) throws(SystemError) -> [UInt8]? in
-                    try readSizedBuffer(operation: "lgetxattr", path: path, fn: { buffer, size in
-                        ExtendedAttributeFunctions.shared.lgetxattr(cPath, cName, buffer, size)
-                    })
+                    try readSizedBuffer(
+                        operation: "lgetxattr",
+                        path: path,
+                        fn: { buffer, size in
+                            ExtendedAttributeFunctions.shared.lgetxattr(cPath, cName, buffer, size)
+                        }
+                    )
                 }
                 if let value {
                     attributes.append((name: name, value: value))
@@ -149,7 +160,9 @@ public enum FileSystem {
     /// Reads a variable-length result with the size-query protocol of the xattr calls, growing on `ERANGE`.
     /// Returns nil for `ENOTSUP` and `ENODATA` (unsupported, or the attribute vanished).
     private static func readSizedBuffer(
-        operation: String, path: [UInt8], fn: (UnsafeMutableRawPointer?, Int) -> Int
+        operation: String,
+        path: [UInt8],
+        fn: (UnsafeMutableRawPointer?, Int) -> Int
     ) throws(SystemError) -> [UInt8]? {
         while true {
             let (size, code) = retrying { fn(nil, 0) }
@@ -179,7 +192,9 @@ public enum FileSystem {
         try withCPath(path, operation: "lsetxattr") { (cPath) throws(SystemError) in
             try withCPath(name, operation: "lsetxattr") { (cName) throws(SystemError) in
                 let (result, code) = value.withUnsafeBytes { raw in
-                    retrying { ExtendedAttributeFunctions.shared.lsetxattr(cPath, cName, raw.baseAddress, raw.count, 0) }
+                    retrying {
+                        ExtendedAttributeFunctions.shared.lsetxattr(cPath, cName, raw.baseAddress, raw.count, 0)
+                    }
                 }
                 if result != 0 {
                     throw SystemError(errno: code, operation: "lsetxattr", path: path)
@@ -235,7 +250,9 @@ public enum FileSystem {
     }
 
     private static func openRetryingWithoutNoAccessTime(
-        _ path: [UInt8], flags: Int32, operation: String
+        _ path: [UInt8],
+        flags: Int32,
+        operation: String
     ) throws(SystemError) -> Int32 {
         try withCPath(path, operation: operation) { (cPath) throws(SystemError) -> Int32 in
             let (fd, code) = retrying { Glibc.open(cPath, flags | LinuxConstants.noAccessTime) }
@@ -276,8 +293,11 @@ public enum FileSystem {
     ///
     /// Short reads continue; a result below `buffer.count` means the end of the file. The corresponding C
     /// function is `pread`.
-    public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
-                             offset: Int64) throws(SystemError) -> Int {
+    public static func pread(
+        _ fd: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        offset: Int64
+    ) throws(SystemError) -> Int {
         guard let base = buffer.baseAddress else { return 0 }
         var done = 0
         while done < buffer.count {
@@ -440,13 +460,13 @@ public enum FileSystem {
             let status: FileStatus
             do {
                 status = try lstat(current)
-            } catch where error.errno == ENOENT {
+            } catch  where error.errno == ENOENT {
                 continue
             }
             guard status.kind == .directory else {
                 do {
                     try unlink(current)
-                } catch where error.errno == ENOENT {}
+                } catch  where error.errno == ENOENT {}
                 continue
             }
             if status.permissions & 0o700 != 0o700 {
@@ -547,7 +567,8 @@ public enum FileSystem {
             try check("statvfs", path) { systemStatvfs(cPath, &info) }
         }
         let (product, overflow) = Int64(clamping: info.f_bavail).multipliedReportingOverflow(
-            by: Int64(clamping: info.f_frsize))
+            by: Int64(clamping: info.f_frsize)
+        )
         return overflow ? Int64.max : product
     }
 }

@@ -76,16 +76,24 @@ public enum PathText {
     /// The value of the environment variable `name` as the kernel gave it, or nil.
     public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
-        return string(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self),
-                                          count: strlen(value)))
+        return string(
+            UnsafeBufferPointer(
+                start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self),
+                count: strlen(value)
+            )
+        )
     }
 
     /// This process's arguments after the program name, as the kernel gave them.
     public static func commandLineArguments() -> [String] {
         (1..<Int(CommandLine.argc)).map { index in
             guard let argument = CommandLine.unsafeArgv[index] else { return "" }
-            return string(UnsafeBufferPointer(
-                start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self), count: strlen(argument)))
+            return string(
+                UnsafeBufferPointer(
+                    start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self),
+                    count: strlen(argument)
+                )
+            )
         }
     }
 }
@@ -97,15 +105,34 @@ enum UTF8Sequence {
         guard let lead = bytes.first else { return nil }
         let length: Int
         var value: UInt32
-        var lowest: UInt8 = 0x80, highest: UInt8 = 0xBF  // allowed range of the second byte
+        var lowest: UInt8 = 0x80
+        var highest: UInt8 = 0xBF  // allowed range of the second byte
         switch lead {
-        case 0xC2...0xDF: length = 2; value = UInt32(lead & 0x1F)
-        case 0xE0: length = 3; value = 0; lowest = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3; value = UInt32(lead & 0x0F)
-        case 0xED: length = 3; value = 0xD; highest = 0x9F
-        case 0xF0: length = 4; value = 0; lowest = 0x90
-        case 0xF1...0xF3: length = 4; value = UInt32(lead & 0x07)
-        case 0xF4: length = 4; value = 4; highest = 0x8F
+        case 0xC2...0xDF:
+            length = 2
+            value = UInt32(lead & 0x1F)
+        case 0xE0:
+            length = 3
+            value = 0
+            lowest = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF:
+            length = 3
+            value = UInt32(lead & 0x0F)
+        case 0xED:
+            length = 3
+            value = 0xD
+            highest = 0x9F
+        case 0xF0:
+            length = 4
+            value = 0
+            lowest = 0x90
+        case 0xF1...0xF3:
+            length = 4
+            value = UInt32(lead & 0x07)
+        case 0xF4:
+            length = 4
+            value = 4
+            highest = 0x8F
         default: return nil
         }
         guard bytes.count >= length else { return nil }

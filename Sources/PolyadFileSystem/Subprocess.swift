@@ -29,7 +29,11 @@ public enum Subprocess {
     /// Output beyond `outputLimit` bytes is read and dropped, so the child never blocks on a full pipe.
     /// - Throws: ``SystemError`` when the pipe or the process cannot be made (e.g. `ENOENT` for `executable`).
     public static func run(
-        _ executable: [UInt8], arguments: [[UInt8]], environment: [[UInt8]], timeoutSeconds: Int, outputLimit: Int
+        _ executable: [UInt8],
+        arguments: [[UInt8]],
+        environment: [[UInt8]],
+        timeoutSeconds: Int,
+        outputLimit: Int
     ) throws(SystemError) -> Outcome {
         var ends: [Int32] = [-1, -1]
         // pipe2 is not visible to Swift; close-on-exec is set right after (a child spawned by another thread in
@@ -53,7 +57,7 @@ public enum Subprocess {
 
         let argv = ([executable] + arguments).map(cString)
         let envp = environment.map(cString)
-        defer { (argv + envp).forEach { free($0) } }
+        defer { for pointer in argv + envp { free(pointer) } }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, argv[0]!, &actions, &attributes, argv + [nil], envp + [nil])
         close(writeEnd)

@@ -57,8 +57,11 @@ public struct SystemError: Error, CustomStringConvertible, Equatable {
 ///
 /// - Throws: `SystemError(EINVAL)` if the path contains a NUL byte (it would be silently truncated).
 @inline(__always)
-func withCPath<R>(_ path: [UInt8], operation: String,
-                  _ body: (UnsafePointer<CChar>) throws(SystemError) -> R) throws(SystemError) -> R {
+func withCPath<R>(
+    _ path: [UInt8],
+    operation: String,
+    _ body: (UnsafePointer<CChar>) throws(SystemError) -> R
+) throws(SystemError) -> R {
     if path.contains(0) {
         throw SystemError(errno: EINVAL, operation: operation, path: path)
     }
@@ -90,8 +93,12 @@ func retrying<T: BinaryInteger>(_ call: () -> T) -> (value: T, errno: Int32) {
 
 /// Runs a call that returns -1 on failure, retrying on `EINTR`, and throws a `SystemError` naming the path.
 @inline(__always)
-func check<T: BinaryInteger>(_ operation: String, _ path: [UInt8]?, secondPath: [UInt8]? = nil,
-                             _ call: () -> T) throws(SystemError) -> T {
+func check<T: BinaryInteger>(
+    _ operation: String,
+    _ path: [UInt8]?,
+    secondPath: [UInt8]? = nil,
+    _ call: () -> T
+) throws(SystemError) -> T {
     let (value, code) = retrying(call)
     if value == -1 {
         throw SystemError(errno: code, operation: operation, path: path, secondPath: secondPath)

@@ -37,7 +37,9 @@ public enum PackLayout {
         var r = BinaryReader(trailer, structure: "pack trailer")
         let headerLength = Int(try r.u32())
         let start = packLength - trailerLength - headerLength
-        guard headerLength > 0, start >= 0 else { throw FormatError("pack", "header length \(headerLength) out of range") }
+        guard headerLength > 0, start >= 0 else {
+            throw FormatError("pack", "header length \(headerLength) out of range")
+        }
         return start..<(packLength - trailerLength)
     }
 

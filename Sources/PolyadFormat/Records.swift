@@ -21,9 +21,16 @@ public struct BackupSummary: Codable, Hashable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case filesNew = "files_new", filesChanged = "files_changed", filesUnchanged = "files_unchanged"
-        case directories, otherEntries = "other_entries", totalBytes = "total_bytes", addedBytes = "added_bytes"
-        case storedBytes = "stored_bytes", blobsAdded = "blobs_added", errors
+        case filesNew = "files_new"
+        case filesChanged = "files_changed"
+        case filesUnchanged = "files_unchanged"
+        case directories
+        case otherEntries = "other_entries"
+        case totalBytes = "total_bytes"
+        case addedBytes = "added_bytes"
+        case storedBytes = "stored_bytes"
+        case blobsAdded = "blobs_added"
+        case errors
         case durationSeconds = "duration_seconds"
     }
 }
@@ -49,9 +56,20 @@ public struct Snapshot: Codable, Hashable, Sendable {
     public var metadata: [String: String]
     public var programVersion: String
 
-    public init(time: Timestamp, hostname: String, username: String, uid: UInt32, gid: UInt32, paths: [String],
-                tags: [String], parent: SnapshotID?, tree: TreeID, summary: BackupSummary,
-                metadata: [String: String] = [:], programVersion: String) {
+    public init(
+        time: Timestamp,
+        hostname: String,
+        username: String,
+        uid: UInt32,
+        gid: UInt32,
+        paths: [String],
+        tags: [String],
+        parent: SnapshotID?,
+        tree: TreeID,
+        summary: BackupSummary,
+        metadata: [String: String] = [:],
+        programVersion: String
+    ) {
         self.time = time
         self.hostname = hostname
         self.username = username
@@ -75,7 +93,9 @@ public struct Snapshot: Codable, Hashable, Sendable {
 
     public init(decoding bytes: [UInt8]) throws(FormatError) {
         self = try JSONCoding.decode(Snapshot.self, from: bytes, structure: "snapshot")
-        guard version == Snapshot.currentVersion else { throw FormatError("snapshot", "version \(version) is not supported") }
+        guard version == Snapshot.currentVersion else {
+            throw FormatError("snapshot", "version \(version) is not supported")
+        }
     }
 }
 
@@ -97,8 +117,16 @@ public struct KeySlot: Codable, Hashable, Sendable {
     /// Base64 of the master key sealed in an `Envelope` under the scrypt output.
     public var data: String
 
-    public init(created: Timestamp, hostname: String, username: String, n: UInt64, r: UInt64, p: UInt64,
-                salt: [UInt8], data: [UInt8]) {
+    public init(
+        created: Timestamp,
+        hostname: String,
+        username: String,
+        n: UInt64,
+        r: UInt64,
+        p: UInt64,
+        salt: [UInt8],
+        data: [UInt8]
+    ) {
         self.created = created
         self.hostname = hostname
         self.username = username
@@ -167,7 +195,8 @@ public struct StoreConfig: Codable, Hashable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case version, id, created
-        case chunkerMinSize = "chunker_min_size", chunkerAverageSize = "chunker_average_size"
+        case chunkerMinSize = "chunker_min_size"
+        case chunkerAverageSize = "chunker_average_size"
         case chunkerMaxSize = "chunker_max_size"
     }
 
@@ -216,7 +245,11 @@ public enum JSONCoding {
         return Array((try? e.encode(value)) ?? Data())
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], structure: String) throws(FormatError) -> T {
+    public static func decode<T: Decodable>(
+        _ type: T.Type,
+        from bytes: [UInt8],
+        structure: String
+    ) throws(FormatError) -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch {

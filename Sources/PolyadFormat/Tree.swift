@@ -3,7 +3,10 @@ public struct Timestamp: Hashable, Sendable, Comparable, Codable {
     public var seconds: Int64
     public var nanoseconds: Int64
 
-    enum CodingKeys: String, CodingKey { case seconds = "s", nanoseconds = "ns" }
+    enum CodingKeys: String, CodingKey {
+        case seconds = "s"
+        case nanoseconds = "ns"
+    }
 
     public init(seconds: Int64, nanoseconds: Int64) {
         self.seconds = seconds
@@ -17,7 +20,13 @@ public struct Timestamp: Hashable, Sendable, Comparable, Codable {
 
 /// What a tree node is.
 public enum NodeKind: UInt8, Sendable, CustomStringConvertible {
-    case file = 0, directory = 1, symlink = 2, fifo = 3, characterDevice = 4, blockDevice = 5, socket = 6
+    case file = 0
+    case directory = 1
+    case symlink = 2
+    case fifo = 3
+    case characterDevice = 4
+    case blockDevice = 5
+    case socket = 6
 
     public var description: String {
         switch self {
@@ -86,14 +95,27 @@ public struct Node: Hashable, Sendable {
     /// The directory's own tree (directories).
     public var subtree: TreeID?
 
-    public init(name: [UInt8], kind: NodeKind, mode: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0,
-                user: String = "", group: String = "", size: UInt64 = 0,
-                mtime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
-                atime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
-                ctime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
-                inode: UInt64 = 0, device: UInt64 = 0, links: UInt32 = 1, rdev: UInt64 = 0,
-                linkTarget: [UInt8] = [], xattrs: [ExtendedAttribute] = [], content: [ContentPiece] = [],
-                subtree: TreeID? = nil) {
+    public init(
+        name: [UInt8],
+        kind: NodeKind,
+        mode: UInt32 = 0,
+        uid: UInt32 = 0,
+        gid: UInt32 = 0,
+        user: String = "",
+        group: String = "",
+        size: UInt64 = 0,
+        mtime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
+        atime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
+        ctime: Timestamp = Timestamp(seconds: 0, nanoseconds: 0),
+        inode: UInt64 = 0,
+        device: UInt64 = 0,
+        links: UInt32 = 1,
+        rdev: UInt64 = 0,
+        linkTarget: [UInt8] = [],
+        xattrs: [ExtendedAttribute] = [],
+        content: [ContentPiece] = [],
+        subtree: TreeID? = nil
+    ) {
         self.name = name
         self.kind = kind
         self.mode = mode
@@ -149,7 +171,8 @@ public struct Tree: Hashable, Sendable {
         var high = nodes.count
         while low < high {
             let middle = (low + high) / 2
-            let before = inclusive
+            let before =
+                inclusive
                 ? nodes[middle].name.lexicographicallyPrecedes(name)
                 : !name.lexicographicallyPrecedes(nodes[middle].name)
             if before { low = middle + 1 } else { high = middle }

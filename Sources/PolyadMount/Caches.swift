@@ -1,6 +1,6 @@
 import Dispatch
-import Synchronization
 import PolyadFormat
+import Synchronization
 
 /// A least-recently-used cache bounded by a cost (bytes, or a count), safe to share between FUSE threads.
 final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {

@@ -35,9 +35,16 @@ final class ControlFilesProvider: TreeProvider {
     /// - Parameters:
     ///   - counters: the mount's counters now.
     ///   - storeStatistics: the store's statistics (for `stats.json`; reads the store).
-    init(id: ProviderID, table: InodeTable, mountedAt: Date, storeLocation: String, catalog: SnapshotCatalog,
-         counters: @escaping @Sendable () -> MountCounters,
-         storeStatistics: @escaping @Sendable () throws -> any Encodable, willBlock: @escaping @Sendable () -> Void) {
+    init(
+        id: ProviderID,
+        table: InodeTable,
+        mountedAt: Date,
+        storeLocation: String,
+        catalog: SnapshotCatalog,
+        counters: @escaping @Sendable () -> MountCounters,
+        storeStatistics: @escaping @Sendable () throws -> any Encodable,
+        willBlock: @escaping @Sendable () -> Void
+    ) {
         self.id = id
         self.mountedAt = mountedAt
         mountTime = Timestamp(seconds: Int64(mountedAt.timeIntervalSince1970), nanoseconds: 0)
@@ -48,7 +55,13 @@ final class ControlFilesProvider: TreeProvider {
         self.willBlock = willBlock
         table.insertFixed(FixedInode.control, owner: id, entry: Entry(nil), parent: FixedInode.root, name: ".polyad")
         for file in File.allCases {
-            table.insertFixed(file.inode, owner: id, entry: Entry(file), parent: FixedInode.control, name: file.rawValue)
+            table.insertFixed(
+                file.inode,
+                owner: id,
+                entry: Entry(file),
+                parent: FixedInode.control,
+                name: file.rawValue
+            )
         }
     }
 

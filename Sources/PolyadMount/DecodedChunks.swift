@@ -1,7 +1,7 @@
 import Dispatch
-import Synchronization
 import PolyadFormat
 import PolyadRepository
+import Synchronization
 
 /// The decoded (decrypted, authenticated, decompressed) chunks: a cache bounded by `mount.cache_mib`, one
 /// decode per chunk at a time however many requests want it, decodes ahead of readers on the background
@@ -23,8 +23,13 @@ final class DecodedChunks: Sendable {
     /// - Parameters:
     ///   - cacheBytes: the most decoded chunk data kept in memory.
     ///   - background: where chunks are decoded ahead (the mount's read-ahead queue).
-    init(repository: Repository, cacheBytes: Int, background: DispatchQueue, activity: MountActivity,
-         pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void) {
+    init(
+        repository: Repository,
+        cacheBytes: Int,
+        background: DispatchQueue,
+        activity: MountActivity,
+        pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void
+    ) {
         self.repository = repository
         cache = LRUCache(capacity: cacheBytes)
         readAheadBytes = min(4 << 20, cacheBytes / 4)
@@ -58,10 +63,12 @@ final class DecodedChunks: Sendable {
     /// Decodes a one-chunk file in the background and hands its bytes to the kernel (once per inode), so that
     /// the reader that opens it next finds them in the page cache.
     func prefetchWhole(_ key: Hash256, into inode: UInt64) {
-        guard pushed.withLock({ p in
-            if p.count > 100_000 { p.removeAll() }
-            return p.insert(inode).inserted
-        }) else { return prefetch(key) }
+        guard
+            pushed.withLock({ p in
+                if p.count > 100_000 { p.removeAll() }
+                return p.insert(inode).inserted
+            })
+        else { return prefetch(key) }
         background.async { [self] in
             // After the load has finished (a reader waiting for it must have its answer first: its pages are
             // locked until then).

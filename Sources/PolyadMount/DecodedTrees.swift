@@ -16,8 +16,12 @@ final class DecodedTrees: Sendable {
     /// - Parameters:
     ///   - background: where trees are loaded ahead (the mount's read-ahead queue).
     ///   - willBlock: called on a request's thread before it waits for the store.
-    init(repository: Repository, background: DispatchQueue, activity: MountActivity,
-         willBlock: @escaping @Sendable () -> Void) {
+    init(
+        repository: Repository,
+        background: DispatchQueue,
+        activity: MountActivity,
+        willBlock: @escaping @Sendable () -> Void
+    ) {
         self.repository = repository
         self.background = background
         self.activity = activity
@@ -53,7 +57,7 @@ final class DecodedTrees: Sendable {
     /// Loads a tree into the cache, or waits for the load of it already under way.
     private func load(_ id: TreeID) throws(RepositoryError) -> Tree {
         try loads.value(for: id) { () throws(RepositoryError) -> Tree in
-            if let t = cache.peek(id) { return t }   // loaded while this prefetch waited in the queue
+            if let t = cache.peek(id) { return t }  // loaded while this prefetch waited in the queue
             let t = try repository.loadTree(id)
             cache.insert(t, for: id, cost: 1)
             return t

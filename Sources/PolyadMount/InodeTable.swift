@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import PolyadFileSystem
+import Synchronization
 
 /// The inode numbers that never change, all in this one place. Every other inode is allocated from
 /// `firstDynamic` on, by the provider that owns it, and dropped when the kernel forgets it.
@@ -91,19 +91,23 @@ final class InodeTable: Sendable {
 
     /// The inode numbered `number`; `ENOENT` if the table holds none.
     func inode(_ number: UInt64) throws(FileSystemErrno) -> Inode {
-        guard let i = state.withLock({ s -> Inode? in
-            guard let r = s.records[number] else { return nil }
-            return Inode(number: number, owner: r.owner, entry: r.entry, parent: r.parent, children: nil)
-        }) else { throw FileSystemErrno(ENOENT) }
+        guard
+            let i = state.withLock({ s -> Inode? in
+                guard let r = s.records[number] else { return nil }
+                return Inode(number: number, owner: r.owner, entry: r.entry, parent: r.parent, children: nil)
+            })
+        else { throw FileSystemErrno(ENOENT) }
         return i
     }
 
     /// The inode numbered `number` with the children known by name (for a lookup in it).
     func folder(_ number: UInt64) throws(FileSystemErrno) -> Inode {
-        guard let i = state.withLock({ s -> Inode? in
-            guard let r = s.records[number] else { return nil }
-            return Inode(number: number, owner: r.owner, entry: r.entry, parent: r.parent, children: r.children)
-        }) else { throw FileSystemErrno(ENOENT) }
+        guard
+            let i = state.withLock({ s -> Inode? in
+                guard let r = s.records[number] else { return nil }
+                return Inode(number: number, owner: r.owner, entry: r.entry, parent: r.parent, children: r.children)
+            })
+        else { throw FileSystemErrno(ENOENT) }
         return i
     }
 
@@ -115,12 +119,19 @@ final class InodeTable: Sendable {
     ///   - identity: the key that makes this one inode wherever it is reached, if any (asked only when no
     ///     current entry is known under the name).
     ///   - make: the new inode's entry (made only when a new inode is needed).
-    func child(of parent: UInt64, name: [UInt8], owner: ProviderID, countLookup: Bool,
-               isCurrent: (any InodeEntry) -> Bool = { _ in true }, identity: () -> InodeIdentity? = { nil },
-               make: () -> any InodeEntry) -> UInt64 {
+    func child(
+        of parent: UInt64,
+        name: [UInt8],
+        owner: ProviderID,
+        countLookup: Bool,
+        isCurrent: (any InodeEntry) -> Bool = { _ in true },
+        identity: () -> InodeIdentity? = { nil },
+        make: () -> any InodeEntry
+    ) -> UInt64 {
         state.withLock { s in
             if let existing = s.records[parent]?.children?[name], let known = s.records[existing],
-               isCurrent(known.entry) {
+                isCurrent(known.entry)
+            {
                 if countLookup { s.records[existing]!.lookups += 1 }
                 return existing
             }

@@ -31,35 +31,67 @@ public final class MountFileSystem: Sendable {
     ///   - pushToKernel: given an inode the kernel knows and the whole content of that (small, one-chunk)
     ///     file, decoded ahead of a reader; puts it in the kernel's page cache so that reading it costs no
     ///     request.
-    public init(manager: BackupManager, repository: Repository, cacheBytes: Int,
-                log: @escaping @Sendable (String) -> Void, willBlock: @escaping @Sendable () -> Void = {},
-                pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }) {
+    public init(
+        manager: BackupManager,
+        repository: Repository,
+        cacheBytes: Int,
+        log: @escaping @Sendable (String) -> Void,
+        willBlock: @escaping @Sendable () -> Void = {},
+        pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }
+    ) {
         self.repository = repository
         self.willBlock = willBlock
         let mountedAt = Date()
         let mountTime = Timestamp(seconds: Int64(mountedAt.timeIntervalSince1970), nanoseconds: 0)
         let activity = MountActivity(log: log)
         let catalog = SnapshotCatalog(repository: repository, willBlock: willBlock)
-        let trees = DecodedTrees(repository: repository, background: readAhead, activity: activity, willBlock: willBlock)
-        let chunks = DecodedChunks(repository: repository, cacheBytes: cacheBytes, background: readAhead,
-                                   activity: activity, pushToKernel: pushToKernel)
+        let trees = DecodedTrees(
+            repository: repository,
+            background: readAhead,
+            activity: activity,
+            willBlock: willBlock
+        )
+        let chunks = DecodedChunks(
+            repository: repository,
+            cacheBytes: cacheBytes,
+            background: readAhead,
+            activity: activity,
+            pushToKernel: pushToKernel
+        )
         self.activity = activity
         self.catalog = catalog
         self.chunks = chunks
         reader = OpenFileReader(chunks: chunks, activity: activity, table: table, willBlock: willBlock)
         // Each provider's id is its place in `providers`.
-        let root = RootFolder(id: ProviderID(index: 0), table: table, folders: [
-            .init(name: Array("snapshots".utf8), inode: FixedInode.snapshots),
-            .init(name: Array("incoming".utf8), inode: FixedInode.incoming),
-            .init(name: Array(".polyad".utf8), inode: FixedInode.control),
-        ], mountTime: mountTime)
-        let snapshots = SnapshotTreeProvider(id: ProviderID(index: 1), table: table, catalog: catalog, trees: trees,
-                                             chunks: chunks, mountTime: mountTime)
+        let root = RootFolder(
+            id: ProviderID(index: 0),
+            table: table,
+            folders: [
+                .init(name: Array("snapshots".utf8), inode: FixedInode.snapshots),
+                .init(name: Array("incoming".utf8), inode: FixedInode.incoming),
+                .init(name: Array(".polyad".utf8), inode: FixedInode.control),
+            ],
+            mountTime: mountTime
+        )
+        let snapshots = SnapshotTreeProvider(
+            id: ProviderID(index: 1),
+            table: table,
+            catalog: catalog,
+            trees: trees,
+            chunks: chunks,
+            mountTime: mountTime
+        )
         let incoming = IncomingFolder(id: ProviderID(index: 2), table: table, mountTime: mountTime)
         let control = ControlFilesProvider(
-            id: ProviderID(index: 3), table: table, mountedAt: mountedAt, storeLocation: repository.backend.location,
-            catalog: catalog, counters: { Self.counters(activity: activity, chunks: chunks, catalog: catalog) },
-            storeStatistics: { try manager.backupStatistics() }, willBlock: willBlock)
+            id: ProviderID(index: 3),
+            table: table,
+            mountedAt: mountedAt,
+            storeLocation: repository.backend.location,
+            catalog: catalog,
+            counters: { Self.counters(activity: activity, chunks: chunks, catalog: catalog) },
+            storeStatistics: { try manager.backupStatistics() },
+            willBlock: willBlock
+        )
         providers = [root, snapshots, incoming, control]
         for (i, p) in providers.enumerated() { precondition(p.id.index == i, "provider \(i) has id \(p.id.index)") }
     }
@@ -96,8 +128,10 @@ public final class MountFileSystem: Sendable {
     public func readDirectory(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> [DirectoryEntry] {
         let folder = try table.inode(inode)
         let entries = try owner(folder).listing(of: folder, caller: caller)
-        return [DirectoryEntry(name: [46], inode: inode, mode: S_IFDIR),
-                DirectoryEntry(name: [46, 46], inode: folder.parent, mode: S_IFDIR)] + entries
+        return [
+            DirectoryEntry(name: [46], inode: inode, mode: S_IFDIR),
+            DirectoryEntry(name: [46, 46], inode: folder.parent, mode: S_IFDIR),
+        ] + entries
     }
 
     /// The attributes of `inode`.
@@ -145,14 +179,26 @@ public final class MountFileSystem: Sendable {
     /// Reads up to `size` bytes at `offset`: the bytes are the concatenation of the returned slices, which
     /// point into cached chunks (no copy). A damaged chunk fails this read with `EIO` (never wrong bytes) and
     /// is logged with the object and file. (Whether `caller` may read was decided at `open`.)
-    public func read(_ handle: UInt64, offset: UInt64, size: Int, caller: Caller) throws(FileSystemErrno)
-        -> [ArraySlice<UInt8>] {
+    public func read(
+        _ handle: UInt64,
+        offset: UInt64,
+        size: Int,
+        caller: Caller
+    ) throws(FileSystemErrno)
+        -> [ArraySlice<UInt8>]
+    {
         try reader.read(handle, offset: offset, size: size)
     }
 
     /// `lseek` with `SEEK_DATA` or `SEEK_HOLE`: where the next data or hole starts at or after `offset`.
-    public func seek(_ handle: UInt64, offset: UInt64, findData: Bool, caller: Caller) throws(FileSystemErrno)
-        -> UInt64 {
+    public func seek(
+        _ handle: UInt64,
+        offset: UInt64,
+        findData: Bool,
+        caller: Caller
+    ) throws(FileSystemErrno)
+        -> UInt64
+    {
         try reader.seek(handle, offset: offset, findData: findData)
     }
 
@@ -169,8 +215,13 @@ public final class MountFileSystem: Sendable {
     /// What the mount has done so far (what `/.polyad/status` and `/.polyad/metrics` show).
     public var counters: MountCounters { Self.counters(activity: activity, chunks: chunks, catalog: catalog) }
 
-    private static func counters(activity: MountActivity, chunks: DecodedChunks, catalog: SnapshotCatalog)
-        -> MountCounters {
+    private static func counters(
+        activity: MountActivity,
+        chunks: DecodedChunks,
+        catalog: SnapshotCatalog
+    )
+        -> MountCounters
+    {
         let figures = activity.current
         let cache = chunks.statistics
         var c = MountCounters()

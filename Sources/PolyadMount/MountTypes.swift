@@ -34,12 +34,12 @@ public struct Caller: Sendable, Hashable {
 /// The attributes of an inode, as `stat` shows them.
 public struct Attributes: Sendable {
     public var inode: UInt64
-    public var mode: UInt32          // with the file type bits
+    public var mode: UInt32  // with the file type bits
     public var links: UInt32
     public var uid: UInt32
     public var gid: UInt32
     public var size: UInt64
-    public var blocks: UInt64        // 512-byte units
+    public var blocks: UInt64  // 512-byte units
     public var rdev: UInt64
     public var atime: Timestamp
     public var mtime: Timestamp
@@ -50,8 +50,20 @@ public struct Attributes: Sendable {
     /// A read-only folder owned by the daemon's user, with all three times at `time`, cached for a second:
     /// what the mount's own folders start from.
     static func folder(_ inode: UInt64, time: Timestamp) -> Attributes {
-        Attributes(inode: inode, mode: S_IFDIR | 0o555, links: 2, uid: getuid(), gid: getgid(), size: 0, blocks: 0,
-                   rdev: 0, atime: time, mtime: time, ctime: time, cacheSeconds: 1)
+        Attributes(
+            inode: inode,
+            mode: S_IFDIR | 0o555,
+            links: 2,
+            uid: getuid(),
+            gid: getgid(),
+            size: 0,
+            blocks: 0,
+            rdev: 0,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            cacheSeconds: 1
+        )
     }
 }
 

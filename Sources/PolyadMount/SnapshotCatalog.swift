@@ -1,8 +1,8 @@
 import Foundation
-import Synchronization
 import PolyadFormat
 import PolyadRepository
 import PolyadService
+import Synchronization
 
 /// The snapshots the mount shows: read from the store at start-up and picked up again (at most every two
 /// seconds) while mounted, with the day folder each belongs to and which is the newest.
@@ -54,8 +54,10 @@ final class SnapshotCatalog: Sendable {
         let changed = Date().timeIntervalSince1970
         state.withLock { s in
             for (id, info) in loaded { s.snapshots[id] = info }
-            s.changedAt = Timestamp(seconds: Int64(changed),
-                                    nanoseconds: Int64(changed.truncatingRemainder(dividingBy: 1) * 1e9))
+            s.changedAt = Timestamp(
+                seconds: Int64(changed),
+                nanoseconds: Int64(changed.truncatingRemainder(dividingBy: 1) * 1e9)
+            )
         }
     }
 

@@ -62,16 +62,27 @@ final class SnapshotTreeProvider: TreeProvider {
     /// The times of the folders that have none of their own.
     private let mountTime: Timestamp
 
-    init(id: ProviderID, table: InodeTable, catalog: SnapshotCatalog, trees: DecodedTrees, chunks: DecodedChunks,
-         mountTime: Timestamp) {
+    init(
+        id: ProviderID,
+        table: InodeTable,
+        catalog: SnapshotCatalog,
+        trees: DecodedTrees,
+        chunks: DecodedChunks,
+        mountTime: Timestamp
+    ) {
         self.id = id
         self.table = table
         self.catalog = catalog
         self.trees = trees
         self.mountTime = mountTime
         walk = WalkOrderPrefetch(table: table, catalog: catalog, trees: trees, chunks: chunks)
-        table.insertFixed(FixedInode.snapshots, owner: id, entry: CatalogEntry(.snapshotsFolder),
-                          parent: FixedInode.root, name: "snapshots")
+        table.insertFixed(
+            FixedInode.snapshots,
+            owner: id,
+            entry: CatalogEntry(.snapshotsFolder),
+            parent: FixedInode.root,
+            name: "snapshots"
+        )
     }
 
     // MARK: Lookup and listing
@@ -97,14 +108,20 @@ final class SnapshotTreeProvider: TreeProvider {
     func listing(of folder: Inode, caller: Caller) throws(FileSystemErrno) -> [DirectoryEntry] {
         if let catalogFolder = folder.entry as? CatalogEntry, let entries = children(of: catalogFolder.kind) {
             return entries.map { name, kind in
-                DirectoryEntry(name: name, inode: child(kind, named: name, in: folder.number, countLookup: false),
-                               mode: Self.typeBits(kind))
+                DirectoryEntry(
+                    name: name,
+                    inode: child(kind, named: name, in: folder.number, countLookup: false),
+                    mode: Self.typeBits(kind)
+                )
             }
         }
         guard let (tree, snapshot) = try folderTree(of: folder) else { return [] }
         return tree.nodes.map { node in
-            DirectoryEntry(name: node.name, inode: child(node, of: snapshot, in: folder.number, countLookup: false),
-                           mode: Self.typeBits(node.kind))
+            DirectoryEntry(
+                name: node.name,
+                inode: child(node, of: snapshot, in: folder.number, countLookup: false),
+                mode: Self.typeBits(node.kind)
+            )
         }
     }
 
@@ -142,36 +159,54 @@ final class SnapshotTreeProvider: TreeProvider {
 
     /// Finds or makes the inode of `node` (of `snapshot`) in `folder`.
     private func child(_ node: Node, of snapshot: SnapshotID, in folder: UInt64, countLookup: Bool) -> UInt64 {
-        table.child(of: folder, name: node.name, owner: id, countLookup: countLookup,
-                    identity: {
-                        // A hard-link group is one inode wherever it is reached.
-                        guard node.kind != .directory && node.links > 1 else { return nil }
-                        return InodeIdentity(owner: id, key: Identity.hardLink(snapshot, device: node.device,
-                                                                                inode: node.inode))
-                    },
-                    make: { SnapshotNode(node, snapshot: snapshot) })
+        table.child(
+            of: folder,
+            name: node.name,
+            owner: id,
+            countLookup: countLookup,
+            identity: {
+                // A hard-link group is one inode wherever it is reached.
+                guard node.kind != .directory && node.links > 1 else { return nil }
+                return InodeIdentity(
+                    owner: id,
+                    key: Identity.hardLink(
+                        snapshot,
+                        device: node.device,
+                        inode: node.inode
+                    )
+                )
+            },
+            make: { SnapshotNode(node, snapshot: snapshot) }
+        )
     }
 
     /// Finds or makes the inode for the catalog entry `kind` named `name` in `folder`.
     private func child(_ kind: CatalogEntry.Kind, named name: [UInt8], in folder: UInt64, countLookup: Bool) -> UInt64 {
-        table.child(of: folder, name: name, owner: id, countLookup: countLookup,
-                    isCurrent: { known in
-                        // Only `latest` changes what its name stands for.
-                        guard case .latest(let wanted) = kind, let e = known as? CatalogEntry,
-                              case .latest(let current) = e.kind else { return true }
-                        return current == wanted
-                    },
-                    identity: {
-                        // Snapshots, days and each `latest` stay one inode wherever they are reached.
-                        let identity: Identity? = switch kind {
-                        case .snapshotRoot(let snapshot): .snapshot(snapshot)
-                        case .day(let d): .day(d)
-                        case .latest(let snapshot): .latest(snapshot)
-                        case .snapshotsFolder: nil
-                        }
-                        return identity.map { InodeIdentity(owner: self.id, key: $0) }
-                    },
-                    make: { CatalogEntry(kind) })
+        table.child(
+            of: folder,
+            name: name,
+            owner: id,
+            countLookup: countLookup,
+            isCurrent: { known in
+                // Only `latest` changes what its name stands for.
+                guard case .latest(let wanted) = kind, let e = known as? CatalogEntry,
+                    case .latest(let current) = e.kind
+                else { return true }
+                return current == wanted
+            },
+            identity: {
+                // Snapshots, days and each `latest` stay one inode wherever they are reached.
+                let identity: Identity? =
+                    switch kind {
+                    case .snapshotRoot(let snapshot): .snapshot(snapshot)
+                    case .day(let d): .day(d)
+                    case .latest(let snapshot): .latest(snapshot)
+                    case .snapshotsFolder: nil
+                    }
+                return identity.map { InodeIdentity(owner: self.id, key: $0) }
+            },
+            make: { CatalogEntry(kind) }
+        )
     }
 
     static func typeBits(_ kind: CatalogEntry.Kind) -> UInt32 {
@@ -223,10 +258,20 @@ final class SnapshotTreeProvider: TreeProvider {
     /// A tree node's attributes, as it was backed up; cached by the kernel for a day (snapshots never change).
     private static func attributes(of n: Node, inode: UInt64) -> Attributes {
         let stored = n.content.reduce(UInt64(0)) { if case .chunk(_, let l) = $1 { $0 + UInt64(l) } else { $0 } }
-        return Attributes(inode: inode, mode: typeBits(n.kind) | (n.mode & 0o7777), links: max(1, n.links), uid: n.uid,
-                          gid: n.gid, size: n.kind == .symlink ? UInt64(n.linkTarget.count) : n.size,
-                          blocks: n.kind == .directory ? 8 : (stored + 511) / 512, rdev: n.rdev, atime: n.atime,
-                          mtime: n.mtime, ctime: n.ctime, cacheSeconds: 86_400)
+        return Attributes(
+            inode: inode,
+            mode: typeBits(n.kind) | (n.mode & 0o7777),
+            links: max(1, n.links),
+            uid: n.uid,
+            gid: n.gid,
+            size: n.kind == .symlink ? UInt64(n.linkTarget.count) : n.size,
+            blocks: n.kind == .directory ? 8 : (stored + 511) / 512,
+            rdev: n.rdev,
+            atime: n.atime,
+            mtime: n.mtime,
+            ctime: n.ctime,
+            cacheSeconds: 86_400
+        )
     }
 
     func readLink(_ inode: Inode, caller: Caller) throws(FileSystemErrno) -> [UInt8] {

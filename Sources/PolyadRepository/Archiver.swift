@@ -1,10 +1,10 @@
 import Dispatch
-import Synchronization
 import PolyadChunker
 import PolyadCompression
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
+import Synchronization
 
 /// What to back up and how.
 public struct BackupOptions: Sendable {
@@ -86,7 +86,8 @@ final class ChunkStore: Sendable {
     }
 
     /// Runs `work` on a worker once an in-flight slot is free; `directory` (if any) is left when it is done.
-    private func submit(directory: DispatchGroup? = nil, _ work: @escaping @Sendable () -> Void) throws(RepositoryError) {
+    private func submit(directory: DispatchGroup? = nil, _ work: @escaping @Sendable () -> Void) throws(RepositoryError)
+    {
         try checkFailure()
         slots.wait()
         group.enter()
@@ -209,8 +210,12 @@ public final class Archiver {
     }
 
     /// Prepares a run of `options` against `repository`; `progress` is called now and then.
-    public init(repository: Repository, options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)?,
-         cancellation: Cancellation?) throws(RepositoryError) {
+    public init(
+        repository: Repository,
+        options: BackupOptions,
+        progress: (@Sendable (BackupProgress) -> Void)?,
+        cancellation: Cancellation?
+    ) throws(RepositoryError) {
         self.repository = repository
         self.options = options
         self.progress = progress
@@ -229,7 +234,9 @@ public final class Archiver {
     public func run() throws(RepositoryError) -> BackupResult {
         let time = Clock.now()
         let absolute = options.paths.map { PathNormalizer.absolute($0) }
-        guard !absolute.isEmpty else { throw RepositoryError(.invalidArgument, "nothing to back up: give at least one path") }
+        guard !absolute.isEmpty else {
+            throw RepositoryError(.invalidArgument, "nothing to back up: give at least one path")
+        }
         for p in absolute where !FileSystem.exists(p) {
             throw RepositoryError(.invalidArgument, "\(PathBytes.display(p)) does not exist; nothing was backed up")
         }
@@ -243,11 +250,13 @@ public final class Archiver {
             var node = root
             for c in PathBytes.components(p) {
                 if node.isTarget { break }
-                node = node.children[c] ?? {
-                    let n = PathTrie()
-                    node.children[c] = n
-                    return n
-                }()
+                node =
+                    node.children[c]
+                    ?? {
+                        let n = PathTrie()
+                        node.children[c] = n
+                        return n
+                    }()
             }
             node.isTarget = true
             node.children = [:]
@@ -256,7 +265,7 @@ public final class Archiver {
         let filter = self.filter
         let prefetcher = MetadataPrefetcher(roots: absolute, excluded: { filter.isExcluded($0) })
         defer { prefetcher.stop() }
-        if root.isTarget {   // one file system: the one of /
+        if root.isTarget {  // one file system: the one of /
             do { rootDevice = try FileSystem.lstat([UInt8(ascii: "/")]).dev } catch {
                 throw RepositoryError.system(error)
             }
@@ -284,10 +293,20 @@ public final class Archiver {
         summary.storedBytes = store.dataPacker.bytesStored + store.treePacker.bytesStored
         summary.errors = warnings.count
         summary.durationSeconds = Clock.monotonic() - started
-        let snapshot = Snapshot(time: time, hostname: host, username: Accounts.currentUserName, uid: getuid(),
-                                gid: getgid(), paths: displayPaths, tags: options.tags.sorted(), parent: parent?.id,
-                                tree: treeID, summary: summary, metadata: options.metadata,
-                                programVersion: PolyadVersion.string)
+        let snapshot = Snapshot(
+            time: time,
+            hostname: host,
+            username: Accounts.currentUserName,
+            uid: getuid(),
+            gid: getgid(),
+            paths: displayPaths,
+            tags: options.tags.sorted(),
+            parent: parent?.id,
+            tree: treeID,
+            summary: summary,
+            metadata: options.metadata,
+            programVersion: PolyadVersion.string
+        )
         let id = try repository.saveSnapshot(snapshot)
         return BackupResult(id: id, snapshot: snapshot, warnings: warnings, packsWritten: Set(packs.map(\.id)))
     }
@@ -296,11 +315,14 @@ public final class Archiver {
     /// read again; `polyad verify` reports the damage); any other failure ends the backup with its cause.
     private func cachedTree(_ id: TreeID?) throws(RepositoryError) -> Tree? {
         guard let id else { return nil }
-        do { return try repository.loadTree(id) } catch where error.code == .damaged { return nil }
+        do { return try repository.loadTree(id) } catch  where error.code == .damaged { return nil }
     }
 
     /// The latest snapshot of the same host and paths: its trees serve as the files cache.
-    private func findParent(host: String, paths: [String]) throws(RepositoryError) -> (id: SnapshotID, snapshot: Snapshot)? {
+    private func findParent(
+        host: String,
+        paths: [String]
+    ) throws(RepositoryError) -> (id: SnapshotID, snapshot: Snapshot)? {
         try repository.snapshots().last { $0.snapshot.hostname == host && $0.snapshot.paths == paths }
     }
 
@@ -321,7 +343,7 @@ public final class Archiver {
             } else {
                 let st: FileStatus
                 do { st = try FileSystem.lstat(childPath) } catch {
-                    warn("\(error)")   // the backed-up paths below it are left out: say so
+                    warn("\(error)")  // the backed-up paths below it are left out: say so
                     continue
                 }
                 let sub = try cachedTree(parentNode?.subtree)
@@ -338,7 +360,8 @@ public final class Archiver {
     private func finished(_ dir: PendingDirectory) throws(RepositoryError) {
         finishing.append(dir)
         while let head = finishing.first,
-              finishing.count > 256 || head.group.wait(timeout: .now()) == .success {
+            finishing.count > 256 || head.group.wait(timeout: .now()) == .success
+        {
             try finalize(finishing.removeFirst())
         }
     }
@@ -365,7 +388,8 @@ public final class Archiver {
             }
         }
         for child in dir.children { dir.nodes[child.index].subtree = child.directory.treeID }
-        let nodes = dropped.isEmpty ? dir.nodes : dir.nodes.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+        let nodes =
+            dropped.isEmpty ? dir.nodes : dir.nodes.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
         dir.treeID = try storeTree(Tree(nodes: nodes))
         dir.nodes = []
         dir.jobs = []
@@ -386,7 +410,10 @@ public final class Archiver {
         let statuses = Self.statuses(of: names, in: path)
         for (i, name) in names.enumerated() {
             if cancellation?.isCancelled == true {
-                throw RepositoryError(.interrupted, "interrupted: no snapshot was written (the store is unchanged but for unreferenced packs)")
+                throw RepositoryError(
+                    .interrupted,
+                    "interrupted: no snapshot was written (the store is unchanged but for unreferenced packs)"
+                )
             }
             let childPath = PathBytes.join(path, name)
             if filter.isExcluded(childPath) { continue }
@@ -407,14 +434,18 @@ public final class Archiver {
     /// wait for the disk (inode reads), and the device serves several requests at once.
     private static func statuses(of names: [[UInt8]], in path: [UInt8]) -> [Result<FileStatus, SystemError>] {
         guard names.count >= 32 else {
-            return names.map { name in Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, name)) } }
+            return names.map { name in
+                Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, name)) }
+            }
         }
         let results = Mutex([Result<FileStatus, SystemError>?](repeating: nil, count: names.count))
         let stride = 16
         DispatchQueue.concurrentPerform(iterations: (names.count + stride - 1) / stride) { block in
             var local = [(Int, Result<FileStatus, SystemError>)]()
             for i in (block * stride)..<min(names.count, (block + 1) * stride) {
-                local.append((i, Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, names[i])) }))
+                local.append(
+                    (i, Result { () throws(SystemError) in try FileSystem.lstat(PathBytes.join(path, names[i])) })
+                )
             }
             results.withLock { r in for (i, v) in local { r[i] = v } }
         }
@@ -422,8 +453,13 @@ public final class Archiver {
     }
 
     /// Adds the node for one directory entry to `dir` (nothing, with a warning, if it cannot be read).
-    private func entry(name: [UInt8], path: [UInt8], status st: FileStatus, parentNode: Node?,
-                       into dir: PendingDirectory) throws(RepositoryError) {
+    private func entry(
+        name: [UInt8],
+        path: [UInt8],
+        status st: FileStatus,
+        parentNode: Node?,
+        into dir: PendingDirectory
+    ) throws(RepositoryError) {
         var node = makeNode(name: name, path: path, status: st)
         switch node.kind {
         case .directory:
@@ -440,7 +476,8 @@ public final class Archiver {
         case .file:
             let unchanged = isUnchanged(parentNode, st)
             if !unchanged, st.nlink <= 1, st.size > 0, st.size <= UInt64(repository.config.chunkerMinSize),
-               st.blocks * 512 >= st.size {
+                st.blocks * 512 >= st.size
+            {
                 // Small files are read by the workers, several at a time.
                 let slot = FileSlot()
                 dir.jobs.append((dir.nodes.count, slot, parentNode?.kind == .file))
@@ -471,45 +508,60 @@ public final class Archiver {
     /// The files cache: same size, mtime, ctime and inode as in the parent snapshot, and every chunk indexed.
     private func isUnchanged(_ parent: Node?, _ st: FileStatus) -> Bool {
         guard let p = parent, p.kind == .file, p.size == UInt64(st.size), p.inode == UInt64(st.ino),
-              p.mtime.seconds == Int64(st.mtime.seconds), p.mtime.nanoseconds == Int64(st.mtime.nanoseconds),
-              p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds)
+            p.mtime.seconds == Int64(st.mtime.seconds), p.mtime.nanoseconds == Int64(st.mtime.nanoseconds),
+            p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds)
         else { return false }
-        return p.content.allSatisfy { if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true } }
+        return p.content.allSatisfy {
+            if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true }
+        }
     }
 
     private func makeNode(name: [UInt8], path: [UInt8], status st: FileStatus) -> Node {
-        let kind: NodeKind = switch st.kind {
-        case .regular: .file
-        case .directory: .directory
-        case .symlink: .symlink
-        case .fifo: .fifo
-        case .characterDevice: .characterDevice
-        case .blockDevice: .blockDevice
-        case .socket: .socket
-        }
-        var node = Node(name: name, kind: kind, mode: UInt32(st.mode) & 0o7777, uid: UInt32(st.uid), gid: UInt32(st.gid),
-                        user: Accounts.userName(uid: UInt32(st.uid)) ?? "",
-                        group: Accounts.groupName(gid: UInt32(st.gid)) ?? "",
-                        size: kind == .symlink ? UInt64(st.size) : 0,
-                        mtime: Timestamp(seconds: Int64(st.mtime.seconds), nanoseconds: Int64(st.mtime.nanoseconds)),
-                        atime: Timestamp(seconds: Int64(st.atime.seconds), nanoseconds: Int64(st.atime.nanoseconds)),
-                        ctime: Timestamp(seconds: Int64(st.ctime.seconds), nanoseconds: Int64(st.ctime.nanoseconds)),
-                        inode: UInt64(st.ino), device: UInt64(st.dev), links: UInt32(truncatingIfNeeded: st.nlink),
-                        rdev: UInt64(st.rdev))
+        let kind: NodeKind =
+            switch st.kind {
+            case .regular: .file
+            case .directory: .directory
+            case .symlink: .symlink
+            case .fifo: .fifo
+            case .characterDevice: .characterDevice
+            case .blockDevice: .blockDevice
+            case .socket: .socket
+            }
+        var node = Node(
+            name: name,
+            kind: kind,
+            mode: UInt32(st.mode) & 0o7777,
+            uid: UInt32(st.uid),
+            gid: UInt32(st.gid),
+            user: Accounts.userName(uid: UInt32(st.uid)) ?? "",
+            group: Accounts.groupName(gid: UInt32(st.gid)) ?? "",
+            size: kind == .symlink ? UInt64(st.size) : 0,
+            mtime: Timestamp(seconds: Int64(st.mtime.seconds), nanoseconds: Int64(st.mtime.nanoseconds)),
+            atime: Timestamp(seconds: Int64(st.atime.seconds), nanoseconds: Int64(st.atime.nanoseconds)),
+            ctime: Timestamp(seconds: Int64(st.ctime.seconds), nanoseconds: Int64(st.ctime.nanoseconds)),
+            inode: UInt64(st.ino),
+            device: UInt64(st.dev),
+            links: UInt32(truncatingIfNeeded: st.nlink),
+            rdev: UInt64(st.rdev)
+        )
         do {
             node.xattrs = try FileSystem.extendedAttributes(path).map {
                 ExtendedAttribute(name: $0.name, value: $0.value)
             }
         } catch {
-            warn("\(error) (its extended attributes are left out)")   // none to read (ENOTSUP) is not an error
+            warn("\(error) (its extended attributes are left out)")  // none to read (ENOTSUP) is not an error
         }
         return node
     }
 
     /// The content of a regular file: from the parent snapshot when `unchanged` (the files cache), from a
     /// hard-link sibling read earlier in this run, or read and chunked.
-    private func fileContent(path: [UInt8], status st: FileStatus, parentNode: Node?,
-                             unchanged: Bool) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
+    private func fileContent(
+        path: [UInt8],
+        status st: FileStatus,
+        parentNode: Node?,
+        unchanged: Bool
+    ) throws(RepositoryError) -> (pieces: [ContentPiece], size: UInt64)? {
         let key = DeviceInode(device: UInt64(st.dev), inode: UInt64(st.ino))
         if st.nlink > 1, let known = hardLinks[key] { return known }
         if unchanged, let p = parentNode {
@@ -530,7 +582,9 @@ public final class Archiver {
             let size = Int64(st.size)
             var ranges = [Range<Int64>]()
             if size > 0 {
-                ranges = Int64(st.blocks) * 512 < size ? try FileSystem.dataExtents(fileDescriptor: fd, size: size) : [0..<size]
+                ranges =
+                    Int64(st.blocks) * 512 < size
+                    ? try FileSystem.dataExtents(fileDescriptor: fd, size: size) : [0..<size]
             }
             var position: Int64 = 0
             var shrank = false
@@ -542,7 +596,7 @@ public final class Archiver {
                 let read = try chunkRange(fd: fd, range: r, into: &pieces)
                 total += read
                 position = r.lowerBound + Int64(read)
-                if read < UInt64(r.count) {   // the file shrank while being read
+                if read < UInt64(r.count) {  // the file shrank while being read
                     shrank = true
                     break
                 }
@@ -581,7 +635,12 @@ public final class Archiver {
             if n > 0 { try add(chunk: buffer, to: &pieces) }
             return UInt64(n)
         }
-        let reader = ChunkReader(fileDescriptor: fd, offset: range.lowerBound, length: length, chunker: repository.chunker)
+        let reader = ChunkReader(
+            fileDescriptor: fd,
+            offset: range.lowerBound,
+            length: length,
+            chunker: repository.chunker
+        )
         var total: UInt64 = 0
         while let chunk = try reader.next() {
             total += UInt64(chunk.count)

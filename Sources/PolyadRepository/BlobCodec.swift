@@ -40,7 +40,12 @@ struct BlobCodec: Sendable {
     /// The plaintext of the sealed blob `id` found at `location`.
     ///
     /// - Throws: ``RepositoryError`` (damaged, naming the pack) when it does not authenticate or inflate.
-    static func decode(_ sealed: [UInt8], key: [UInt8], id: Hash256, location: BlobLocation)
+    static func decode(
+        _ sealed: [UInt8],
+        key: [UInt8],
+        id: Hash256,
+        location: BlobLocation
+    )
         throws(RepositoryError) -> [UInt8]
     {
         let plain: [UInt8]
@@ -49,7 +54,8 @@ struct BlobCodec: Sendable {
         } catch {
             throw RepositoryError.damaged(
                 "data/\(location.pack.hash.hex)",
-                "\(location.type) blob \(id.shortHex) at offset \(location.offset) does not authenticate")
+                "\(location.type) blob \(id.shortHex) at offset \(location.offset) does not authenticate"
+            )
         }
         if plain.count == Int(location.rawLength) { return plain }
         var out = [UInt8]()
@@ -59,7 +65,9 @@ struct BlobCodec: Sendable {
             }
         } catch {
             throw RepositoryError.damaged(
-                "data/\(location.pack.hash.hex)", "blob \(id.shortHex) does not decompress: \(error)")
+                "data/\(location.pack.hash.hex)",
+                "blob \(id.shortHex) does not decompress: \(error)"
+            )
         }
         return out
     }

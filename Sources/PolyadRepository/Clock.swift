@@ -1,8 +1,9 @@
+import PolyadFormat
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
-import PolyadFormat
 
 /// The wall clock and a monotonic clock, in the store's `Timestamp` form.
 public enum Clock {

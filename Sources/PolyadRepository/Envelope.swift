@@ -1,6 +1,6 @@
-import Synchronization
 import PolyadCrypto
 import PolyadFormat
+import Synchronization
 
 /// The sealed form of every encrypted blob and object:
 ///
@@ -30,12 +30,19 @@ public enum Envelope {
         out.append(version)
         out.append(contentsOf: salt)
         out.append(contentsOf: nonce)
-        plaintext.withUnsafeBytes { cipher(encryptionKey: key, salt: salt).seal($0, nonce: nonce, aad: aad, appendingTo: &out) }
+        plaintext.withUnsafeBytes {
+            cipher(encryptionKey: key, salt: salt).seal($0, nonce: nonce, aad: aad, appendingTo: &out)
+        }
         return out
     }
 
     /// Opens any envelope; throws `CryptoError.authenticationFailed` if it was altered or the key is wrong.
-    public static func open(_ sealed: UnsafeRawBufferPointer, key: [UInt8], aad: [UInt8], expectedSize: Int = 0) throws(CryptoError) -> [UInt8] {
+    public static func open(
+        _ sealed: UnsafeRawBufferPointer,
+        key: [UInt8],
+        aad: [UInt8],
+        expectedSize: Int = 0
+    ) throws(CryptoError) -> [UInt8] {
         guard sealed.count >= overhead, sealed[0] == version else { throw CryptoError.authenticationFailed }
         let salt = Array(sealed[1..<(1 + saltSize)])
         let nonce = Array(sealed[(1 + saltSize)..<(1 + saltSize + AESGCM.nonceSize)])
@@ -63,7 +70,12 @@ public final class BlobSealer: Sendable {
     }
 
     /// Seals `plaintext` for the blob `id`, appending the envelope to `output`.
-    public func seal(_ plaintext: UnsafeRawBufferPointer, type: BlobType, id: Hash256, appendingTo output: inout [UInt8]) {
+    public func seal(
+        _ plaintext: UnsafeRawBufferPointer,
+        type: BlobType,
+        id: Hash256,
+        appendingTo output: inout [UInt8]
+    ) {
         let n = counter.add(1, ordering: .relaxed).oldValue
         var nonce = [UInt8](repeating: 0, count: AESGCM.nonceSize)
         withUnsafeBytes(of: n.bigEndian) { for i in 0..<8 { nonce[4 + i] = $0[i] } }

@@ -33,19 +33,37 @@ public enum KeyRing {
     }
 
     /// Writes a new slot for `material` under `passphrase`; returns the slot's name.
-    static func addSlot(material: MasterKeyMaterial, passphrase: [UInt8], backend: any Backend,
-                        parameters: Parameters = .default) throws(RepositoryError) -> String {
+    static func addSlot(
+        material: MasterKeyMaterial,
+        passphrase: [UInt8],
+        backend: any Backend,
+        parameters: Parameters = .default
+    ) throws(RepositoryError) -> String {
         let salt = SecureRandom.bytes(32)
         let wrapping: [UInt8]
         do {
-            wrapping = try KeyDerivation.scrypt(passphrase: passphrase, salt: salt, n: parameters.n, r: parameters.r,
-                                                p: parameters.p, length: 32)
+            wrapping = try KeyDerivation.scrypt(
+                passphrase: passphrase,
+                salt: salt,
+                n: parameters.n,
+                r: parameters.r,
+                p: parameters.p,
+                length: 32
+            )
         } catch {
             throw RepositoryError(.io, "deriving the key from the passphrase failed: \(error)")
         }
         let sealed = Envelope.seal(material.encoded(), key: wrapping, aad: AdditionalData.keySlot)
-        let slot = KeySlot(created: Clock.now(), hostname: Accounts.hostName, username: Accounts.currentUserName,
-                           n: parameters.n, r: parameters.r, p: parameters.p, salt: salt, data: sealed)
+        let slot = KeySlot(
+            created: Clock.now(),
+            hostname: Accounts.hostName,
+            username: Accounts.currentUserName,
+            n: parameters.n,
+            r: parameters.r,
+            p: parameters.p,
+            salt: salt,
+            data: sealed
+        )
         let bytes = slot.encoded()
         let name = SHA256.hash(bytes).hexString
         try save(backend, ObjectHandle(kind: .keys, name: name), bytes)
@@ -62,7 +80,10 @@ public enum KeyRing {
         let slots: [ObjectInfo]
         do { slots = try backend.list(.keys) } catch { throw RepositoryError.storage(error) }
         if slots.isEmpty {
-            throw RepositoryError(.damaged, "the store at \(backend.location) has no key slots (keys/ is empty); it cannot be opened")
+            throw RepositoryError(
+                .damaged,
+                "the store at \(backend.location) has no key slots (keys/ is empty); it cannot be opened"
+            )
         }
         var failure: RepositoryError?
         var damaged = [DamagedObject]()
@@ -71,14 +92,16 @@ public enum KeyRing {
             let bytes: [UInt8]
             do {
                 bytes = try backend.load(info.handle, offset: 0, length: nil)
-            } catch where error.code == .notFound {
-                continue   // removed since the listing (`polyad key remove` elsewhere): not a slot any more
+            } catch  where error.code == .notFound {
+                continue  // removed since the listing (`polyad key remove` elsewhere): not a slot any more
             } catch {
-                if error.code == .unreachable { throw RepositoryError.storage(error) }   // the others fail alike
+                if error.code == .unreachable { throw RepositoryError.storage(error) }  // the others fail alike
                 failure = failure ?? RepositoryError.storage(error)
                 continue
             }
-            let slot: KeySlot, salt: [UInt8], data: [UInt8]
+            let slot: KeySlot
+            let salt: [UInt8]
+            let data: [UInt8]
             do throws(RepositoryError) {
                 (slot, salt, data) = try checkedSlot(bytes, name: info.handle.name)
             } catch {
@@ -87,20 +110,30 @@ public enum KeyRing {
             }
             let wrapping: [UInt8]
             do {
-                wrapping = try KeyDerivation.scrypt(passphrase: passphrase, salt: salt, n: slot.n, r: slot.r, p: slot.p,
-                                                    length: 32)
+                wrapping = try KeyDerivation.scrypt(
+                    passphrase: passphrase,
+                    salt: salt,
+                    n: slot.n,
+                    r: slot.r,
+                    p: slot.p,
+                    length: 32
+                )
             } catch {
                 // Parameters out of range (a foreign writer) or too little memory: the cause is in the detail.
-                failure = failure
-                    ?? RepositoryError(.io, "\(name): deriving its key from the passphrase failed: \(error)",
-                                       cause: error)
+                failure =
+                    failure
+                    ?? RepositoryError(
+                        .io,
+                        "\(name): deriving its key from the passphrase failed: \(error)",
+                        cause: error
+                    )
                 continue
             }
             let plain: [UInt8]
             do {
                 plain = try Envelope.open(data, key: wrapping, aad: AdditionalData.keySlot)
-            } catch where error.code == .authenticationFailed {
-                continue   // the one failure that means "not this passphrase"
+            } catch  where error.code == .authenticationFailed {
+                continue  // the one failure that means "not this passphrase"
             } catch {
                 failure = failure ?? RepositoryError(.io, "\(name): opening it failed: \(error)", cause: error)
                 continue
@@ -115,18 +148,25 @@ public enum KeyRing {
         if let failure { throw failure }
         if let first = damaged.first {
             let others = damaged.count > 1 ? " (and \(damaged.count - 1) more damaged slot(s))" : ""
-            throw RepositoryError(.damaged, "damaged key slot \(first.object): \(first.problem)\(others); no other key "
-                                  + "slot of the store at \(backend.location) opens with this passphrase. Restore the slot "
-                                  + "from a copy of the store, or open with the passphrase of another slot")
+            throw RepositoryError(
+                .damaged,
+                "damaged key slot \(first.object): \(first.problem)\(others); no other key "
+                    + "slot of the store at \(backend.location) opens with this passphrase. Restore the slot "
+                    + "from a copy of the store, or open with the passphrase of another slot"
+            )
         }
-        throw RepositoryError(.wrongPassphrase,
-                              "wrong passphrase: no key slot of the store at \(backend.location) opens with it")
+        throw RepositoryError(
+            .wrongPassphrase,
+            "wrong passphrase: no key slot of the store at \(backend.location) opens with it"
+        )
     }
 
     /// Decodes a key slot and checks it without the passphrase: its name is the SHA-256 of its bytes, it is
     /// a version 1 scrypt slot, and its salt and sealed key are base64 of the lengths the format gives.
-    static func checkedSlot(_ bytes: [UInt8],
-                            name: String) throws(RepositoryError) -> (KeySlot, salt: [UInt8], data: [UInt8]) {
+    static func checkedSlot(
+        _ bytes: [UInt8],
+        name: String
+    ) throws(RepositoryError) -> (KeySlot, salt: [UInt8], data: [UInt8]) {
         guard SHA256.hash(bytes).hexString == name else {
             throw RepositoryError(.damaged, "its content does not match its name (SHA-256)")
         }

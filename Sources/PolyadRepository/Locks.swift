@@ -30,12 +30,20 @@ extension Repository {
                 continue
             }
             if exclusive || record.exclusive {
-                throw RepositoryError(.locked,
-                                      "the store is locked by \(record.operation) (pid \(record.pid) on \(record.hostname), \(record.exclusive ? "exclusive" : "shared")); wait for it to finish, or remove locks/\(info.handle.name) if that process is gone")
+                throw RepositoryError(
+                    .locked,
+                    "the store is locked by \(record.operation) (pid \(record.pid) on \(record.hostname), \(record.exclusive ? "exclusive" : "shared")); wait for it to finish, or remove locks/\(info.handle.name) if that process is gone"
+                )
             }
         }
-        let record = LockRecord(time: Clock.now(), hostname: host, username: Accounts.currentUserName, pid: getpid(),
-                                exclusive: exclusive, operation: operation)
+        let record = LockRecord(
+            time: Clock.now(),
+            hostname: host,
+            username: Accounts.currentUserName,
+            pid: getpid(),
+            exclusive: exclusive,
+            operation: operation
+        )
         let name = try saveObject(.locks, record.encoded(), aad: AdditionalData.lock)
         return StoreLock(repository: self, name: name)
     }
@@ -49,10 +57,10 @@ extension Repository {
         let plain: [UInt8]
         do {
             plain = try loadObject(handle, aad: AdditionalData.lock)
-        } catch where error.code == .damaged {
-            return nil   // damaged, or gone since the listing (loadObject reports a missing object as damage)
+        } catch  where error.code == .damaged {
+            return nil  // damaged, or gone since the listing (loadObject reports a missing object as damage)
         }
-        return try? LockRecord(decoding: plain)   // damaged too (see above)
+        return try? LockRecord(decoding: plain)  // damaged too (see above)
     }
 }
 

@@ -1,6 +1,6 @@
 import Dispatch
-import Synchronization
 import PolyadFormat
+import Synchronization
 
 /// Where a blob is stored.
 public struct BlobLocation: Sendable, Hashable {
@@ -53,7 +53,8 @@ public final class MasterIndex: Sendable {
 
         func find(_ id: Hash256) -> Record? {
             if let r = recent[id] { return r }
-            var lo = 0, hi = sorted.count
+            var lo = 0
+            var hi = sorted.count
             while lo < hi {
                 let mid = (lo + hi) / 2
                 if MasterIndex.precedes(sorted[mid].id, id) { lo = mid + 1 } else { hi = mid }
@@ -78,13 +79,14 @@ public final class MasterIndex: Sendable {
             incoming.sort { MasterIndex.precedes($0.id, $1.id) }
             var merged = [Record]()
             merged.reserveCapacity(sorted.count + incoming.count)
-            var i = 0, j = 0
+            var i = 0
+            var j = 0
             while i < sorted.count || j < incoming.count {
                 if j == incoming.count || (i < sorted.count && MasterIndex.precedes(sorted[i].id, incoming[j].id)) {
                     merged.append(sorted[i])
                     i += 1
                 } else {
-                    if i < sorted.count && sorted[i].id == incoming[j].id { i += 1 }   // the newer one wins
+                    if i < sorted.count && sorted[i].id == incoming[j].id { i += 1 }  // the newer one wins
                     merged.append(incoming[j])
                     j += 1
                 }
@@ -117,8 +119,11 @@ public final class MasterIndex: Sendable {
 
     /// Adds the packs of `count` index files in one pass (loading a store's index): `produce(i)` is called
     /// for every file on all cores, and its entries go straight into one new table, sorted once and merged.
-    public func load(count: Int, estimatedEntries: Int,
-                     produce: @Sendable (Int) -> [(pack: PackID, entries: [PackEntry])]) {
+    public func load(
+        count: Int,
+        estimatedEntries: Int,
+        produce: @Sendable (Int) -> [(pack: PackID, entries: [PackEntry])]
+    ) {
         let batch = Mutex<[Record]>([])
         batch.withLock { $0.reserveCapacity(estimatedEntries) }
         DispatchQueue.concurrentPerform(iterations: count) { i in
@@ -147,7 +152,9 @@ public final class MasterIndex: Sendable {
             records.sort { Self.precedes($0.id, $1.id) }
             var kept = 0
             for i in records.indices {
-                if kept > 0 && records[kept - 1].id == records[i].id { records[kept - 1] = records[i] } else {
+                if kept > 0 && records[kept - 1].id == records[i].id {
+                    records[kept - 1] = records[i]
+                } else {
                     records[kept] = records[i]
                     kept += 1
                 }
@@ -161,8 +168,13 @@ public final class MasterIndex: Sendable {
     public func lookup(_ id: Hash256) -> BlobLocation? {
         state.withLock { s in
             guard let r = s.find(id) else { return nil }
-            return BlobLocation(pack: s.packs[r.pack], type: r.type, offset: r.offset, length: r.length,
-                                rawLength: r.rawLength)
+            return BlobLocation(
+                pack: s.packs[r.pack],
+                type: r.type,
+                offset: r.offset,
+                length: r.length,
+                rawLength: r.rawLength
+            )
         }
     }
 
@@ -200,7 +212,8 @@ public final class MasterIndex: Sendable {
             var out = [PackID: [PackEntry]]()
             for r in s.sorted {
                 out[s.packs[r.pack], default: []].append(
-                    PackEntry(type: r.type, id: r.id, offset: r.offset, length: r.length, rawLength: r.rawLength))
+                    PackEntry(type: r.type, id: r.id, offset: r.offset, length: r.length, rawLength: r.rawLength)
+                )
             }
             return out
         }
@@ -210,7 +223,9 @@ public final class MasterIndex: Sendable {
     public func dataTotals() -> (raw: UInt64, stored: UInt64, count: Int) {
         state.withLock { s in
             s.mergeIfDue(force: true)
-            var raw: UInt64 = 0, stored: UInt64 = 0, n = 0
+            var raw: UInt64 = 0
+            var stored: UInt64 = 0
+            var n = 0
             for r in s.sorted where r.type == .data {
                 raw += UInt64(r.rawLength)
                 stored += UInt64(r.length)

@@ -13,7 +13,10 @@ struct PackReader {
     /// The header of the pack of `size` bytes, read through its trailer (two small range reads).
     func header(size: Int64) throws -> PackHeader {
         let trailer = try repository.backend.load(
-            handle, offset: size - Int64(PackLayout.trailerLength), length: PackLayout.trailerLength)
+            handle,
+            offset: size - Int64(PackLayout.trailerLength),
+            length: PackLayout.trailerLength
+        )
         let range = try PackLayout.headerRange(packLength: Int(size), trailer: trailer)
         let sealed = try repository.backend.load(handle, offset: Int64(range.lowerBound), length: range.count)
         return try openHeader(sealed)
@@ -23,7 +26,9 @@ struct PackReader {
     func header(in bytes: [UInt8]) throws -> PackHeader {
         guard bytes.count >= PackLayout.trailerLength else { throw FormatError("pack", "shorter than its trailer") }
         let range = try PackLayout.headerRange(
-            packLength: bytes.count, trailer: Array(bytes.suffix(PackLayout.trailerLength)))
+            packLength: bytes.count,
+            trailer: Array(bytes.suffix(PackLayout.trailerLength))
+        )
         return try openHeader(Array(bytes[range]))
     }
 
@@ -38,7 +43,12 @@ struct PackReader {
     /// the id the entry gives.
     func problem(with sealed: [UInt8], _ entry: PackEntry) -> String? {
         let location = BlobLocation(
-            pack: id, type: entry.type, offset: entry.offset, length: entry.length, rawLength: entry.rawLength)
+            pack: id,
+            type: entry.type,
+            offset: entry.offset,
+            length: entry.length,
+            rawLength: entry.rawLength
+        )
         do {
             let plain = try repository.openBlob(sealed, id: entry.id, location: location)
             if repository.blobID(plain) != entry.id {
@@ -51,6 +61,8 @@ struct PackReader {
     }
 
     private func openHeader(_ sealed: [UInt8]) throws -> PackHeader {
-        try PackHeader(decoding: try Envelope.open(sealed, key: repository.key.encryptionKey, aad: AdditionalData.packHeader))
+        try PackHeader(
+            decoding: try Envelope.open(sealed, key: repository.key.encryptionKey, aad: AdditionalData.packHeader)
+        )
     }
 }

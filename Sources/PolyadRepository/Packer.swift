@@ -1,7 +1,7 @@
-import Synchronization
 import PolyadCrypto
 import PolyadFormat
 import PolyadStorage
+import Synchronization
 
 /// Gathers sealed blobs of one type into packs of about `targetSize` bytes and stores each full pack
 /// (blobs, sealed header, trailer; named by its SHA-256). Thread-safe: workers add concurrently; the worker
@@ -29,8 +29,15 @@ final class Packer: Sendable {
     func add(id: Hash256, sealed: [UInt8], rawLength: Int) throws(RepositoryError) {
         let full: Open? = open.withLock { o in
             if o.bytes.isEmpty { o.bytes.reserveCapacity(targetSize + (1 << 20)) }
-            o.entries.append(PackEntry(type: type, id: id, offset: UInt32(o.bytes.count), length: UInt32(sealed.count),
-                                       rawLength: UInt32(rawLength)))
+            o.entries.append(
+                PackEntry(
+                    type: type,
+                    id: id,
+                    offset: UInt32(o.bytes.count),
+                    length: UInt32(sealed.count),
+                    rawLength: UInt32(rawLength)
+                )
+            )
             o.bytes.append(contentsOf: sealed)
             guard o.bytes.count >= targetSize else { return nil }
             var taken = Open()
@@ -58,8 +65,11 @@ final class Packer: Sendable {
 
     private func store(_ pack: consuming Open) throws(RepositoryError) {
         var pack = pack
-        let header = Envelope.seal(PackHeader(entries: pack.entries).encoded(), key: repository.key.encryptionKey,
-                                   aad: AdditionalData.packHeader)
+        let header = Envelope.seal(
+            PackHeader(entries: pack.entries).encoded(),
+            key: repository.key.encryptionKey,
+            aad: AdditionalData.packHeader
+        )
         // The pack's buffer is uniquely owned here, so the header is appended in place (no 16 MiB copy).
         pack.bytes.append(contentsOf: header)
         pack.bytes.append(contentsOf: PackLayout.trailer(headerLength: header.count))

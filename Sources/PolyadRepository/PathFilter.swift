@@ -17,7 +17,9 @@ public struct PathFilter: Sendable {
     public init(excludes: [String] = [], includes: [String] = []) throws(RepositoryError) {
         func parse(_ s: String) throws(RepositoryError) -> Pattern {
             let trimmed = s.trimmingWhitespace
-            guard !trimmed.isEmpty else { throw RepositoryError(.invalidArgument, "an empty pattern matches nothing; remove it") }
+            guard !trimmed.isEmpty else {
+                throw RepositoryError(.invalidArgument, "an empty pattern matches nothing; remove it")
+            }
             let bytes = PathText.bytes(trimmed)
             return Pattern(components: PathBytes.components(bytes), anchored: bytes.first == UInt8(ascii: "/"))
         }

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-import Synchronization
 import PolyadFileSystem
+import Synchronization
 
 /// Warms the kernel's directory and inode caches ahead of the backup walker: a few threads list folders and
 /// `lstat` their entries in parallel, so that on a cold cache the disk serves several metadata reads at once

@@ -1,12 +1,12 @@
 import Dispatch
 import Foundation
-import Synchronization
 import PolyadChunker
 import PolyadCompression
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
+import Synchronization
 
 /// An open store: its backend, master key, config and index. Thread-safe: the backup and restore workers,
 /// and later the FUSE threads, share one instance.
@@ -33,20 +33,30 @@ public final class Repository: Sendable {
         self.key = key
         self.config = config
         index = MasterIndex()
-        chunker = Chunker(table: GearTable(seed: key.material.chunkerSeed),
-                          parameters: ChunkerParameters(minSize: config.chunkerMinSize,
-                                                        averageSize: config.chunkerAverageSize,
-                                                        maxSize: config.chunkerMaxSize))
+        chunker = Chunker(
+            table: GearTable(seed: key.material.chunkerSeed),
+            parameters: ChunkerParameters(
+                minSize: config.chunkerMinSize,
+                averageSize: config.chunkerAverageSize,
+                maxSize: config.chunkerMaxSize
+            )
+        )
     }
 
     // MARK: Creating and opening
 
     /// Creates a new store on `backend` with one key slot for `passphrase`.
-    public static func create(backend: any Backend, passphrase: [UInt8],
-                              keyParameters: KeyRing.Parameters = .default) throws(RepositoryError) -> Repository {
+    public static func create(
+        backend: any Backend,
+        passphrase: [UInt8],
+        keyParameters: KeyRing.Parameters = .default
+    ) throws(RepositoryError) -> Repository {
         do {
             if try backend.exists() {
-                throw RepositoryError(.storeExists, "a store already exists at \(backend.location); nothing was changed")
+                throw RepositoryError(
+                    .storeExists,
+                    "a store already exists at \(backend.location); nothing was changed"
+                )
             }
             try backend.create()
         } catch let e as StorageError {
@@ -56,14 +66,25 @@ public final class Repository: Sendable {
         } catch {
             throw RepositoryError(.io, "\(error)", cause: error)
         }
-        let material = MasterKeyMaterial(encryptionKey: SecureRandom.bytes(32), idKey: SecureRandom.bytes(32),
-                                         chunkerSeed: SecureRandom.bytes(32))
-        let slot = try KeyRing.addSlot(material: material, passphrase: passphrase, backend: backend,
-                                       parameters: keyParameters)
+        let material = MasterKeyMaterial(
+            encryptionKey: SecureRandom.bytes(32),
+            idKey: SecureRandom.bytes(32),
+            chunkerSeed: SecureRandom.bytes(32)
+        )
+        let slot = try KeyRing.addSlot(
+            material: material,
+            passphrase: passphrase,
+            backend: backend,
+            parameters: keyParameters
+        )
         let params = ChunkerParameters.default
-        let config = StoreConfig(id: SecureRandom.bytes(16).hexString, chunkerMinSize: params.minSize,
-                                 chunkerAverageSize: params.averageSize, chunkerMaxSize: params.maxSize,
-                                 created: Clock.now())
+        let config = StoreConfig(
+            id: SecureRandom.bytes(16).hexString,
+            chunkerMinSize: params.minSize,
+            chunkerAverageSize: params.averageSize,
+            chunkerMaxSize: params.maxSize,
+            created: Clock.now()
+        )
         let sealed = Envelope.seal(config.encoded(), key: material.encryptionKey, aad: AdditionalData.config)
         try KeyRing.save(backend, ObjectHandle(kind: .config, name: "config"), sealed)
         return Repository(backend: backend, key: MasterKey(material: material, slot: slot), config: config)
@@ -72,19 +93,26 @@ public final class Repository: Sendable {
     /// Opens the store on `backend`: unlocks a key slot, reads the config and loads the index (or, with
     /// `indexInBackground`, starts loading it on another thread: a mount is then ready before a large index
     /// is read, and the first blob lookups wait for it).
-    public static func open(backend: any Backend, passphrase: [UInt8],
-                            indexInBackground: Bool = false) throws(RepositoryError) -> Repository {
+    public static func open(
+        backend: any Backend,
+        passphrase: [UInt8],
+        indexInBackground: Bool = false
+    ) throws(RepositoryError) -> Repository {
         let exists: Bool
         do { exists = try backend.exists() } catch { throw RepositoryError.storage(error) }
         guard exists else {
-            throw RepositoryError(.storeMissing,
-                                  "no store at \(backend.location): run `polyad init` to create one, or check local_dir in mount.conf")
+            throw RepositoryError(
+                .storeMissing,
+                "no store at \(backend.location): run `polyad init` to create one, or check local_dir in mount.conf"
+            )
         }
         let key = try KeyRing.unlock(passphrase: passphrase, backend: backend)
         let sealed = try KeyRing.load(backend, ObjectHandle(kind: .config, name: "config"))
         let config: StoreConfig
         do {
-            config = try StoreConfig(decoding: try Envelope.open(sealed, key: key.encryptionKey, aad: AdditionalData.config))
+            config = try StoreConfig(
+                decoding: try Envelope.open(sealed, key: key.encryptionKey, aad: AdditionalData.config)
+            )
         } catch let e as FormatError {
             throw RepositoryError(.damaged, "the store's config: \(e)")
         } catch {
@@ -195,12 +223,18 @@ public final class Repository: Sendable {
     /// Reads, authenticates and decompresses a blob.
     public func loadBlob(_ id: Hash256) throws(RepositoryError) -> [UInt8] {
         guard let loc = try location(of: id) else {
-            throw RepositoryError(.damaged, "blob \(id.shortHex) is referenced but not in the index; run `polyad verify`")
+            throw RepositoryError(
+                .damaged,
+                "blob \(id.shortHex) is referenced but not in the index; run `polyad verify`"
+            )
         }
         let sealed: [UInt8]
         do {
-            sealed = try backend.load(ObjectHandle(kind: .data, name: loc.pack.hash.hex), offset: Int64(loc.offset),
-                                      length: Int(loc.length))
+            sealed = try backend.load(
+                ObjectHandle(kind: .data, name: loc.pack.hash.hex),
+                offset: Int64(loc.offset),
+                length: Int(loc.length)
+            )
         } catch { throw RepositoryError.storage(error) }
         return try openBlob(sealed, id: id, location: loc)
     }
@@ -262,8 +296,10 @@ public final class Repository: Sendable {
         }
         let lower = text.lowercased()
         guard lower.count >= 4, HexCoding.decode(lower.count % 2 == 0 ? lower : lower + "0") != nil else {
-            throw RepositoryError(.invalidArgument,
-                                  "'\(text)' is not a snapshot id: give `latest` or at least 4 hex digits (see `polyad snapshots`)")
+            throw RepositoryError(
+                .invalidArgument,
+                "'\(text)' is not a snapshot id: give `latest` or at least 4 hex digits (see `polyad snapshots`)"
+            )
         }
         let matches = all.filter { $0.id.hash.hex.hasPrefix(lower) }
         guard let first = matches.first else {
@@ -278,7 +314,8 @@ public final class Repository: Sendable {
     // MARK: Keys
 
     /// Adds a key slot for `passphrase`; returns its id.
-    public func addKey(passphrase: [UInt8], parameters: KeyRing.Parameters = .default) throws(RepositoryError) -> String {
+    public func addKey(passphrase: [UInt8], parameters: KeyRing.Parameters = .default) throws(RepositoryError) -> String
+    {
         try KeyRing.addSlot(material: key.material, passphrase: passphrase, backend: backend, parameters: parameters)
     }
 
@@ -301,21 +338,29 @@ public final class Repository: Sendable {
         let all = try keys()
         let matches = all.filter { $0.id.hasPrefix(prefix.lowercased()) }
         guard matches.count == 1, let target = matches.first else {
-            throw RepositoryError(matches.isEmpty ? .notFound : .invalidArgument,
-                                  matches.isEmpty ? "no key \(prefix) (see `polyad key list`)" : "key id \(prefix) is ambiguous")
+            throw RepositoryError(
+                matches.isEmpty ? .notFound : .invalidArgument,
+                matches.isEmpty ? "no key \(prefix) (see `polyad key list`)" : "key id \(prefix) is ambiguous"
+            )
         }
         if target.id == key.slot {
-            throw RepositoryError(.invalidArgument,
-                                  "key \(prefix) is the one this command was opened with: open with another passphrase to remove it, or use `polyad key passwd`")
+            throw RepositoryError(
+                .invalidArgument,
+                "key \(prefix) is the one this command was opened with: open with another passphrase to remove it, or use `polyad key passwd`"
+            )
         }
-        do { try backend.remove(ObjectHandle(kind: .keys, name: target.id)) } catch { throw RepositoryError.storage(error) }
+        do { try backend.remove(ObjectHandle(kind: .keys, name: target.id)) } catch {
+            throw RepositoryError.storage(error)
+        }
         return target.id
     }
 
     /// Replaces the slot in use by one for `newPassphrase`; nothing else is re-encrypted.
     public func changePassphrase(to newPassphrase: [UInt8]) throws(RepositoryError) -> String {
         let id = try addKey(passphrase: newPassphrase)
-        do { try backend.remove(ObjectHandle(kind: .keys, name: key.slot)) } catch { throw RepositoryError.storage(error) }
+        do { try backend.remove(ObjectHandle(kind: .keys, name: key.slot)) } catch {
+            throw RepositoryError.storage(error)
+        }
         return id
     }
 }

@@ -29,13 +29,19 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
     static func storage(_ e: StorageError) -> RepositoryError {
         switch e.code {
         case .noSpace:
-            RepositoryError(.noSpace, "\(e) — free some space on the store's disk and run the command again",
-                            cause: e)
+            RepositoryError(
+                .noSpace,
+                "\(e) — free some space on the store's disk and run the command again",
+                cause: e
+            )
         case .unreachable: RepositoryError(.unreachable, "\(e)", cause: e)
         case .damaged: RepositoryError(.damaged, "\(e)", cause: e)
         case .notFound:
-            RepositoryError(.damaged, "\(e) — the store is missing an object it references; run `polyad verify`",
-                            cause: e)
+            RepositoryError(
+                .damaged,
+                "\(e) — the store is missing an object it references; run `polyad verify`",
+                cause: e
+            )
         default: RepositoryError(.io, "\(e)", cause: e)
         }
     }

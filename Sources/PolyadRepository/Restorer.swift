@@ -1,8 +1,8 @@
 import Dispatch
-import Synchronization
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
+import Synchronization
 
 /// What to restore and how.
 public struct RestoreOptions: Sendable {
@@ -83,7 +83,7 @@ public final class Restorer: @unchecked Sendable {
                 try walk(snapshot.tree, rel: [], directory: target)
             }
         } catch {
-            group.wait()   // files being written are finished or removed: no temporary file is left behind
+            group.wait()  // files being written are finished or removed: no temporary file is left behind
             throw error
         }
         group.wait()
@@ -110,9 +110,14 @@ public final class Restorer: @unchecked Sendable {
         var bases: [[[UInt8]]] = [[]]
         for p in snapshot.paths { bases.append(Array(PathBytes.components(Array(p.utf8)).dropLast())) }
         for base in bases {
-            if let found = try? lookup(base + parts, tree: snapshot.tree) { return (found, Array((base + parts).dropLast())) }
+            if let found = try? lookup(base + parts, tree: snapshot.tree) {
+                return (found, Array((base + parts).dropLast()))
+            }
         }
-        throw RepositoryError(.notFound, "\(PathBytes.display(path)) is not in this snapshot (browse it under the mount: polyadfs CONF MNT, then MNT/snapshots/)")
+        throw RepositoryError(
+            .notFound,
+            "\(PathBytes.display(path)) is not in this snapshot (browse it under the mount: polyadfs CONF MNT, then MNT/snapshots/)"
+        )
     }
 
     private func lookup(_ parts: [[UInt8]], tree: TreeID) throws(RepositoryError) -> Node {
@@ -134,16 +139,23 @@ public final class Restorer: @unchecked Sendable {
         }
         for node in tree.nodes {
             if cancellation?.isCancelled == true {
-                throw RepositoryError(.interrupted, "interrupted: the files restored so far are complete; others are missing")
+                throw RepositoryError(
+                    .interrupted,
+                    "interrupted: the files restored so far are complete; others are missing"
+                )
             }
             try restore(node: node, rel: rel + [node.name], in: directory, selectedRoot: false)
         }
     }
 
-    private func restore(node: Node, rel: [[UInt8]], in directory: [UInt8], selectedRoot: Bool) throws(RepositoryError) {
+    private func restore(node: Node, rel: [[UInt8]], in directory: [UInt8], selectedRoot: Bool) throws(RepositoryError)
+    {
         let name = node.name
         guard !name.isEmpty, !name.contains(UInt8(ascii: "/")), name != [46], name != [46, 46] else {
-            record(error: "refusing entry \(PathBytes.display(name)): its name would escape the target folder", damaged: true)
+            record(
+                error: "refusing entry \(PathBytes.display(name)): its name would escape the target folder",
+                damaged: true
+            )
             return
         }
         let relPath = rel.reduce(into: [UInt8]()) { $0 += [UInt8(ascii: "/")] + $1 }
@@ -180,7 +192,11 @@ public final class Restorer: @unchecked Sendable {
             guard included else { return }
             do {
                 if FileSystem.exists(path) {
-                    if let st = try? FileSystem.lstat(path), st.kind == .directory { try FileSystem.removeTree(path) } else { try FileSystem.unlink(path) }
+                    if let st = try? FileSystem.lstat(path), st.kind == .directory {
+                        try FileSystem.removeTree(path)
+                    } else {
+                        try FileSystem.unlink(path)
+                    }
                 }
                 switch node.kind {
                 case .symlink: try FileSystem.symlink(target: node.linkTarget, at: path)
@@ -189,7 +205,7 @@ public final class Restorer: @unchecked Sendable {
                 case .blockDevice: try FileSystem.makeNode(path, mode: S_IFBLK | node.mode, device: node.rdev)
                 default:
                     shared.withLock { $0.otherEntries += 1 }
-                    return   // sockets are not restored (like tar and restic)
+                    return  // sockets are not restored (like tar and restic)
                 }
                 shared.withLock { $0.otherEntries += 1 }
                 applyMetadata(node, path: path, isFile: false)
@@ -266,7 +282,10 @@ public final class Restorer: @unchecked Sendable {
         var verified = false
         if options.verify {
             guard isIdentical(node, path: path) else {
-                record(error: "\(PathBytes.display(path)): verification failed: restored bytes differ from the snapshot", damaged: true)
+                record(
+                    error: "\(PathBytes.display(path)): verification failed: restored bytes differ from the snapshot",
+                    damaged: true
+                )
                 return
             }
             verified = true
@@ -311,20 +330,25 @@ public final class Restorer: @unchecked Sendable {
     /// The file at `path` has exactly the node's content (compared chunk by chunk with keyed ids).
     private func isIdentical(_ node: Node, path: [UInt8]) -> Bool {
         guard let st = try? FileSystem.lstat(path), st.kind == .regular, UInt64(st.size) == node.size,
-              let fd = try? FileSystem.openForReading(path) else { return false }
+            let fd = try? FileSystem.openForReading(path)
+        else { return false }
         defer { FileSystem.close(fd) }
         var offset: Int64 = 0
         var buffer = [UInt8]()
         let hasHoles = node.content.contains { if case .hole = $0 { true } else { false } }
-        let extents = hasHoles ? ((try? FileSystem.dataExtents(fileDescriptor: fd, size: Int64(st.size))) ?? [0..<Int64(st.size)]) : []
+        let extents =
+            hasHoles
+            ? ((try? FileSystem.dataExtents(fileDescriptor: fd, size: Int64(st.size))) ?? [0..<Int64(st.size)]) : []
         for piece in node.content {
             let n = Int(piece.length)
             switch piece {
             case .chunk(let id, _):
                 buffer = [UInt8](repeating: 0, count: n)
-                guard let read = try? buffer.withUnsafeMutableBytes({ b -> Int in
-                    try FileSystem.pread(fd, into: b, offset: offset)
-                }), read == n, repository.blobID(buffer) == id.hash else { return false }
+                guard
+                    let read = try? buffer.withUnsafeMutableBytes({ b -> Int in
+                        try FileSystem.pread(fd, into: b, offset: offset)
+                    }), read == n, repository.blobID(buffer) == id.hash
+                else { return false }
             case .hole:
                 // Only the parts of the hole that hold data on disk need reading.
                 let holeEnd = offset + Int64(n)
@@ -334,9 +358,11 @@ public final class Restorer: @unchecked Sendable {
                     while at < end {
                         let step = Int(min(end - at, 1 << 20))
                         buffer = [UInt8](repeating: 0, count: step)
-                        guard let read = try? buffer.withUnsafeMutableBytes({ b -> Int in
-                            try FileSystem.pread(fd, into: b, offset: at)
-                        }), read == step, buffer.withUnsafeBytes(Self.isAllZero) else { return false }
+                        guard
+                            let read = try? buffer.withUnsafeMutableBytes({ b -> Int in
+                                try FileSystem.pread(fd, into: b, offset: at)
+                            }), read == step, buffer.withUnsafeBytes(Self.isAllZero)
+                        else { return false }
                         at += Int64(step)
                     }
                 }
@@ -361,14 +387,18 @@ public final class Restorer: @unchecked Sendable {
     private func applyMetadata(_ node: Node, path: [UInt8], isFile: Bool) {
         for x in node.xattrs { try? FileSystem.setExtendedAttribute(path, name: x.name, value: x.value) }
         if options.restoreOwners {
-            var uid = node.uid, gid = node.gid
+            var uid = node.uid
+            var gid = node.gid
             if !node.user.isEmpty, let u = Accounts.uid(forUserName: node.user) { uid = u }
             if !node.group.isEmpty, let g = Accounts.gid(forGroupName: node.group) { gid = g }
             try? FileSystem.changeOwner(path, uid: uid, gid: gid)
         }
         if node.kind != .symlink { try? FileSystem.changeMode(path, mode: node.mode) }
-        try? FileSystem.setTimes(path, access: Timespec(seconds: node.atime.seconds, nanoseconds: node.atime.nanoseconds),
-                                 modification: Timespec(seconds: node.mtime.seconds, nanoseconds: node.mtime.nanoseconds))
+        try? FileSystem.setTimes(
+            path,
+            access: Timespec(seconds: node.atime.seconds, nanoseconds: node.atime.nanoseconds),
+            modification: Timespec(seconds: node.mtime.seconds, nanoseconds: node.mtime.nanoseconds)
+        )
     }
 
     private func record(error: String, damaged: Bool, noSpace: Bool = false) {
@@ -405,7 +435,7 @@ final class BlobFuture: Sendable {
 
     func value() throws(RepositoryError) -> [UInt8] {
         done.wait()
-        done.signal()   // later callers do not wait
+        done.signal()  // later callers do not wait
         return try result.withLock { $0! }.get()
     }
 }

@@ -1,10 +1,10 @@
 import Dispatch
-import Synchronization
 import PolyadCompression
 import PolyadCrypto
+import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
-import PolyadFileSystem
+import Synchronization
 
 /// How much `verify` reads.
 public struct VerifyOptions: Sendable {
@@ -130,8 +130,12 @@ public final class Verifier {
         let byPack = repository.index.entriesByPack()
         let listed = Set(repository.index.packs)
         let duplicates = listed.subtracting(byPack.keys)
-        let present = Dictionary((try repository.list(.data)).map { ($0.handle.name, $0.size) }, uniquingKeysWith: { a, _ in a })
-        report.unreferencedPacks = present.keys.filter { Hash256(hex: $0).map { !listed.contains(PackID($0)) } ?? false }.count
+        let present = Dictionary(
+            (try repository.list(.data)).map { ($0.handle.name, $0.size) },
+            uniquingKeysWith: { a, _ in a }
+        )
+        report.unreferencedPacks =
+            present.keys.filter { Hash256(hex: $0).map { !listed.contains(PackID($0)) } ?? false }.count
         report.duplicatePacks = duplicates.filter { present[$0.hash.hex] != nil }.count
         var packs = byPack.keys.sorted { $0.hash < $1.hash }
         if options.snapshot != nil {
@@ -141,7 +145,9 @@ public final class Verifier {
             packs += duplicates.sorted { $0.hash < $1.hash }
         }
         var selected = options.packsToRead.intersection(packs)
-        if options.readData { selected = Set(packs) } else if let f = options.readDataSubset {
+        if options.readData {
+            selected = Set(packs)
+        } else if let f = options.readDataSubset {
             let n = Int((Double(packs.count) * max(0, min(1, f))).rounded(.up))
             selected.formUnion(packs.shuffled().prefix(n))
         }
@@ -157,12 +163,19 @@ public final class Verifier {
             let handle = ObjectHandle(kind: .data, name: pack.hash.hex)
             var check = PackCheck()
             if present[handle.name] == nil {
-                check.problems.append(DamagedObject(object: "data/\(handle.name)", problem: "missing (the index lists it)"))
+                check.problems.append(
+                    DamagedObject(object: "data/\(handle.name)", problem: "missing (the index lists it)")
+                )
                 check.failedBlobs = Set(entries.map(\.id))
             } else if toRead.contains(pack) {
                 check = Self.readPack(handle, entries: entries, repository: repository)
             } else {
-                check.problems = Self.checkHeader(handle, entries: entries, size: present[handle.name] ?? 0, repository: repository)
+                check.problems = Self.checkHeader(
+                    handle,
+                    entries: entries,
+                    size: present[handle.name] ?? 0,
+                    repository: repository
+                )
                 if !check.problems.isEmpty {
                     // The header is not what the index says, but readers go by the index: check each blob.
                     let blobs = Self.checkBlobs(PackReader(repository: repository, handle: handle), entries: entries)
@@ -196,7 +209,12 @@ public final class Verifier {
     }
 
     /// Reads a pack's trailer and header and compares the header with the index.
-    private static func checkHeader(_ handle: ObjectHandle, entries: [PackEntry], size: Int64, repository: Repository) -> [DamagedObject] {
+    private static func checkHeader(
+        _ handle: ObjectHandle,
+        entries: [PackEntry],
+        size: Int64,
+        repository: Repository
+    ) -> [DamagedObject] {
         let name = "data/\(handle.name)"
         do {
             let header = try PackReader(repository: repository, handle: handle).header(size: size)
@@ -236,7 +254,9 @@ public final class Verifier {
         }
         check.bytes = UInt64(bytes.count)
         if SHA256.hash(bytes).hexString != handle.name {
-            check.problems.append(DamagedObject(object: name, problem: "content does not match its name (SHA-256): the file was altered"))
+            check.problems.append(
+                DamagedObject(object: name, problem: "content does not match its name (SHA-256): the file was altered")
+            )
         }
         var entries = entries
         if entries.isEmpty {
@@ -247,7 +267,9 @@ public final class Verifier {
         for e in entries {
             let end = Int(e.offset) + Int(e.length)
             guard end <= bytes.count else {
-                check.problems.append(DamagedObject(object: name, problem: "blob \(e.id.shortHex) lies beyond the end of the pack"))
+                check.problems.append(
+                    DamagedObject(object: name, problem: "blob \(e.id.shortHex) lies beyond the end of the pack")
+                )
                 check.failedBlobs.insert(e.id)
                 continue
             }
@@ -262,7 +284,10 @@ public final class Verifier {
     }
 
     /// Reads each blob of a damaged pack on its own (at its index offset and length) and checks it.
-    private static func checkBlobs(_ reader: PackReader, entries: [PackEntry]) -> (problems: [DamagedObject], failed: Set<Hash256>) {
+    private static func checkBlobs(
+        _ reader: PackReader,
+        entries: [PackEntry]
+    ) -> (problems: [DamagedObject], failed: Set<Hash256>) {
         let name = "data/\(reader.handle.name)"
         var problems = [DamagedObject]()
         var failed = Set<Hash256>()
@@ -271,8 +296,12 @@ public final class Verifier {
             do {
                 sealed = try reader.sealedBlob(e)
             } catch {
-                problems.append(DamagedObject(object: name,
-                                              problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) cannot be read: \(error)"))
+                problems.append(
+                    DamagedObject(
+                        object: name,
+                        problem: "\(e.type) blob \(e.id.shortHex) at offset \(e.offset) cannot be read: \(error)"
+                    )
+                )
                 failed.insert(e.id)
                 continue
             }
@@ -299,7 +328,9 @@ public final class Verifier {
             var lines = 0
             walker.walk(from: [snapshot.tree]) { event in
                 guard case .node(let node, let path) = event else { return true }
-                if node.content.contains(where: { if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false } }) {
+                if node.content.contains(where: {
+                    if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false }
+                }) {
                     lines += 1
                     if lines <= 1000 { report.affected.append("snapshot \(id.short): \(PathBytes.display(path))") }
                 }

@@ -12,7 +12,8 @@ public enum BackendFactory {
         guard let folder = configuration.localDirectory else {
             throw RepositoryError(
                 .invalidArgument,
-                "\(configuration.file): backup.local_dir is not set; this version stores backups in a local directory")
+                "\(configuration.file): backup.local_dir is not set; this version stores backups in a local directory"
+            )
         }
         return LocalBackend(path: folder)
     }

@@ -1,10 +1,10 @@
 import Foundation
-import Synchronization
 import PolyadConfig
 import PolyadFileSystem
 import PolyadFormat
 import PolyadRepository
 import PolyadStorage
+import Synchronization
 
 /// The library API (README, "The library"), mirroring the seed's `BackupManager`: the CLI and the mount are thin layers
 /// over it. Opens the store described by a `Configuration` on first use and keeps it open.
@@ -50,9 +50,14 @@ public final class BackupManager: Sendable {
     // MARK: Backup
 
     /// Backs up files and folders (given as paths; stored under their absolute path).
-    public func createBackup(paths: [String], tags: [String] = [], host: String? = nil, excludes: [String] = [],
-                             oneFileSystem: Bool = false,
-                             progress: (@Sendable (BackupProgress) -> Void)? = nil) throws -> BackupResult {
+    public func createBackup(
+        paths: [String],
+        tags: [String] = [],
+        host: String? = nil,
+        excludes: [String] = [],
+        oneFileSystem: Bool = false,
+        progress: (@Sendable (BackupProgress) -> Void)? = nil
+    ) throws -> BackupResult {
         var options = BackupOptions(paths: paths.map { Array($0.utf8) })
         options.tags = tags
         options.host = host
@@ -62,7 +67,10 @@ public final class BackupManager: Sendable {
     }
 
     /// Backs up with full control over the options.
-    public func createBackup(options: BackupOptions, progress: (@Sendable (BackupProgress) -> Void)? = nil) throws -> BackupResult {
+    public func createBackup(
+        options: BackupOptions,
+        progress: (@Sendable (BackupProgress) -> Void)? = nil
+    ) throws -> BackupResult {
         var options = options
         options.compressionLevel = configuration.compressionLevel
         options.packSize = configuration.packSizeMiB << 20
@@ -70,15 +78,22 @@ public final class BackupManager: Sendable {
         let lock = try repo.lock(exclusive: false, operation: "backup")
         defer { lock.release() }
         do {
-            let result = try Archiver(repository: repo, options: options, progress: progress,
-                                      cancellation: cancellation).run()
+            let result = try Archiver(
+                repository: repo,
+                options: options,
+                progress: progress,
+                cancellation: cancellation
+            ).run()
             if configuration.verifyIntegrity {
                 var check = VerifyOptions(snapshot: result.id)
                 check.packsToRead = result.packsWritten
                 let report = try Verifier(repository: repo, options: check).run()
                 if !report.isClean {
-                    throw RepositoryError(.damaged, "the backup was written but does not verify: " +
-                                          report.damaged.map(\.description).joined(separator: "; "))
+                    throw RepositoryError(
+                        .damaged,
+                        "the backup was written but does not verify: "
+                            + report.damaged.map(\.description).joined(separator: "; ")
+                    )
                 }
             }
             return result
@@ -181,14 +196,20 @@ public final class BackupManager: Sendable {
         let logical = all.reduce(UInt64(0)) { $0 + $1.snapshot.summary.totalBytes }
         let state = LocalState.load(storeID: repo.config.id)
         return BackupStatistics(
-            snapshotCount: all.count, totalLogicalBytes: logical,
-            latestLogicalBytes: all.last?.snapshot.summary.totalBytes ?? 0, uniqueBytes: totals.raw,
-            storedBytes: stored, chunkCount: totals.count, packCount: packs,
+            snapshotCount: all.count,
+            totalLogicalBytes: logical,
+            latestLogicalBytes: all.last?.snapshot.summary.totalBytes ?? 0,
+            uniqueBytes: totals.raw,
+            storedBytes: stored,
+            chunkCount: totals.count,
+            packCount: packs,
             deduplicationRatio: totals.raw > 0 ? Double(logical) / Double(totals.raw) : 1,
             compressionRatio: totals.stored > 0 ? Double(totals.raw) / Double(totals.stored) : 1,
             lastBackupTime: all.last.map { TimeFormat.iso8601($0.snapshot.time) },
             lastBackupDurationSeconds: all.last?.snapshot.summary.durationSeconds,
-            failedBackups: state.failedBackups, partialBackups: all.filter { $0.snapshot.summary.errors > 0 }.count,
-            lastFailure: state.lastFailure)
+            failedBackups: state.failedBackups,
+            partialBackups: all.filter { $0.snapshot.summary.errors > 0 }.count,
+            lastFailure: state.lastFailure
+        )
     }
 }

@@ -18,7 +18,8 @@ enum LocalState {
 
     static func load(storeID: String) -> State {
         guard let data = FileManager.default.contents(atPath: file(storeID: storeID)),
-              let s = try? JSONDecoder().decode(State.self, from: data) else { return State() }
+            let s = try? JSONDecoder().decode(State.self, from: data)
+        else { return State() }
         return s
     }
 
@@ -27,8 +28,11 @@ enum LocalState {
         s.failedBackups += 1
         s.lastFailure = TimeFormat.iso8601(Clock.now()) + " " + message
         let path = file(storeID: storeID)
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         try? JSONEncoder().encode(s).write(to: URL(fileURLWithPath: path))
     }
 }

@@ -21,8 +21,11 @@ public struct SnapshotInfo: Sendable, Codable {
     public var summary: BackupSummary
 
     enum CodingKeys: String, CodingKey {
-        case id, shortID = "short_id", time, hostname, username, tags, paths, files, parent, tree, metadata, summary
-        case logicalBytes = "logical_bytes", storedBytes = "stored_bytes"
+        case id
+        case shortID = "short_id"
+        case time, hostname, username, tags, paths, files, parent, tree, metadata, summary
+        case logicalBytes = "logical_bytes"
+        case storedBytes = "stored_bytes"
     }
 
     init(id: SnapshotID, snapshot s: Snapshot) {
@@ -69,11 +72,19 @@ public struct BackupStatistics: Sendable, Codable {
     public var lastFailure: String?
 
     enum CodingKeys: String, CodingKey {
-        case snapshotCount = "snapshot_count", totalLogicalBytes = "total_logical_bytes"
-        case latestLogicalBytes = "latest_logical_bytes", uniqueBytes = "unique_bytes", storedBytes = "stored_bytes"
-        case chunkCount = "chunk_count", packCount = "pack_count", deduplicationRatio = "deduplication_ratio"
-        case compressionRatio = "compression_ratio", lastBackupTime = "last_backup_time"
-        case lastBackupDurationSeconds = "last_backup_duration_seconds", failedBackups = "failed_backups"
-        case partialBackups = "partial_backups", lastFailure = "last_failure"
+        case snapshotCount = "snapshot_count"
+        case totalLogicalBytes = "total_logical_bytes"
+        case latestLogicalBytes = "latest_logical_bytes"
+        case uniqueBytes = "unique_bytes"
+        case storedBytes = "stored_bytes"
+        case chunkCount = "chunk_count"
+        case packCount = "pack_count"
+        case deduplicationRatio = "deduplication_ratio"
+        case compressionRatio = "compression_ratio"
+        case lastBackupTime = "last_backup_time"
+        case lastBackupDurationSeconds = "last_backup_duration_seconds"
+        case failedBackups = "failed_backups"
+        case partialBackups = "partial_backups"
+        case lastFailure = "last_failure"
     }
 }

@@ -8,8 +8,16 @@ public enum TimeFormat {
         var tm = tm()
         var secs = time_t(t.seconds)
         gmtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), t.nanoseconds)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ",
+            Int(tm.tm_year) + 1900,
+            Int(tm.tm_mon) + 1,
+            Int(tm.tm_mday),
+            Int(tm.tm_hour),
+            Int(tm.tm_min),
+            Int(tm.tm_sec),
+            t.nanoseconds
+        )
     }
 
     /// `2026-11-25`, the day in the local time zone (the mount's `/snapshots/<day>` folders).
@@ -22,7 +30,14 @@ public enum TimeFormat {
         var tm = tm()
         var secs = time_t(t.seconds)
         localtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
+        return String(
+            format: "%04d-%02d-%02d %02d:%02d:%02d",
+            Int(tm.tm_year) + 1900,
+            Int(tm.tm_mon) + 1,
+            Int(tm.tm_mday),
+            Int(tm.tm_hour),
+            Int(tm.tm_min),
+            Int(tm.tm_sec)
+        )
     }
 }

@@ -105,8 +105,11 @@ public final class LocalBackend: Backend {
     public func create() throws(StorageError) {
         if try exists() {
             throw StorageError(
-                code: .alreadyExists, handle: nil, location: path,
-                message: "a store already exists here (\(path)/config is present); use it, or choose an empty folder")
+                code: .alreadyExists,
+                handle: nil,
+                location: path,
+                message: "a store already exists here (\(path)/config is present); use it, or choose an empty folder"
+            )
         }
         try makeFolderAndParents(path)
         for folder in layoutFolders {
@@ -125,7 +128,7 @@ public final class LocalBackend: Backend {
     public func exists() throws(StorageError) -> Bool {
         do {
             return try Sys.status("\(path)/config").isRegularFile
-        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+        } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
             return false
         } catch {
             throw storageError(error, "cannot check for the store's config object", "\(path)/config", nil)
@@ -155,8 +158,11 @@ public final class LocalBackend: Backend {
         try validate(handle)
         guard offset >= 0, (length ?? 0) >= 0 else {
             throw StorageError(
-                code: .invalidRequest, handle: handle, location: path,
-                message: "invalid range: offset \(offset), length \(length.map(String.init) ?? "to the end")")
+                code: .invalidRequest,
+                handle: handle,
+                location: path,
+                message: "invalid range: offset \(offset), length \(length.map(String.init) ?? "to the end")"
+            )
         }
         let target = file(of: handle)
         let pack = try openForReading(handle, target)
@@ -221,7 +227,7 @@ public final class LocalBackend: Backend {
             do {
                 let info = try Sys.status("\(path)/config")
                 return info.isRegularFile ? [ObjectInfo(handle: .config, size: Int64(info.size))] : []
-            } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+            } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
                 return []
             } catch {
                 throw storageError(error, "cannot look for", "\(path)/config", .config)
@@ -252,7 +258,10 @@ public final class LocalBackend: Backend {
 
     /// Writes `data` to a new file in `tmp/` (mode `0400`) and syncs it; returns the file's path. On failure the
     /// file is removed.
-    private func writeTemporary(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError)
+    private func writeTemporary(
+        _ handle: ObjectHandle,
+        _ data: UnsafeRawBufferPointer
+    ) throws(StorageError)
         -> String
     {
         var attempts = 0
@@ -263,9 +272,9 @@ public final class LocalBackend: Backend {
             do {
                 // The mode applies to later opens only; this descriptor stays writable.
                 fd = try Sys.open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o400)
-            } catch where error.errno == EEXIST && attempts < 8 {
+            } catch  where error.errno == EEXIST && attempts < 8 {
                 continue
-            } catch where error.errno == ENOENT && attempts < 8 {
+            } catch  where error.errno == ENOENT && attempts < 8 {
                 try recreateTemporaryFolder(handle)
                 continue
             } catch {
@@ -285,7 +294,12 @@ public final class LocalBackend: Backend {
     }
 
     /// Makes the complete temporary file visible under `target` and syncs `target`'s folder.
-    private func publish(_ temporary: String, as target: String, _ handle: ObjectHandle, writing count: Int)
+    private func publish(
+        _ temporary: String,
+        as target: String,
+        _ handle: ObjectHandle,
+        writing count: Int
+    )
         throws(StorageError)
     {
         let folder = folder(of: handle)
@@ -295,7 +309,7 @@ public final class LocalBackend: Backend {
             let placement: Placement
             do {
                 placement = try place(temporary, at: target, replacing: handle.kind == .locks)
-            } catch where error.errno == ENOENT && attempts < 4 {
+            } catch  where error.errno == ENOENT && attempts < 4 {
                 // The object's folder is missing (a store made by another tool, or a damaged layout): recreate it.
                 if handle.kind == .data { try makeFolder("\(path)/data") }
                 try makeFolder(folder)
@@ -315,9 +329,12 @@ public final class LocalBackend: Backend {
             }
             if attempts >= 4 {
                 throw StorageError(
-                    code: .io, handle: handle, location: path,
+                    code: .io,
+                    handle: handle,
+                    location: path,
                     message: "\(target) keeps appearing and disappearing while it is saved; is another program "
-                        + "changing the store?")
+                        + "changing the store?"
+                )
             }
         }
         do {
@@ -340,9 +357,9 @@ public final class LocalBackend: Backend {
             try Sys.link(temporary, target)
             try? Sys.unlink(temporary)
             return .placed
-        } catch where error.errno == EEXIST {
+        } catch  where error.errno == EEXIST {
             return .nameTaken
-        } catch where error.errno == EPERM || error.errno == EOPNOTSUPP {
+        } catch  where error.errno == EPERM || error.errno == EOPNOTSUPP {
             // No hard links on this file system (FAT, some network and FUSE file systems): check, then rename.
             // A concurrent writer of the same name may be replaced, which is harmless: names are content hashes.
             if (try? Sys.status(target)) != nil { return .nameTaken }
@@ -355,7 +372,7 @@ public final class LocalBackend: Backend {
     private func existingSize(_ target: String, _ handle: ObjectHandle) throws(StorageError) -> Int64? {
         do {
             return try Int64(Sys.status(target).size)
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             return nil
         } catch {
             throw storageError(error, "cannot check for an existing object at", target, handle)
@@ -366,9 +383,12 @@ public final class LocalBackend: Backend {
     private func acceptExisting(size: Int64, _ handle: ObjectHandle, writing count: Int) throws(StorageError) {
         guard size == Int64(count) else {
             throw StorageError(
-                code: .alreadyExists, handle: handle, location: path,
+                code: .alreadyExists,
+                handle: handle,
+                location: path,
                 message: "an object with this name already exists with \(size) bytes, not the \(count) bytes "
-                    + "being saved; objects are never overwritten; run `polyad verify` to check the store")
+                    + "being saved; objects are never overwritten; run `polyad verify` to check the store"
+            )
         }
     }
 
@@ -377,16 +397,25 @@ public final class LocalBackend: Backend {
         let root: FileStatus
         do {
             root = try Sys.status(path)
-        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+        } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
             throw StorageError(
-                code: .notFound, handle: handle, location: path,
-                message: "there is no store at \(path); create one with `polyad init`", systemError: error.errno)
+                code: .notFound,
+                handle: handle,
+                location: path,
+                message: "there is no store at \(path); create one with `polyad init`",
+                systemError: error.errno
+            )
         } catch {
             throw storageError(error, "cannot open the store folder", path, handle)
         }
         guard root.isDirectory else {
             throw StorageError(
-                code: .io, handle: handle, location: path, message: "\(path) is not a folder", systemError: ENOTDIR)
+                code: .io,
+                handle: handle,
+                location: path,
+                message: "\(path) is not a folder",
+                systemError: ENOTDIR
+            )
         }
         try makeFolder(temporaryFolder)
     }
@@ -397,11 +426,15 @@ public final class LocalBackend: Backend {
     private func makeFolder(_ folder: String) throws(StorageError) {
         do {
             try Sys.mkdir(folder, 0o700)
-        } catch where error.errno == EEXIST {
+        } catch  where error.errno == EEXIST {
             guard (try? Sys.status(folder))?.isDirectory == true else {
                 throw StorageError(
-                    code: .io, handle: nil, location: path,
-                    message: "\(folder) exists but is not a folder; move it away", systemError: EEXIST)
+                    code: .io,
+                    handle: nil,
+                    location: path,
+                    message: "\(folder) exists but is not a folder; move it away",
+                    systemError: EEXIST
+                )
             }
         } catch {
             throw storageError(error, "cannot create the folder", folder, nil)
@@ -412,12 +445,12 @@ public final class LocalBackend: Backend {
     private func makeFolderAndParents(_ folder: String) throws(StorageError) {
         do {
             try Sys.mkdir(folder, 0o700)
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             let parent = parentFolder(of: folder)
             guard parent != folder else { throw storageError(error, "cannot create the folder", folder, nil) }
             try makeFolderAndParents(parent)
             try makeFolder(folder)
-        } catch where error.errno == EEXIST {
+        } catch  where error.errno == EEXIST {
             try makeFolder(folder)
         } catch {
             throw storageError(error, "cannot create the folder", folder, nil)
@@ -431,7 +464,10 @@ public final class LocalBackend: Backend {
     }
 
     /// The regular entries of `folder` accepted by `keep`, with their sizes; a missing folder has none.
-    private func entries(of folder: String, keep: (String, FileStatus) -> Bool) throws(StorageError)
+    private func entries(
+        of folder: String,
+        keep: (String, FileStatus) -> Bool
+    ) throws(StorageError)
         -> [(name: String, size: Int64)]
     {
         guard let stream = Sys.openDirectory(folder) else {
@@ -446,7 +482,9 @@ public final class LocalBackend: Backend {
             errno = 0
             guard let entry = readdir(stream) else {
                 let code = errno
-                if code != 0 { throw storageError(SystemError(errno: code, operation: "readdir"), "cannot list", folder, nil) }
+                if code != 0 {
+                    throw storageError(SystemError(errno: code, operation: "readdir"), "cannot list", folder, nil)
+                }
                 return result
             }
             let found: (name: String, size: Int64)? = withUnsafePointer(to: &entry.pointee.d_name) { raw in
@@ -469,25 +507,41 @@ public final class LocalBackend: Backend {
     private func validate(_ handle: ObjectHandle) throws(StorageError) {
         guard handle.isValid else {
             throw StorageError(
-                code: .invalidRequest, handle: nil, location: path,
+                code: .invalidRequest,
+                handle: nil,
+                location: path,
                 message: "invalid object name for kind '\(handle.kind.rawValue)': "
-                    + (handle.kind == .config ? "must be 'config'" : "must be 64 lowercase hex digits"))
+                    + (handle.kind == .config ? "must be 'config'" : "must be 64 lowercase hex digits")
+            )
         }
     }
 
-    private func truncated(_ handle: ObjectHandle, _ target: String, size: Int64, offset: Int64, end: Int64?)
+    private func truncated(
+        _ handle: ObjectHandle,
+        _ target: String,
+        size: Int64,
+        offset: Int64,
+        end: Int64?
+    )
         -> StorageError
     {
         let wanted = end.map { "bytes \(offset)..<\($0)" } ?? "offset \(offset)"
         return StorageError(
-            code: .damaged, handle: handle, location: path,
+            code: .damaged,
+            handle: handle,
+            location: path,
             message: "\(target) has \(size) bytes but \(wanted) were requested: the object is truncated or damaged; "
-                + "run `polyad verify` to find what it affects")
+                + "run `polyad verify` to find what it affects"
+        )
     }
 
     /// Turns an `errno` into a ``StorageError`` with the path and a remedy.
     private func storageError(
-        _ error: SystemError, _ action: String, _ file: String, _ handle: ObjectHandle?, writing count: Int? = nil
+        _ error: SystemError,
+        _ action: String,
+        _ file: String,
+        _ handle: ObjectHandle?,
+        writing count: Int? = nil
     ) -> StorageError {
         let code: StorageError.Code
         let remedy: String
@@ -495,8 +549,12 @@ public final class LocalBackend: Backend {
         case ENOENT:
             if handle != nil {
                 return StorageError(
-                    code: .notFound, handle: handle, location: path, message: "no such object (\(file))",
-                    systemError: error.errno)
+                    code: .notFound,
+                    handle: handle,
+                    location: path,
+                    message: "no such object (\(file))",
+                    systemError: error.errno
+                )
             }
             code = .notFound
             remedy = "check that the store exists (`polyad init`)"
@@ -510,9 +568,13 @@ public final class LocalBackend: Backend {
             code = .noSpace
             let what = count.map { " while writing \(formatBytes($0))" } ?? ""
             return StorageError(
-                code: .noSpace, handle: handle, location: path,
+                code: .noSpace,
+                handle: handle,
+                location: path,
                 message: "no space left on the device (or quota) holding the store\(what) to \(file): "
-                    + "free space there, then try again", systemError: error.errno)
+                    + "free space there, then try again",
+                systemError: error.errno
+            )
         case ENOTCONN, ESTALE, EHOSTDOWN, EHOSTUNREACH, ENETDOWN, ENETUNREACH, ETIMEDOUT:
             code = .unreachable
             remedy = "the file system holding the store is not reachable; check the mount"
@@ -521,8 +583,12 @@ public final class LocalBackend: Backend {
             remedy = "check the device holding the store"
         }
         return StorageError(
-            code: code, handle: handle, location: path,
-            message: "\(action) \(file): \(error.reason) (\(remedy))", systemError: error.errno)
+            code: code,
+            handle: handle,
+            location: path,
+            message: "\(action) \(file): \(error.reason) (\(remedy))",
+            systemError: error.errno
+        )
     }
 }
 

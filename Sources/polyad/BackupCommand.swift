@@ -8,7 +8,8 @@ struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Back up files and folders into a new snapshot.",
-        discussion: "Exits 3 if the snapshot was made but some sources could not be read (they are listed).")
+        discussion: "Exits 3 if the snapshot was made but some sources could not be read (they are listed)."
+    )
 
     @OptionGroup var global: GlobalOptions
 
@@ -37,12 +38,16 @@ struct BackupCommand: ParsableCommand {
         guard !paths.isEmpty else { throw ValidationError("give at least one file or folder to back up") }
         try PatternCheck.refuseEmpty(exclude)
         guard !paths.contains(where: \.isEmpty) else {
-            throw ValidationError("an empty path names no file; give the files and folders to back up (`.` for this folder)")
+            throw ValidationError(
+                "an empty path names no file; give the files and folders to back up (`.` for this folder)"
+            )
         }
         for (name, value) in tag.map({ ("--tag", $0) }) + (host.map { [("--host", $0)] } ?? []) {
             guard !value.isEmpty else { throw ValidationError("\(name) is empty; give it a name") }
             guard !PathText.hasRawBytes(value) else {
-                throw ValidationError("\(name) \(PathText.display(value)) is not UTF-8 text; snapshots store it as text")
+                throw ValidationError(
+                    "\(name) \(PathText.display(value)) is not UTF-8 text; snapshots store it as text"
+                )
             }
         }
     }
@@ -54,7 +59,10 @@ struct BackupCommand: ParsableCommand {
             do {
                 bytes = try FileSystem.contents(of: PathText.bytes(file), limit: 64 << 20)
             } catch {
-                throw CommandFailure(code: .usage, message: "cannot read the exclude file \(PathText.display(file)): \(error.reason)")
+                throw CommandFailure(
+                    code: .usage,
+                    message: "cannot read the exclude file \(PathText.display(file)): \(error.reason)"
+                )
             }
             // Lines as the bytes they hold (a pattern may name a file that is not UTF-8); CRLF endings allowed.
             patterns += bytes.split(separator: 0x0A).map { line in
@@ -63,7 +71,7 @@ struct BackupCommand: ParsableCommand {
         }
         let manager = try global.manager()
         let signals = Interrupts.install(manager.cancellation)
-        defer { signals.forEach { $0.cancel() } }
+        defer { for signal in signals { signal.cancel() } }
         var options = BackupOptions(paths: paths.map(PathText.bytes))
         options.tags = tag
         options.host = host
@@ -85,13 +93,20 @@ struct BackupCommand: ParsableCommand {
         } else if !global.quiet {
             print("Files:   \(s.filesNew) new, \(s.filesChanged) changed, \(s.filesUnchanged) unchanged")
             print("Dirs:    \(s.directories), other entries: \(s.otherEntries)")
-            print("Added:   \(Terminal.bytes(s.addedBytes)) (\(Terminal.bytes(s.storedBytes)) stored after compression and encryption)")
-            print("Total:   \(Terminal.bytes(s.totalBytes)) in \(Terminal.duration(s.durationSeconds)) (\(String(format: "%.2f", s.durationSeconds)) s)")
+            print(
+                "Added:   \(Terminal.bytes(s.addedBytes)) (\(Terminal.bytes(s.storedBytes)) stored after compression and encryption)"
+            )
+            print(
+                "Total:   \(Terminal.bytes(s.totalBytes)) in \(Terminal.duration(s.durationSeconds)) (\(String(format: "%.2f", s.durationSeconds)) s)"
+            )
             print("snapshot \(result.id.short) saved")
         }
         if !result.warnings.isEmpty {
-            throw CommandFailure(code: .partial,
-                                 message: "\(result.warnings.count) source(s) could not be read and are not in snapshot \(result.id.short)")
+            throw CommandFailure(
+                code: .partial,
+                message:
+                    "\(result.warnings.count) source(s) could not be read and are not in snapshot \(result.id.short)"
+            )
         }
     }
 }

@@ -7,7 +7,10 @@ import PolyadService
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: [.customShort("c"), .long], help: "The config file (default: $POLYAD_CONFIG, ./mount.conf, /etc/polyad/mount.conf).")
+    @Option(
+        name: [.customShort("c"), .long],
+        help: "The config file (default: $POLYAD_CONFIG, ./mount.conf, /etc/polyad/mount.conf)."
+    )
     var config: String?
 
     @Flag(name: [.short, .long], help: "Print less.")
@@ -17,7 +20,8 @@ struct GlobalOptions: ParsableArguments {
     func environment(for configuration: Configuration, confirm: Bool = false) throws -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         if case .none = configuration.passphraseSource, env[Configuration.passwordVariable] == nil,
-           Terminal.isInteractive {
+            Terminal.isInteractive
+        {
             env[Configuration.passwordVariable] = try Terminal.readPassphrase(confirm: confirm)
         }
         return env
@@ -34,7 +38,9 @@ struct GlobalOptions: ParsableArguments {
     func manager() throws -> BackupManager {
         let configuration = try loadConfiguration()
         if configuration.s3Bucket != nil, !quiet {
-            Terminal.warning("\(configuration.file): s3_bucket is set, but this version writes only to local_dir (S3 mirroring is not built yet)")
+            Terminal.warning(
+                "\(configuration.file): s3_bucket is set, but this version writes only to local_dir (S3 mirroring is not built yet)"
+            )
         }
         return BackupManager(config: configuration, environment: try environment(for: configuration))
     }

@@ -15,7 +15,8 @@ struct InitCommand: ParsableCommand {
             With backup.encryption_key_file pointing at a file that does not exist yet, a random passphrase is \
             generated and written there (mode 0600). Otherwise the passphrase comes from the config, \
             $POLYAD_PASSWORD or a prompt.
-            """)
+            """
+    )
 
     @OptionGroup var global: GlobalOptions
 
@@ -32,7 +33,10 @@ struct InitCommand: ParsableCommand {
             do {
                 fd = try FileSystem.createExclusive(file, mode: 0o600)
             } catch {
-                throw CommandFailure(code: .fatal, message: "cannot create the key file \(PathText.display(path)): \(error.reason)")
+                throw CommandFailure(
+                    code: .fatal,
+                    message: "cannot create the key file \(PathText.display(path)): \(error.reason)"
+                )
             }
             let bytes = Array((secret + "\n").utf8)
             do {
@@ -42,7 +46,10 @@ struct InitCommand: ParsableCommand {
             } catch {
                 FileSystem.close(fd)
                 try? FileSystem.unlink(file)
-                throw CommandFailure(code: .fatal, message: "cannot write the key file \(PathText.display(path)): \(error.reason)")
+                throw CommandFailure(
+                    code: .fatal,
+                    message: "cannot write the key file \(PathText.display(path)): \(error.reason)"
+                )
             }
             passphrase = Array(secret.utf8)
             createdKeyFile = path
@@ -53,17 +60,21 @@ struct InitCommand: ParsableCommand {
         let manager = BackupManager(config: configuration)
         do {
             let repo = try manager.initialize(passphrase: passphrase)
-            print("Created store \(repo.config.id.prefix(8)) at \(PathText.display(configuration.localDirectory ?? ""))")
+            print(
+                "Created store \(repo.config.id.prefix(8)) at \(PathText.display(configuration.localDirectory ?? ""))"
+            )
         } catch {
             if let createdKeyFile { try? FileSystem.unlink(PathText.bytes(createdKeyFile)) }
             throw error
         }
         passphrase = []
         if let createdKeyFile {
-            print("""
+            print(
+                """
                 The store's passphrase was generated and written to \(PathText.display(createdKeyFile)) (mode 0600).
                 Keep a copy of that file somewhere safe, away from this machine: without it the backups cannot be read.
-                """)
+                """
+            )
         } else {
             print("Keep the passphrase safe: without it the backups cannot be read.")
         }

@@ -22,8 +22,11 @@ struct Polyad: ParsableCommand {
             15 no space, 130 interrupted.
             """,
         version: PolyadVersion.string,
-        subcommands: [InitCommand.self, BackupCommand.self, SnapshotsCommand.self, RestoreCommand.self,
-                      VerifyCommand.self, StatsCommand.self, KeyCommand.self])
+        subcommands: [
+            InitCommand.self, BackupCommand.self, SnapshotsCommand.self, RestoreCommand.self,
+            VerifyCommand.self, StatsCommand.self, KeyCommand.self,
+        ]
+    )
 }
 
 @main
@@ -35,7 +38,9 @@ enum Main {
         // The arguments as the kernel gave them: paths and patterns keep every byte (see PathText).
         let arguments = PathText.commandLineArguments()
         if let problem = Polyad.misplacedCommand(arguments) {
-            FileHandleStream.standardError.write("Error: \(problem)\nUsage: polyad <subcommand>\n  See 'polyad --help' for more information.\n")
+            FileHandleStream.standardError.write(
+                "Error: \(problem)\nUsage: polyad <subcommand>\n  See 'polyad --help' for more information.\n"
+            )
             exit(ExitCode.usage.rawValue)
         }
         do {
@@ -63,11 +68,11 @@ enum Main {
             Terminal.error(e.description)
         default:
             let message = Polyad.fullMessage(for: error)
-            if Polyad.exitCode(for: error) == .success {   // help and --version arrive as errors: not failures
+            if Polyad.exitCode(for: error) == .success {  // help and --version arrive as errors: not failures
                 if !message.isEmpty { print(message) }
                 return 0
             }
-            if code == .usage {   // the parser's own message, with its usage line
+            if code == .usage {  // the parser's own message, with its usage line
                 FileHandleStream.standardError.write(message + "\n")
             } else {
                 Terminal.error(message.isEmpty ? "\(error)" : message)

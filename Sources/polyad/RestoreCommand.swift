@@ -11,7 +11,8 @@ struct RestoreCommand: ParsableCommand {
             SNAPSHOT is `latest`, an id or a unique prefix of one. SNAPSHOT:PATH restores only PATH (relative to \
             the snapshot root, or to the folder that held a backed-up path) under its own name. Files already \
             present and identical are left as they are; others are written to a temporary name and renamed.
-            """)
+            """
+    )
 
     @OptionGroup var global: GlobalOptions
 
@@ -41,7 +42,7 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         let manager = try global.manager()
         let signals = Interrupts.install(manager.cancellation)
-        defer { signals.forEach { $0.cancel() } }
+        defer { for signal in signals { signal.cancel() } }
         var id = snapshot
         var options = RestoreOptions(target: PathText.bytes(target))
         if let colon = snapshot.firstIndex(of: ":") {
@@ -52,14 +53,16 @@ struct RestoreCommand: ParsableCommand {
         options.excludes = exclude
         options.verify = verify
         if Terminal.progressEnabled && !global.quiet {
-            options.progress = { files, bytes in Terminal.progress("\(files) files, \(Terminal.bytes(bytes)) restored") }
+            options.progress = { files, bytes in Terminal.progress("\(files) files, \(Terminal.bytes(bytes)) restored")
+            }
         }
         let result = try manager.restore(id, options: options)
         Terminal.clearProgress()
         for e in result.errors.prefix(50) { Terminal.error(e) }
         if result.errors.count > 50 { Terminal.error("… and \(result.errors.count - 50) more errors") }
         if !global.quiet {
-            var line = "Restored \(result.files) files (\(Terminal.bytes(result.bytes))), \(result.directories) folders, \(result.otherEntries) other entries"
+            var line =
+                "Restored \(result.files) files (\(Terminal.bytes(result.bytes))), \(result.directories) folders, \(result.otherEntries) other entries"
             if result.unchanged > 0 { line += "; \(result.unchanged) files were already identical" }
             if verify { line += "; \(result.verified) files verified" }
             print(line)
@@ -68,7 +71,10 @@ struct RestoreCommand: ParsableCommand {
             let code: PolyadRepository.ExitCode = result.damaged ? .integrity : result.noSpace ? .noSpace : .fatal
             var message = "\(result.errors.count) entries could not be restored"
             if result.damaged { message += " because the store is damaged (run `polyad verify --read-data`)" }
-            if result.noSpace { message += ": the target ran out of space; free some and run the restore again (finished files are kept)" }
+            if result.noSpace {
+                message +=
+                    ": the target ran out of space; free some and run the restore again (finished files are kept)"
+            }
             throw CommandFailure(code: code, message: message)
         }
     }

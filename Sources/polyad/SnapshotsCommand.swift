@@ -16,11 +16,16 @@ struct SnapshotsCommand: ParsableCommand {
             try Terminal.printJSON(list)
             return
         }
-        Terminal.table(["ID", "Time (UTC)", "Host", "Tags", "Files", "Size", "Stored", "Paths"], list.map { s in
-            let local = s.time.replacingOccurrences(of: "T", with: " ").prefix(19)
-            return [s.shortID, String(local), s.hostname, s.tags.joined(separator: ","), "\(s.files)",
-                    Terminal.bytes(s.logicalBytes), Terminal.bytes(s.storedBytes), s.paths.joined(separator: ", ")]
-        })
+        Terminal.table(
+            ["ID", "Time (UTC)", "Host", "Tags", "Files", "Size", "Stored", "Paths"],
+            list.map { s in
+                let local = s.time.replacingOccurrences(of: "T", with: " ").prefix(19)
+                return [
+                    s.shortID, String(local), s.hostname, s.tags.joined(separator: ","), "\(s.files)",
+                    Terminal.bytes(s.logicalBytes), Terminal.bytes(s.storedBytes), s.paths.joined(separator: ", "),
+                ]
+            }
+        )
         print("\(list.count) snapshot\(list.count == 1 ? "" : "s")")
     }
 }

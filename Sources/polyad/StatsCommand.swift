@@ -24,8 +24,10 @@ struct StatsCommand: ParsableCommand {
         print("Stored size:           \(Terminal.bytes(s.storedBytes)) in \(s.packCount) packs")
         print("Deduplication ratio:   \(String(format: "%.2f", s.deduplicationRatio))")
         print("Compression ratio:     \(String(format: "%.2f", s.compressionRatio))")
-        print("Last backup:           \(s.lastBackupTime ?? "never")" +
-              (s.lastBackupDurationSeconds.map { String(format: " (%.2f s)", $0) } ?? ""))
+        print(
+            "Last backup:           \(s.lastBackupTime ?? "never")"
+                + (s.lastBackupDurationSeconds.map { String(format: " (%.2f s)", $0) } ?? "")
+        )
         print("Failed backups:        \(s.failedBackups)" + (s.lastFailure.map { " (last: \($0))" } ?? ""))
         print("Partial backups:       \(s.partialBackups)")
     }

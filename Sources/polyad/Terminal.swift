@@ -42,7 +42,9 @@ enum Terminal {
         let first = try readHidden(prompt)
         if confirm {
             let second = try readHidden("Repeat the passphrase: ")
-            guard first == second else { throw CommandFailure(code: .usage, message: "the passphrases differ; nothing was changed") }
+            guard first == second else {
+                throw CommandFailure(code: .usage, message: "the passphrases differ; nothing was changed")
+            }
         }
         guard !first.isEmpty else { throw CommandFailure(code: .usage, message: "an empty passphrase is not allowed") }
         return first
@@ -84,7 +86,8 @@ enum Terminal {
     /// Seconds as m:ss or h:mm:ss.
     static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+        return t >= 3600
+            ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
             : String(format: "%d:%02d", t / 60, t % 60)
     }
 
@@ -93,8 +96,10 @@ enum Terminal {
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
+            cells.enumerated().map { i, c in
+                i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }
+            .joined(separator: "  ")
         }
         print(line(header))
         print(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)))

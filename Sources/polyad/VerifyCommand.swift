@@ -10,7 +10,8 @@ struct VerifyCommand: ParsableCommand {
             Always: every key slot, snapshot, index and tree is read, hashed and authenticated, every referenced \
             blob must be indexed and every indexed pack present with a matching header. --read-data also reads \
             every data pack: its SHA-256 name, every blob decrypted, authenticated, decompressed and re-identified.
-            """)
+            """
+    )
 
     @OptionGroup var global: GlobalOptions
 
@@ -41,23 +42,35 @@ struct VerifyCommand: ParsableCommand {
         let report = try manager.verify(options: options)
         Terminal.clearProgress()
         if !global.quiet {
-            print("Checked \(report.snapshotsChecked) snapshots, \(report.treesChecked) trees, \(report.packsChecked) packs" +
-                  (report.packsRead > 0 ? "; read \(report.packsRead) packs (\(report.blobsRead) blobs, \(Terminal.bytes(report.bytesRead)))" : ""))
+            print(
+                "Checked \(report.snapshotsChecked) snapshots, \(report.treesChecked) trees, \(report.packsChecked) packs"
+                    + (report.packsRead > 0
+                        ? "; read \(report.packsRead) packs (\(report.blobsRead) blobs, \(Terminal.bytes(report.bytesRead)))"
+                        : "")
+            )
             if report.unreferencedPacks > 0 {
-                print("\(report.unreferencedPacks) packs are not referenced by any index (left by an interrupted backup); they do no harm")
+                print(
+                    "\(report.unreferencedPacks) packs are not referenced by any index (left by an interrupted backup); they do no harm"
+                )
             }
             if report.duplicatePacks > 0 {
-                print("\(report.duplicatePacks) packs hold only blobs stored in other packs too (two backups wrote them at once); they do no harm")
+                print(
+                    "\(report.duplicatePacks) packs hold only blobs stored in other packs too (two backups wrote them at once); they do no harm"
+                )
             }
         }
         guard report.isClean else {
             for d in report.damaged { print("damaged: \(d)") }
             for a in report.affected { print("affected: \(a)") }
-            let advice = report.affectedSnapshots.isEmpty
+            let advice =
+                report.affectedSnapshots.isEmpty
                 ? "restore them from another copy of the store (no snapshot references a damaged blob)"
-                : "restore them from another copy of the store, or `polyad forget " +
-                  report.affectedSnapshots.map(\.short).joined(separator: " ") + "` (the affected snapshots)"
-            throw CommandFailure(code: .integrity, message: "\(report.damaged.count) damaged object(s) found: \(advice)")
+                : "restore them from another copy of the store, or `polyad forget "
+                    + report.affectedSnapshots.map(\.short).joined(separator: " ") + "` (the affected snapshots)"
+            throw CommandFailure(
+                code: .integrity,
+                message: "\(report.damaged.count) damaged object(s) found: \(advice)"
+            )
         }
         if !global.quiet { print("no errors found") }
     }

@@ -2,9 +2,9 @@ import CFuseShim
 import Dispatch
 import Foundation
 import Glibc
-import Synchronization
 import PolyadFileSystem
 import PolyadMount
+import Synchronization
 
 /// What the C callbacks reach through `fuse_req_userdata`: the filesystem model, the listings being read,
 /// and the readiness pipe of a daemonizing parent.

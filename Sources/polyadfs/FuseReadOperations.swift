@@ -26,22 +26,29 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
         fuse_reply_none(req)
     }
     ops.getattr = { req, ino, _ in
-        answer(req) { () throws(FileSystemErrno) in replyAttributes(req, try context(req).fs.attributes(ino, caller: caller(req))) }
+        answer(req) { () throws(FileSystemErrno) in
+            replyAttributes(req, try context(req).fs.attributes(ino, caller: caller(req)))
+        }
     }
     ops.readlink = { req, ino in
-        answer(req) { () throws(FileSystemErrno) in replyLink(req, try context(req).fs.readLink(ino, caller: caller(req))) }
+        answer(req) { () throws(FileSystemErrno) in
+            replyLink(req, try context(req).fs.readLink(ino, caller: caller(req)))
+        }
     }
     ops.open = { req, ino, fi in
         answer(req) { () throws(FileSystemErrno) in
             let opened = try context(req).fs.open(ino, flags: fi!.pointee.flags, caller: caller(req))
             fi!.pointee.fh = opened.handle
-            if opened.keepCache { polyad_fuse_file_info_keep_cache(fi) }   // snapshot files never change
+            if opened.keepCache { polyad_fuse_file_info_keep_cache(fi) }  // snapshot files never change
             fuse_reply_open(req, fi)
         }
     }
     ops.read = { req, _, size, off, fi in
         answer(req) { () throws(FileSystemErrno) in
-            replySlices(req, try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size, caller: caller(req)))
+            replySlices(
+                req,
+                try context(req).fs.read(fi!.pointee.fh, offset: UInt64(off), size: size, caller: caller(req))
+            )
         }
     }
     ops.lseek = { req, _, off, whence, fi in
@@ -50,8 +57,12 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
             return
         }
         answer(req) { () throws(FileSystemErrno) in
-            let at = try context(req).fs.seek(fi!.pointee.fh, offset: UInt64(max(0, off)),
-                                              findData: whence == SEEK_DATA_VALUE, caller: caller(req))
+            let at = try context(req).fs.seek(
+                fi!.pointee.fh,
+                offset: UInt64(max(0, off)),
+                findData: whence == SEEK_DATA_VALUE,
+                caller: caller(req)
+            )
             fuse_reply_lseek(req, off_t(at))
         }
     }
@@ -83,7 +94,11 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
     }
     ops.getxattr = { req, ino, n, size in
         answer(req) { () throws(FileSystemErrno) in
-            try replyXattr(req, try context(req).fs.extendedAttribute(ino, name: name(n), caller: caller(req)), size: size)
+            try replyXattr(
+                req,
+                try context(req).fs.extendedAttribute(ino, name: name(n), caller: caller(req)),
+                size: size
+            )
         }
     }
     ops.access = { req, ino, mask in
@@ -112,7 +127,7 @@ private func replyDirectory(_ req: fuse_req_t?, _ inode: fuse_ino_t, size: Int, 
             return
         }
         ctx.directories.withLock { d in
-            if d.count >= 256 { d.removeAll() }   // listings abandoned half-read
+            if d.count >= 256 { d.removeAll() }  // listings abandoned half-read
             d[inode] = entries
         }
     }
@@ -135,8 +150,23 @@ private func replyDirectory(_ req: fuse_req_t?, _ inode: fuse_ino_t, size: Int, 
         let name = (e.name + [0]).map { CChar(bitPattern: $0) }
         let length = buffer.withUnsafeMutableBufferPointer { b in
             name.withUnsafeBufferPointer { n in
-                plus ? fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, n.baseAddress, &param, off_t(index + 1))
-                    : fuse_add_direntry(req, b.baseAddress! + used, size - used, n.baseAddress, &param.attr, off_t(index + 1))
+                plus
+                    ? fuse_add_direntry_plus(
+                        req,
+                        b.baseAddress! + used,
+                        size - used,
+                        n.baseAddress,
+                        &param,
+                        off_t(index + 1)
+                    )
+                    : fuse_add_direntry(
+                        req,
+                        b.baseAddress! + used,
+                        size - used,
+                        n.baseAddress,
+                        &param.attr,
+                        off_t(index + 1)
+                    )
             }
         }
         if length > size - used { break }

@@ -63,7 +63,7 @@ func replySlices(_ req: fuse_req_t?, _ slices: [ArraySlice<UInt8>]) {
         }
         slices[index].withUnsafeBytes { b in
             vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count))
-            gather(index + 1)   // nested, so that every slice's storage is pinned while the reply is written
+            gather(index + 1)  // nested, so that every slice's storage is pinned while the reply is written
         }
     }
     gather(0)

@@ -33,8 +33,8 @@ enum PolyadFS {
     }
 
     static func main() {
-        polyad_limit_malloc_caching()   // chunk buffers cross FUSE threads: keep freed ones from piling up
-        polyad_keep_freed_heap()        // but reuse freed heap rather than fault in fresh pages
+        polyad_limit_malloc_caching()  // chunk buffers cross FUSE threads: keep freed ones from piling up
+        polyad_keep_freed_heap()  // but reuse freed heap rather than fault in fresh pages
         var args = Arguments()
         // The arguments as the kernel gave them: a config or mount point path keeps every byte (see PathText).
         var list = PathText.commandLineArguments()
@@ -89,7 +89,8 @@ enum PolyadFS {
     /// Reports a startup error: to the waiting parent when daemonized, else to stderr; then exits.
     static func fail(_ code: PolyadRepository.ExitCode, _ message: String) -> Never {
         if let fd = ProcessInfo.processInfo.environment["POLYADFS_READY_FD"].flatMap(Int32.init) {
-            let line = "err \(code.rawValue) \(PathText.displayMessage(message).replacingOccurrences(of: "\n", with: "\\n"))\n"
+            let line =
+                "err \(code.rawValue) \(PathText.displayMessage(message).replacingOccurrences(of: "\n", with: "\\n"))\n"
             _ = line.withCString { write(fd, $0, strlen($0)) }
         } else {
             standardError("polyadfs: \(PathText.displayMessage(message))\n")
@@ -114,7 +115,8 @@ enum PolyadFS {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var environment = ProcessInfo.processInfo.environment
         environment["POLYADFS_READY_FD"] = "\(writeEnd)"
-        let argv = [Array(CommandLine.arguments[0].utf8)] + PathText.commandLineArguments().map(PathText.bytes)
+        let argv =
+            [Array(CommandLine.arguments[0].utf8)] + PathText.commandLineArguments().map(PathText.bytes)
             + [Array("-f".utf8)]
         let cArgs = argv.map { bytes in strdup(bytes.map { CChar(bitPattern: $0) } + [0]) } + [nil]
         let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -127,7 +129,10 @@ enum PolyadFS {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(readEnd, &buffer, buffer.count)
-            if n > 0 { reply += buffer[0..<n]; continue }
+            if n > 0 {
+                reply += buffer[0..<n]
+                continue
+            }
             if n < 0 && errno == EINTR { continue }
             break
         }
@@ -136,7 +141,9 @@ enum PolyadFS {
         if text.hasPrefix("err ") {
             let parts = text.dropFirst(4).split(separator: " ", maxSplits: 1)
             let code = Int32(parts.first ?? "1") ?? 1
-            standardError("polyadfs: \((parts.count > 1 ? String(parts[1]) : "").replacingOccurrences(of: "\\n", with: "\n"))\n")
+            standardError(
+                "polyadfs: \((parts.count > 1 ? String(parts[1]) : "").replacingOccurrences(of: "\\n", with: "\n"))\n"
+            )
             exit(code)
         }
         var wstatus: Int32 = 0
@@ -148,7 +155,9 @@ enum PolyadFS {
     /// Opens the store, mounts, serves until unmounted; returns the exit code.
     static func serve(config path: String, mountpoint: String, args: Arguments, readyFD: Int32?) -> Int32 {
         let configuration: Configuration
-        do { configuration = try Configuration.load(file: path) } catch { fail(ExitCode(for: error), error.description) }
+        do { configuration = try Configuration.load(file: path) } catch {
+            fail(ExitCode(for: error), error.description)
+        }
         let manager = BackupManager(config: configuration)
         let repository: Repository
         do { repository = try manager.repository(indexInBackground: true) } catch {
@@ -158,18 +167,26 @@ enum PolyadFS {
         let shownMountpoint = PathBytes.display(mountBytes)
         guard !mountBytes.isEmpty else { fail(.usage, "the mount point is empty; give the folder to mount on") }
         guard let st = try? FileSystem.stat(mountBytes) else {
-            fail(.usage, "the mount point \(shownMountpoint) does not exist: create it with `mkdir -p \(shownMountpoint)`")
+            fail(
+                .usage,
+                "the mount point \(shownMountpoint) does not exist: create it with `mkdir -p \(shownMountpoint)`"
+            )
         }
         guard st.kind == .directory else { fail(.usage, "the mount point \(shownMountpoint) is not a folder") }
         if let parent = try? FileSystem.stat(PathBytes.join(mountBytes, Array("..".utf8))),
-           parent.dev != st.dev || parent.ino == st.ino {
-            fail(.usage, "\(shownMountpoint) is already a mount point (busy): unmount it first with `umount \(shownMountpoint)`")
+            parent.dev != st.dev || parent.ino == st.ino
+        {
+            fail(
+                .usage,
+                "\(shownMountpoint) is already a mount point (busy): unmount it first with `umount \(shownMountpoint)`"
+            )
         }
         let logFile = configuration.log.file.map(PathText.bytes)
         let log: @Sendable (String) -> Void = { line in
             let stamped = "\(ISO8601DateFormatter().string(from: Date())) polyadfs: \(PathText.displayMessage(line))\n"
             if let logFile,
-               let fd = try? FileSystem.open(logFile, flags: O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode: 0o600) {
+                let fd = try? FileSystem.open(logFile, flags: O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode: 0o600)
+            {
                 defer { FileSystem.close(fd) }
                 let bytes = Array(stamped.utf8)
                 try? FileSystem.writeAll(fd, bytes: bytes)
@@ -179,13 +196,17 @@ enum PolyadFS {
         }
         // The session, once made, for pushing decoded files to the kernel from the read-ahead threads.
         let sessionBits = Atomic<UInt>(0)
-        let fs = MountFileSystem(manager: manager, repository: repository,
-                                 cacheBytes: max(16, configuration.mount.cacheMiB) << 20, log: log,
-                                 willBlock: { polyad_fuse_worker_will_block() },
-                                 pushToKernel: { inode, bytes in
-                                     guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
-                                     bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
-                                 })
+        let fs = MountFileSystem(
+            manager: manager,
+            repository: repository,
+            cacheBytes: max(16, configuration.mount.cacheMiB) << 20,
+            log: log,
+            willBlock: { polyad_fuse_worker_will_block() },
+            pushToKernel: { inode, bytes in
+                guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
+                bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
+            }
+        )
         fs.refreshSnapshots(interval: 0)
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
@@ -193,8 +214,10 @@ enum PolyadFS {
         // Read-only as a whole (the kernel answers writes with EROFS), as /proc/mounts then says. The name's
         // commas are escaped for libfuse's option parser.
         let fsname = "polyad:" + PathText.display(configuration.localDirectory ?? path)
-        var fuseOptions = ["fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs", "ro",
-                           "default_permissions", "max_read=\(1 << 20)"]
+        var fuseOptions = [
+            "fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs", "ro",
+            "default_permissions", "max_read=\(1 << 20)",
+        ]
         let passThrough = ["allow_other", "allow_root", "ro", "default_permissions", "noatime", "nodev", "nosuid"]
         for o in args.options {
             if passThrough.contains(o) || o.hasPrefix("max_read=") {
@@ -214,7 +237,9 @@ enum PolyadFS {
         guard fuse_session_mount(session, mountBytes.map { CChar(bitPattern: $0) } + [0]) == 0 else {
             fuse_remove_signal_handlers(session)
             fuse_session_destroy(session)
-            let hint = access("/dev/fuse", R_OK | W_OK) == 0 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
+            let hint =
+                access("/dev/fuse", R_OK | W_OK) == 0
+                ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
             fail(.fatal, "cannot mount on \(shownMountpoint)\(hint)")
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// Arguments are the bytes the kernel gave (names need not be UTF-8), empty values are errors, and the
 /// command line's small corners exit as the README's "Exit codes" say.
@@ -22,7 +22,9 @@ final class ArgumentTests: XCTestCase {
         let folder: [UInt8] = bytes("dir") + [0xFF]
         try FileSystem.makeDirectories(bytes(f.root + "/src"), mode: 0o755)
         try FileSystem.makeDirectories(bytes(f.root + "/") + folder, mode: 0o755)
-        for (path, content) in [(bytes(f.root + "/src/") + latin1, "one"), (bytes(f.root + "/") + folder + bytes("/f"), "two")] {
+        for (path, content) in [
+            (bytes(f.root + "/src/") + latin1, "one"), (bytes(f.root + "/") + folder + bytes("/f"), "two"),
+        ] {
             let fd = try FileSystem.createExclusive(path, mode: 0o644)
             try FileSystem.writeAll(fd, bytes: bytes(content))
             FileSystem.close(fd)
@@ -67,8 +69,10 @@ final class ArgumentTests: XCTestCase {
         FileSystem.close(fd)
         var o = try shell(f, #"unset POLYAD_PASSWORD; "$POLYAD" init -c "$(printf 'conf\351')/mount.conf""#)
         XCTAssertEqual(o.status, 0, o.stderr)
-        XCTAssertEqual(try FileSystem.directoryEntries(folder).sorted { $0.lexicographicallyPrecedes($1) },
-                       [bytes("key"), bytes("mount.conf"), bytes("store")])
+        XCTAssertEqual(
+            try FileSystem.directoryEntries(folder).sorted { $0.lexicographicallyPrecedes($1) },
+            [bytes("key"), bytes("mount.conf"), bytes("store")]
+        )
         o = try shell(f, #"unset POLYAD_PASSWORD; POLYAD_CONFIG="$(printf 'conf\351')/mount.conf" "$POLYAD" snapshots"#)
         XCTAssertEqual(o.status, 0, o.stderr)
         XCTAssertTrue(o.stdout.contains("0 snapshots"), o.stdout)
@@ -102,10 +106,18 @@ final class ArgumentTests: XCTestCase {
     func testNULInAConfigValueWritesNothing() throws {
         let f = try CLIFixture()
         let before = try entries(f.root)
-        for (line, key) in [("  local_dir: \"sto\\0re\"\n", "backup.local_dir"),
-                            ("  local_dir: \"store\"\n  encryption_key_file: \"abc\\0def\"\n", "backup.encryption_key_file")] {
+        for (line, key) in [
+            ("  local_dir: \"sto\\0re\"\n", "backup.local_dir"),
+            ("  local_dir: \"store\"\n  encryption_key_file: \"abc\\0def\"\n", "backup.encryption_key_file"),
+        ] {
             let text = "backup:\n" + line
-            XCTAssertTrue(FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            XCTAssertTrue(
+                FileManager.default.createFile(
+                    atPath: f.conf,
+                    contents: Data(text.utf8),
+                    attributes: [.posixPermissions: 0o600]
+                )
+            )
             let o = try f.expect(2, ["init"])
             XCTAssertTrue(o.stderr.contains("\(key): contains a NUL character"), o.stderr)
             XCTAssertEqual(try entries(f.root), before)

@@ -1,7 +1,7 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
 import PolyadTestSupport
+import XCTest
 
 /// Runs the built `polyad` binary in a private folder with its own mount.conf.
 final class CLIFixture {
@@ -12,8 +12,10 @@ final class CLIFixture {
 
     /// The folder holding the built products (the test bundle's folder).
     static var productsDirectory: String {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path,
-                          Bundle.main.bundleURL.path]
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path,
+            Bundle.main.bundleURL.path,
+        ]
         for c in candidates where FileManager.default.isExecutableFile(atPath: c + "/polyad") { return c }
         return candidates[0]
     }
@@ -25,13 +27,19 @@ final class CLIFixture {
         root = folder.path
         conf = root + "/mount.conf"
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: true\n" + extraConfig
-        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: conf,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
         environment = ProcessInfo.processInfo.environment
         environment["POLYAD_CONFIG"] = conf
         environment["POLYAD_PASSWORD"] = passphrase
         environment["XDG_STATE_HOME"] = root + "/state"
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("polyad is not built at \(Self.binary): run `swift build` before `swift test` (Scripts/test does)")
+            throw XCTSkip(
+                "polyad is not built at \(Self.binary): run `swift build` before `swift test` (Scripts/test does)"
+            )
         }
     }
 
@@ -46,14 +54,19 @@ final class CLIFixture {
     }
 
     @discardableResult
-    func run(_ arguments: [String], environment extra: [String: String] = [:], stdin: String? = nil,
-             executable: String = CLIFixture.binary) throws -> Output {
+    func run(
+        _ arguments: [String],
+        environment extra: [String: String] = [:],
+        stdin: String? = nil,
+        executable: String = CLIFixture.binary
+    ) throws -> Output {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         p.environment = environment.merging(extra) { $1 }
         p.currentDirectoryURL = URL(fileURLWithPath: root)
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         let input = Pipe()
@@ -64,16 +77,30 @@ final class CLIFixture {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        return Output(
+            status: p.terminationStatus,
+            stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self)
+        )
     }
 
     /// Runs and asserts the exit status.
     @discardableResult
-    func expect(_ status: Int32, _ arguments: [String], environment extra: [String: String] = [:],
-                file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+    func expect(
+        _ status: Int32,
+        _ arguments: [String],
+        environment extra: [String: String] = [:],
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> Output {
         let o = try run(arguments, environment: extra)
-        XCTAssertEqual(o.status, status, "polyad \(arguments.joined(separator: " ")):\n\(o.stdout)\n\(o.stderr)", file: file, line: line)
+        XCTAssertEqual(
+            o.status,
+            status,
+            "polyad \(arguments.joined(separator: " ")):\n\(o.stdout)\n\(o.stderr)",
+            file: file,
+            line: line
+        )
         return o
     }
 }

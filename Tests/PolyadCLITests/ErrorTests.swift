@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// Bad input gets one clear line and the exit code the README's "Exit codes" give, and loses nothing.
 final class ErrorTests: XCTestCase {
@@ -13,7 +13,7 @@ final class ErrorTests: XCTestCase {
         XCTAssertTrue(wrong.stderr.contains("wrong passphrase"), wrong.stderr)
         XCTAssertFalse(wrong.stderr.contains("not it"), "the passphrase is never printed")
         XCTAssertEqual(wrong.stderr.split(separator: "\n").count, 1, "one line, no stack trace")
-        try f.expect(2, ["init"])   // a second init refuses and changes nothing
+        try f.expect(2, ["init"])  // a second init refuses and changes nothing
         try f.expect(0, ["snapshots"])
     }
 
@@ -33,7 +33,11 @@ final class ErrorTests: XCTestCase {
     func testConfigWithReadableSecretIsRefused() throws {
         let f = try CLIFixture()
         let text = "backup:\n  local_dir: \"store\"\n  encryption_key: \"hunter2-secret\"\n"
-        _ = FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(
+            atPath: f.conf,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o644]
+        )
         let o = try f.expect(2, ["init"])
         XCTAssertTrue(o.stderr.contains("chmod 600"), o.stderr)
         XCTAssertFalse(o.stderr.contains("hunter2"))
@@ -46,26 +50,35 @@ final class ErrorTests: XCTestCase {
         let f = try CLIFixture()
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        _ = FileManager.default.createFile(atPath: src + "/photo.jpg", contents: Data((0..<2_000_000).map { UInt8(truncatingIfNeeded: ($0 &* 7919) >> 5 ^ $0) }))
+        _ = FileManager.default.createFile(
+            atPath: src + "/photo.jpg",
+            contents: Data((0..<2_000_000).map { UInt8(truncatingIfNeeded: ($0 &* 7919) >> 5 ^ $0) })
+        )
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
         try f.expect(0, ["verify", "--read-data"])
         let data = f.root + "/store/data"
         let packs = try FileManager.default.subpathsOfDirectory(atPath: data).filter { $0.count > 60 }
             .map { data + "/" + $0 }
-            .sorted { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 > (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0 }
+            .sorted {
+                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0
+                    > (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0
+            }
         let pack = try XCTUnwrap(packs.first)
         chmod(pack, 0o600)
         var content = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: pack)))
         content[4096] ^= 0x01
         _ = FileManager.default.createFile(atPath: pack, contents: Data(content))
-        try f.expect(0, ["verify"])   // structure and metadata are intact; only --read-data reads data packs
+        try f.expect(0, ["verify"])  // structure and metadata are intact; only --read-data reads data packs
         let verify = try f.expect(13, ["verify", "--read-data"])
         XCTAssertTrue(verify.stdout.contains((pack as NSString).lastPathComponent), verify.stdout)
         XCTAssertTrue(verify.stdout.contains("photo.jpg"), "names the file it hurts: \(verify.stdout)")
         let restore = try f.expect(13, ["restore", "latest", "--target", f.root + "/out"])
         XCTAssertTrue(restore.stderr.contains("photo.jpg"), restore.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/out" + src + "/photo.jpg"), "no wrong bytes restored")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: f.root + "/out" + src + "/photo.jpg"),
+            "no wrong bytes restored"
+        )
     }
 
     func testDiskFullFailsCleanly() throws {
@@ -77,17 +90,21 @@ final class ErrorTests: XCTestCase {
         try f.expect(0, ["init"])
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
-        let random = randomBytes(6_000_000, seed: 88172645463325252)
+        let random = randomBytes(6_000_000, seed: 88_172_645_463_325_252)
         _ = FileManager.default.createFile(atPath: src + "/big.bin", contents: Data(random))
         let o = try f.expect(15, ["backup", src])
         XCTAssertTrue(o.stderr.lowercased().contains("space"), o.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store + "/tmp"), [], "no temporary files left")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: store + "/tmp"),
+            [],
+            "no temporary files left"
+        )
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: store + "/snapshots").isEmpty)
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: store + "/locks").isEmpty)
-        try f.expect(0, ["verify", "--read-data"])   // what is there is whole
+        try f.expect(0, ["verify", "--read-data"])  // what is there is whole
         try FileSystem.unlink(bytes(src + "/big.bin"))
         _ = FileManager.default.createFile(atPath: src + "/small.txt", contents: Data("fits".utf8))
-        try f.expect(0, ["backup", src])   // and the store takes the next backup
+        try f.expect(0, ["backup", src])  // and the store takes the next backup
     }
 
     func testRestoreToAFullDiskExits15() throws {
@@ -95,7 +112,10 @@ final class ErrorTests: XCTestCase {
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
         for (i, name) in ["a.bin", "b.bin"].enumerated() {
-            _ = FileManager.default.createFile(atPath: src + "/" + name, contents: Data(randomBytes(3_000_000, seed: 0x9E37 + UInt64(i))))
+            _ = FileManager.default.createFile(
+                atPath: src + "/" + name,
+                contents: Data(randomBytes(3_000_000, seed: 0x9E37 + UInt64(i)))
+            )
         }
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
@@ -116,9 +136,9 @@ final class ErrorTests: XCTestCase {
         let add = try f.expect(0, ["key", "add"], environment: ["POLYAD_NEW_PASSWORD": "second"])
         let added = String(try XCTUnwrap(add.stdout.split(separator: " ").last).prefix(8))
         let list = try f.expect(0, ["key", "list"])
-        XCTAssertEqual(list.stdout.split(separator: "\n").count, 4, list.stdout)   // header, rule, two slots
+        XCTAssertEqual(list.stdout.split(separator: "\n").count, 4, list.stdout)  // header, rule, two slots
         try f.expect(0, ["snapshots"], environment: ["POLYAD_PASSWORD": "second"])
-        try f.expect(2, ["key", "remove", added], environment: ["POLYAD_PASSWORD": "second"])   // the slot in use
+        try f.expect(2, ["key", "remove", added], environment: ["POLYAD_PASSWORD": "second"])  // the slot in use
         try f.expect(0, ["key", "remove", added])
         try f.expect(12, ["snapshots"], environment: ["POLYAD_PASSWORD": "second"])
         try f.expect(0, ["key", "passwd"], environment: ["POLYAD_NEW_PASSWORD": "third"])
@@ -168,7 +188,10 @@ final class InterruptionTests: XCTestCase {
         let src = f.root + "/src"
         try FileSystem.makeDirectories(bytes(src), mode: 0o755)
         for i in 0..<12 {
-            _ = FileManager.default.createFile(atPath: src + "/part\(i).bin", contents: Data(randomBytes(4_000_000, seed: 0x2545F491 + UInt64(i))))
+            _ = FileManager.default.createFile(
+                atPath: src + "/part\(i).bin",
+                contents: Data(randomBytes(4_000_000, seed: 0x2545_F491 + UInt64(i)))
+            )
         }
         return src
     }
@@ -187,7 +210,9 @@ final class InterruptionTests: XCTestCase {
     /// Waits until the backup has stored its first pack (or has ended).
     private func waitForFirstPack(_ f: CLIFixture, _ p: Process) {
         for _ in 0..<2000 where p.isRunning {
-            let packs = (try? FileManager.default.subpathsOfDirectory(atPath: f.root + "/store/data"))?.filter { $0.count > 60 } ?? []
+            let packs =
+                (try? FileManager.default.subpathsOfDirectory(atPath: f.root + "/store/data"))?.filter { $0.count > 60 }
+                ?? []
             if !packs.isEmpty { return }
             usleep(5000)
         }
@@ -210,7 +235,10 @@ final class InterruptionTests: XCTestCase {
         if p.terminationStatus == 0 { throw XCTSkip("the backup finished before the signal arrived") }
         XCTAssertEqual(p.terminationStatus, 130)
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/snapshots").isEmpty)
-        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/locks").isEmpty, "lock released")
+        XCTAssertTrue(
+            try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/locks").isEmpty,
+            "lock released"
+        )
         try f.expect(0, ["verify", "--read-data"])
         try f.expect(0, ["backup", src])
         try f.expect(0, ["restore", "latest", "--target", f.root + "/out", "--verify"])
@@ -219,7 +247,7 @@ final class InterruptionTests: XCTestCase {
     func testKilledBackupLeavesAUsableStore() throws {
         let (f, src, _) = try backupStopped(by: SIGKILL)
         try f.expect(0, ["verify", "--read-data"])
-        try f.expect(0, ["backup", src])   // the dead process's lock does not block it
+        try f.expect(0, ["backup", src])  // the dead process's lock does not block it
         try f.expect(0, ["verify", "--read-data"])
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/locks").isEmpty)
     }

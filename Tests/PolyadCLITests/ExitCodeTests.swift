@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// The exit codes of README "Exit codes" that can be provoked here, from the real binaries: each bad-input case
 /// checks the code, the message, and that the store did not change. `ExitCode(for:)` decides every one of them,
@@ -33,13 +33,16 @@ final class ExitCodeTests: XCTestCase {
         _ = FileManager.default.createFile(atPath: src + "/a.txt", contents: Data("one".utf8))
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", "-q", src])
-        _ = FileManager.default.createFile(atPath: src + "/b.txt", contents: Data("two".utf8))   // something new
+        _ = FileManager.default.createFile(atPath: src + "/b.txt", contents: Data("two".utf8))  // something new
         return src
     }
 
     /// Runs polyadfs in the foreground (its startup errors come before anything is mounted).
-    func polyadfs(_ f: CLIFixture, _ mountpoint: String,
-                  environment: [String: String] = [:]) throws -> CLIFixture.Output {
+    func polyadfs(
+        _ f: CLIFixture,
+        _ mountpoint: String,
+        environment: [String: String] = [:]
+    ) throws -> CLIFixture.Output {
         guard FileManager.default.isExecutableFile(atPath: Self.polyadfs) else {
             throw XCTSkip("polyadfs is not built at \(Self.polyadfs): run `swift build` first")
         }
@@ -51,7 +54,11 @@ final class ExitCodeTests: XCTestCase {
         let src = try storeWithABackup(f)
         let before = tree(f.root + "/store")
         let bad = "backup:\n  local_dir: \"store\"\n  compression_level: 42\n"
-        _ = FileManager.default.createFile(atPath: f.conf, contents: Data(bad.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: f.conf,
+            contents: Data(bad.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
         let o = try f.expect(2, ["backup", src])
         XCTAssertTrue(o.stderr.contains("mount.conf:3:"), o.stderr)
         XCTAssertTrue(o.stderr.contains("compression_level"), o.stderr)
@@ -85,8 +92,11 @@ final class ExitCodeTests: XCTestCase {
         let src = try storeWithABackup(f)
         let before = tree(f.root + "/store")
         for args in [["backup", src], ["key", "add"], ["verify"]] {
-            let o = try f.expect(12, args,
-                                 environment: ["POLYAD_PASSWORD": "not the one", "POLYAD_NEW_PASSWORD": "new one"])
+            let o = try f.expect(
+                12,
+                args,
+                environment: ["POLYAD_PASSWORD": "not the one", "POLYAD_NEW_PASSWORD": "new one"]
+            )
             XCTAssertTrue(o.stderr.contains("wrong passphrase"), o.stderr)
             XCTAssertFalse(o.stderr.contains("not the one"), "the passphrase is never printed")
             XCTAssertEqual(tree(f.root + "/store"), before, "\(args): nothing changed (no snapshot, lock or key)")
@@ -101,8 +111,10 @@ final class ExitCodeTests: XCTestCase {
         let slot = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: keys).first)
         try flip(keys + "/" + slot, at: 30)
         let before = tree(f.root + "/store")
-        for (args, passphrase) in [(["snapshots"], "test passphrase"), (["backup", src], "test passphrase"),
-                                   (["snapshots"], "another passphrase")] {
+        for (args, passphrase) in [
+            (["snapshots"], "test passphrase"), (["backup", src], "test passphrase"),
+            (["snapshots"], "another passphrase"),
+        ] {
             let o = try f.expect(13, args, environment: ["POLYAD_PASSWORD": passphrase])
             XCTAssertTrue(o.stderr.contains("damaged key slot keys/\(slot)"), o.stderr)
             XCTAssertFalse(o.stderr.contains("wrong passphrase"), o.stderr)

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// The mount, for real: polyadfs on a temporary folder, read with the ordinary tools.
 final class MountTests: XCTestCase {
@@ -12,8 +12,12 @@ final class MountTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.fileExists(atPath: "/dev/fuse"),
-              FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3") || FileManager.default.isExecutableFile(atPath: "/bin/fusermount3") else {
-            if underCI { XCTFail("/dev/fuse or fusermount3 is missing: the mount tests need FUSE (apt-get install fuse3)") }
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3")
+                || FileManager.default.isExecutableFile(atPath: "/bin/fusermount3")
+        else {
+            if underCI {
+                XCTFail("/dev/fuse or fusermount3 is missing: the mount tests need FUSE (apt-get install fuse3)")
+            }
             throw XCTSkip("/dev/fuse or fusermount3 is missing: mount tests skipped")
         }
         guard FileManager.default.isExecutableFile(atPath: Self.polyadfs) else {
@@ -84,8 +88,7 @@ final class MountTests: XCTestCase {
         let cArgs = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
         let cEnv = env.map { strdup($0) } + [nil]
         defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+            for pointer in cArgs + cEnv { free(pointer) }
         }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
@@ -115,7 +118,9 @@ final class MountTests: XCTestCase {
 
     /// The mounted root of the only snapshot.
     func snapshotRoot() throws -> String {
-        let days = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots").filter { $0 != "latest" }
+        let days = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots").filter {
+            $0 != "latest"
+        }
         let day = try XCTUnwrap(days.first)
         let ids = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day)
         return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
@@ -151,10 +156,15 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(top, [".polyad", "incoming", "snapshots"])
         let latest = try FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")
         XCTAssertTrue(latest.range(of: #"^\d{4}-\d{2}-\d{2}/[0-9a-f]{8}$"#, options: .regularExpression) != nil, latest)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/snapshots/latest" + src + "/docs/readme.txt"))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: mountpoint + "/snapshots/latest" + src + "/docs/readme.txt")
+        )
         let status = try String(contentsOfFile: mountpoint + "/.polyad/status", encoding: .utf8)
         XCTAssertTrue(status.contains("snapshots: 1"), status)
-        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: mountpoint + "/.polyad/stats.json"))) as? [String: Any]
+        let stats =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: mountpoint + "/.polyad/stats.json"))
+            ) as? [String: Any]
         XCTAssertEqual(stats?["snapshot_count"] as? Int, 1)
         XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/.polyad/metrics"))
         // cp -a out and compare with the source: bytes, modes, owners, times, xattrs, hard links, holes, names.
@@ -176,15 +186,21 @@ final class MountTests: XCTestCase {
         XCTAssertEqual(st.mode & 0o7777, 0o4751)
         XCTAssertEqual(st.mtime, Timespec(seconds: 1_500_000_000, nanoseconds: 987_654_321))
         XCTAssertEqual(try FileSystem.readLink(bytes(root + "/link")), bytes("docs/readme.txt"))
-        let a = try FileSystem.lstat(bytes(root + "/hard1")), b = try FileSystem.lstat(bytes(root + "/docs/hard2"))
+        let a = try FileSystem.lstat(bytes(root + "/hard1"))
+        let b = try FileSystem.lstat(bytes(root + "/docs/hard2"))
         XCTAssertEqual(a.ino, b.ino, "hard links are one inode")
         XCTAssertEqual(a.nlink, 3)
-        let hash = shell(["getfattr", "--absolute-names", "--only-values", "-n", "user.polyad.hash", root + "/docs/readme.txt"])
+        let hash = shell([
+            "getfattr", "--absolute-names", "--only-values", "-n", "user.polyad.hash", root + "/docs/readme.txt",
+        ])
         XCTAssertEqual(hash.status, 0, hash.out)
         XCTAssertEqual(hash.out.count, 64, hash.out)
         let listed = shell(["getfattr", "--absolute-names", "-d", "-m", "-", root + "/docs/readme.txt"])
         XCTAssertTrue(listed.out.contains("user.comment") || !listed.out.contains("user."), listed.out)
-        XCTAssertFalse(listed.out.contains("user.polyad.hash"), "readable by name, not listed (cp -a copies what was backed up)")
+        XCTAssertFalse(
+            listed.out.contains("user.polyad.hash"),
+            "readable by name, not listed (cp -a copies what was backed up)"
+        )
         let find = shell(["find", root, "-print0"])
         XCTAssertEqual(find.status, 0)
         XCTAssertEqual(find.out.split(separator: "\0").count, try Self.count(src) + 1)
@@ -206,7 +222,8 @@ final class MountTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         for name in ["/docs/deep/er/random.bin", "/big-sparse.img", "/docs/readme.txt"] {
             let size = try FileSystem.lstat(bytes(src + name)).size
-            let s = try FileSystem.openForReading(bytes(src + name)), m = try FileSystem.openForReading(bytes(root + name))
+            let s = try FileSystem.openForReading(bytes(src + name))
+            let m = try FileSystem.openForReading(bytes(root + name))
             defer {
                 FileSystem.close(s)
                 FileSystem.close(m)
@@ -214,7 +231,8 @@ final class MountTests: XCTestCase {
             for _ in 0..<40 {
                 let offset = Int64.random(in: 0..<Int64(size), using: &generator)
                 let length = Int.random(in: 1...(3 << 20), using: &generator)
-                var x = [UInt8](repeating: 0, count: length), y = [UInt8](repeating: 1, count: length)
+                var x = [UInt8](repeating: 0, count: length)
+                var y = [UInt8](repeating: 1, count: length)
                 let nx = try x.withUnsafeMutableBytes { try FileSystem.pread(s, into: $0, offset: offset) }
                 let ny = try y.withUnsafeMutableBytes { try FileSystem.pread(m, into: $0, offset: offset) }
                 XCTAssertEqual(nx, ny, "\(name) at \(offset)")
@@ -238,13 +256,18 @@ final class MountTests: XCTestCase {
 
     func testDamagedChunkGivesEIOAndTheRestStaysReadable() throws {
         let src = try backUpSource(["good.txt": Data("all good\n".utf8)])
-        _ = FileManager.default.createFile(atPath: src + "/bad.bin", contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3 ^ $0) }))
+        _ = FileManager.default.createFile(
+            atPath: src + "/bad.bin",
+            contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3 ^ $0) })
+        )
         try fixture.expect(0, ["backup", src])
         // Flip a byte in the largest pack (bad.bin's data; good.txt's chunk lives in the first backup's pack).
         let data = fixture.root + "/store/data"
-        let pack = try XCTUnwrap(try FileManager.default.subpathsOfDirectory(atPath: data).filter { $0.count > 60 }
-            .map { data + "/" + $0 }
-            .max { ((try? FileSystem.lstat(bytes($0)).size) ?? 0) < ((try? FileSystem.lstat(bytes($1)).size) ?? 0) })
+        let pack = try XCTUnwrap(
+            try FileManager.default.subpathsOfDirectory(atPath: data).filter { $0.count > 60 }
+                .map { data + "/" + $0 }
+                .max { ((try? FileSystem.lstat(bytes($0)).size) ?? 0) < ((try? FileSystem.lstat(bytes($1)).size) ?? 0) }
+        )
         chmod(pack, 0o600)
         let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: pack))
         try h.seek(toOffset: 5000)
@@ -271,17 +294,26 @@ final class MountTests: XCTestCase {
         // Listed (and read through `latest`) once, so that the kernel holds these listings and the old link.
         let day = String(before.prefix(10))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day).count, 1)
-        XCTAssertEqual(try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/one.txt", encoding: .utf8), "1")
+        XCTAssertEqual(
+            try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/one.txt", encoding: .utf8),
+            "1"
+        )
         _ = FileManager.default.createFile(atPath: src + "/two.txt", contents: Data("2".utf8))
         let o = try fixture.expect(0, ["backup", src, "--json"])
-        let id = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: String])?["short_id"])
+        let id = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: String])?["short_id"]
+        )
         var after = before
         for _ in 0..<100 where !after.hasSuffix(id) {
             usleep(100_000)
-            after = (try? FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")) ?? before
+            after =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: mountpoint + "/snapshots/latest")) ?? before
         }
         XCTAssertTrue(after.hasSuffix(id), "latest -> \(after), expected \(id)")
-        XCTAssertEqual(try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/two.txt", encoding: .utf8), "2")
+        XCTAssertEqual(
+            try String(contentsOfFile: mountpoint + "/snapshots/latest" + src + "/two.txt", encoding: .utf8),
+            "2"
+        )
         // The day's folder lists the new snapshot too (the kernel's cached listing is dropped).
         let newDay = mountpoint + "/snapshots/" + String(after.prefix(10))
         var listed = (try? FileManager.default.contentsOfDirectory(atPath: newDay)) ?? []
@@ -356,7 +388,10 @@ final class MountTests: XCTestCase {
         _ = try mountBackupOfGeneratedTree()
         let table = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
         let path = String(decoding: try FileSystem.realPath(bytes(fixture.root)), as: UTF8.self) + "/mnt"
-        let line = try XCTUnwrap(table.split(separator: "\n").first { $0.split(separator: " ").dropFirst().first.map(String.init) == path }, table)
+        let line = try XCTUnwrap(
+            table.split(separator: "\n").first { $0.split(separator: " ").dropFirst().first.map(String.init) == path },
+            table
+        )
         let options = line.split(separator: " ")[3].split(separator: ",")
         XCTAssertEqual(options.first, "ro", String(line))
         XCTAssertTrue(line.contains("fuse.polyadfs"), String(line))
@@ -367,10 +402,13 @@ final class MountTests: XCTestCase {
         // mount(8) runs helpers with a fixed PATH: polyadfs must be installed where it looks (Scripts/start
         // installs it in /usr/local/bin). Link the built one there for the test if none is installed.
         // An installed one is moved aside meanwhile, so that this build is what gets tested.
-        let installed = "/usr/local/bin/polyadfs", aside = installed + ".polyad-test-aside"
+        let installed = "/usr/local/bin/polyadfs"
+        let aside = installed + ".polyad-test-aside"
         let hadOne = (try? FileSystem.lstat(bytes(installed))) != nil
         if hadOne { try? FileManager.default.moveItem(atPath: installed, toPath: aside) }
-        guard (try? FileManager.default.createSymbolicLink(atPath: installed, withDestinationPath: Self.polyadfs)) != nil else {
+        guard
+            (try? FileManager.default.createSymbolicLink(atPath: installed, withDestinationPath: Self.polyadfs)) != nil
+        else {
             if hadOne { try? FileManager.default.moveItem(atPath: aside, toPath: installed) }
             if underCI { return XCTFail("cannot link polyadfs into /usr/local/bin") }
             throw XCTSkip("cannot install polyadfs into /usr/local/bin (not root): mount -t fuse.polyadfs skipped")

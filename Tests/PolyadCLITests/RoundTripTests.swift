@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// Back up a tree with every kind of metadata through the real CLI, restore it, compare bytes and metadata.
 final class RoundTripTests: XCTestCase {
@@ -18,7 +18,9 @@ final class RoundTripTests: XCTestCase {
         var rdev: UInt64
         var xattrs: [[UInt8]: [UInt8]]
         var linkGroup: Int?
-        var description: String { "\(kind) mode=\(String(mode, radix: 8)) \(uid):\(gid) size=\(size) mtime=\(mtime) sparse=\(sparse) xattrs=\(xattrs.count) group=\(String(describing: linkGroup))" }
+        var description: String {
+            "\(kind) mode=\(String(mode, radix: 8)) \(uid):\(gid) size=\(size) mtime=\(mtime) sparse=\(sparse) xattrs=\(xattrs.count) group=\(String(describing: linkGroup))"
+        }
     }
 
     /// Describes every entry below `root` by relative byte path.
@@ -30,31 +32,47 @@ final class RoundTripTests: XCTestCase {
                 let path = PathBytes.join(dir, name)
                 let relPath = rel.isEmpty ? name : rel + [47] + name
                 let st = try FileSystem.lstat(path)
-                var e = Entry(kind: st.kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid,
-                              size: st.kind == .directory ? 0 : st.size,
-                              mtime: st.kind == .directory ? Timespec(seconds: 0, nanoseconds: 0) : st.mtime,
-                              atime: checkAtime && st.kind == .regular ? st.atime : nil,
-                              content: nil, sparse: false, linkTarget: nil, rdev: st.rdev, xattrs: [:], linkGroup: nil)
+                var e = Entry(
+                    kind: st.kind,
+                    mode: st.mode & 0o7777,
+                    uid: st.uid,
+                    gid: st.gid,
+                    size: st.kind == .directory ? 0 : st.size,
+                    mtime: st.kind == .directory ? Timespec(seconds: 0, nanoseconds: 0) : st.mtime,
+                    atime: checkAtime && st.kind == .regular ? st.atime : nil,
+                    content: nil,
+                    sparse: false,
+                    linkTarget: nil,
+                    rdev: st.rdev,
+                    xattrs: [:],
+                    linkGroup: nil
+                )
                 for x in try FileSystem.extendedAttributes(path) { e.xattrs[x.name] = x.value }
                 switch st.kind {
                 case .regular:
                     e.sparse = st.blocks * 512 < st.size / 2
                     if st.size < 64 << 20 {
-                        e.content = FileManager.default.contents(atPath: String(decoding: path, as: UTF8.self)).map { [UInt8]($0) }
-                        if e.content == nil {   // non-UTF-8 path: read through the byte API
+                        e.content = FileManager.default.contents(atPath: String(decoding: path, as: UTF8.self)).map {
+                            [UInt8]($0)
+                        }
+                        if e.content == nil {  // non-UTF-8 path: read through the byte API
                             let fd = try FileSystem.openForReading(path)
                             var buf = [UInt8](repeating: 0, count: Int(st.size))
-                            _ = try buf.withUnsafeMutableBytes { b -> Int in try FileSystem.pread(fd, into: b, offset: 0) }
+                            _ = try buf.withUnsafeMutableBytes { b -> Int in
+                                try FileSystem.pread(fd, into: b, offset: 0)
+                            }
                             FileSystem.close(fd)
                             e.content = buf
                         }
                     }
                     if st.nlink > 1 {
                         let key = [st.dev, st.ino]
-                        e.linkGroup = groups[key] ?? {
-                            groups[key] = groups.count
-                            return groups.count - 1
-                        }()
+                        e.linkGroup =
+                            groups[key]
+                            ?? {
+                                groups[key] = groups.count
+                                return groups.count - 1
+                            }()
                     }
                 case .symlink: e.linkTarget = try FileSystem.readLink(path)
                 case .directory: try walk(path, relPath)
@@ -70,16 +88,24 @@ final class RoundTripTests: XCTestCase {
     static func makeTree(at root: String) throws {
         let r = bytes(root)
         try FileSystem.makeDirectories(r + bytes("/docs/deep/er"), mode: 0o755)
-        _ = FileManager.default.createFile(atPath: root + "/docs/readme.txt", contents: Data(String(repeating: "hello polyad\n", count: 5000).utf8))
-        _ = FileManager.default.createFile(atPath: root + "/docs/deep/er/random.bin",
-                                       contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }))
+        _ = FileManager.default.createFile(
+            atPath: root + "/docs/readme.txt",
+            contents: Data(String(repeating: "hello polyad\n", count: 5000).utf8)
+        )
+        _ = FileManager.default.createFile(
+            atPath: root + "/docs/deep/er/random.bin",
+            contents: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+        )
         _ = FileManager.default.createFile(atPath: root + "/empty", contents: Data())
         // Modes, owners, times with nanoseconds.
         let exec = root + "/docs/run.sh"
         _ = FileManager.default.createFile(atPath: exec, contents: Data("#!/bin/sh\necho hi\n".utf8))
         try FileSystem.changeMode(bytes(exec), mode: 0o4751)
-        try FileSystem.setTimes(bytes(exec), access: Timespec(seconds: 1_600_000_000, nanoseconds: 123_456_789),
-                                modification: Timespec(seconds: 1_500_000_000, nanoseconds: 987_654_321))
+        try FileSystem.setTimes(
+            bytes(exec),
+            access: Timespec(seconds: 1_600_000_000, nanoseconds: 123_456_789),
+            modification: Timespec(seconds: 1_500_000_000, nanoseconds: 987_654_321)
+        )
         if getuid() == 0 { try FileSystem.changeOwner(bytes(root + "/docs/readme.txt"), uid: 1234, gid: 5678) }
         // Odd names: non-UTF-8 bytes, a newline, spaces.
         let odd = r + [47, 0xff, 0xfe, 0x41]
@@ -93,15 +119,27 @@ final class RoundTripTests: XCTestCase {
         try FileSystem.link(existing: r + bytes("/docs/readme.txt"), new: r + bytes("/hard1"))
         try FileSystem.link(existing: r + bytes("/docs/readme.txt"), new: r + bytes("/docs/hard2"))
         try FileSystem.makeNode(r + bytes("/fifo"), mode: S_IFIFO | 0o644, device: 0)
-        if getuid() == 0 { try FileSystem.makeNode(r + bytes("/null-device"), mode: S_IFCHR | 0o666, device: DeviceNumber.make(major: 1, minor: 3)) }
+        if getuid() == 0 {
+            try FileSystem.makeNode(
+                r + bytes("/null-device"),
+                mode: S_IFCHR | 0o666,
+                device: DeviceNumber.make(major: 1, minor: 3)
+            )
+        }
         // Extended attributes (user namespace; /tmp may refuse them).
-        try? FileSystem.setExtendedAttribute(r + bytes("/docs/readme.txt"), name: bytes("user.comment"), value: bytes("reviewed"))
+        try? FileSystem.setExtendedAttribute(
+            r + bytes("/docs/readme.txt"),
+            name: bytes("user.comment"),
+            value: bytes("reviewed")
+        )
         try? FileSystem.setExtendedAttribute(r + bytes("/docs"), name: bytes("user.binary"), value: [0, 255, 10])
         // A sparse file over 4 GiB: data at the start, middle and end, holes between.
         let sparse = try FileSystem.createExclusive(r + bytes("/big-sparse.img"), mode: 0o600)
         try FileSystem.ftruncate(sparse, 5 << 30)
         for offset: Int64 in [0, 3 << 30, (5 << 30) - 4096] {
-            try [UInt8](repeating: 0xAB, count: 4096).withUnsafeBytes { try FileSystem.pwriteAll(sparse, $0, offset: offset) }
+            try [UInt8](repeating: 0xAB, count: 4096).withUnsafeBytes {
+                try FileSystem.pwriteAll(sparse, $0, offset: offset)
+            }
         }
         FileSystem.close(sparse)
     }
@@ -134,7 +172,10 @@ final class RoundTripTests: XCTestCase {
         try Self.makeTree(at: src)
         try f.expect(0, ["init"])
         try f.expect(0, ["backup", src])
-        try f.expect(0, ["restore", "latest", "--target", f.root + "/sel", "--include", "docs/**", "--exclude", "*.bin"])
+        try f.expect(
+            0,
+            ["restore", "latest", "--target", f.root + "/sel", "--include", "docs/**", "--exclude", "*.bin"]
+        )
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/sel" + src + "/docs/readme.txt"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/sel" + src + "/docs/deep/er/random.bin"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/sel" + src + "/empty"))

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PolyadFileSystem
+import XCTest
 
 /// The trust rule for files that can run code or name secrets (mount.conf, the key file, the key command's
 /// program and every folder above them), and the key command's sandbox: a time limit, `/dev/null` as input,
@@ -27,8 +27,13 @@ final class TrustTests: XCTestCase {
         try FileSystem.makeDirectory(bytes(folder), mode: 0o755)
         let conf = folder + "/mount.conf"
         let pwned = folder + "/pwned"
-        let text = "backup:\n  local_dir: \"../store\"\n  encryption_key_command: \"id > \(pwned); echo 'test passphrase'\"\n"
-        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o666])
+        let text =
+            "backup:\n  local_dir: \"../store\"\n  encryption_key_command: \"id > \(pwned); echo 'test passphrase'\"\n"
+        _ = FileManager.default.createFile(
+            atPath: conf,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o666]
+        )
         chmod(conf, 0o666)
         chown(conf, Self.nobody, Self.nobody)
 
@@ -47,7 +52,10 @@ final class TrustTests: XCTestCase {
         chmod(conf, 0o644)
         chmod(folder, 0o777)
         let folderOpen = try f.expect(2, ["snapshots", "-c", conf])
-        XCTAssertTrue(folderOpen.stderr.contains("the folder \(folder) can be written by group or others"), folderOpen.stderr)
+        XCTAssertTrue(
+            folderOpen.stderr.contains("the folder \(folder) can be written by group or others"),
+            folderOpen.stderr
+        )
         XCTAssertTrue(folderOpen.stderr.contains("chmod go-w \(folder)"), folderOpen.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: pwned))
         chmod(folder, 0o1777)
@@ -74,13 +82,16 @@ final class TrustTests: XCTestCase {
         let f = try CLIFixture(extraConfig: "  encryption_key_file: \"keys/pass\"\n")
         let keys = f.root + "/keys"
         try FileSystem.makeDirectory(bytes(keys), mode: 0o755)
-        try f.expect(0, ["init"])   // writes the generated passphrase into keys/pass
+        try f.expect(0, ["init"])  // writes the generated passphrase into keys/pass
         let key = keys + "/pass"
         try f.expect(0, ["snapshots"])
 
         chown(key, Self.nobody, Self.nobody)
         let owned = try f.expect(2, ["snapshots"])
-        XCTAssertTrue(owned.stderr.contains("backup.encryption_key_file: the key file \(key) is owned by nobody"), owned.stderr)
+        XCTAssertTrue(
+            owned.stderr.contains("backup.encryption_key_file: the key file \(key) is owned by nobody"),
+            owned.stderr
+        )
         chown(key, 0, 0)
         chmod(keys, 0o777)
         let folder = try f.expect(2, ["snapshots"])
@@ -112,10 +123,17 @@ final class TrustTests: XCTestCase {
         let program = bin + "/print-key"
         let ran = f.root + "/ran"
         let script = "#!/bin/sh\ntouch \(ran)\necho 'test passphrase'\n"
-        _ = FileManager.default.createFile(atPath: program, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(
+            atPath: program,
+            contents: Data(script.utf8),
+            attributes: [.posixPermissions: 0o755]
+        )
         try writeConfig(f, "  encryption_key_command: \"\(program) --quiet\"\n")
         let o = try f.expect(2, ["snapshots"])
-        XCTAssertTrue(o.stderr.contains("backup.encryption_key_command: the folder \(bin) can be written by group or others"), o.stderr)
+        XCTAssertTrue(
+            o.stderr.contains("backup.encryption_key_command: the folder \(bin) can be written by group or others"),
+            o.stderr
+        )
         XCTAssertTrue(o.stderr.contains("the key command's program \(program)"), o.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: ran))
         chmod(bin, 0o755)
@@ -129,10 +147,14 @@ final class TrustTests: XCTestCase {
         let f = try CLIFixture()
         try f.expect(0, ["init"])
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        let command = #"if read -r line; then echo \"read: $line\"; elif [ -n \"$POLYAD_PASSWORD$CALLER_SECRET\" ]; then echo leaked; elif [ \"$PATH\" != \"\#(path)\" ]; then echo path; else echo 'test passphrase'; fi"#
+        let command =
+            #"if read -r line; then echo \"read: $line\"; elif [ -n \"$POLYAD_PASSWORD$CALLER_SECRET\" ]; then echo leaked; elif [ \"$PATH\" != \"\#(path)\" ]; then echo path; else echo 'test passphrase'; fi"#
         try writeConfig(f, "  encryption_key_command: \"\(command)\"\n")
-        let o = try f.run(["snapshots"], environment: ["CALLER_SECRET": "x", "PATH": "/tmp:" + path],
-                          stdin: "typed ahead\n")
+        let o = try f.run(
+            ["snapshots"],
+            environment: ["CALLER_SECRET": "x", "PATH": "/tmp:" + path],
+            stdin: "typed ahead\n"
+        )
         XCTAssertEqual(o.status, 0, o.stderr)
     }
 
@@ -140,8 +162,11 @@ final class TrustTests: XCTestCase {
         let f = try CLIFixture()
         try f.expect(0, ["init"])
         let marker = f.root + "/late"
-        try writeConfig(f, "  encryption_key_command: \"sleep 30; touch \(marker); echo 'test passphrase'\"\n"
-                            + "  encryption_key_command_timeout: 1\n")
+        try writeConfig(
+            f,
+            "  encryption_key_command: \"sleep 30; touch \(marker); echo 'test passphrase'\"\n"
+                + "  encryption_key_command_timeout: 1\n"
+        )
         let o = try f.expect(2, ["snapshots"])
         XCTAssertTrue(o.stderr.contains("did not finish within 1 s and was stopped"), o.stderr)
         XCTAssertTrue(o.stderr.contains("backup.encryption_key_command_timeout"), o.stderr)
@@ -165,6 +190,12 @@ final class TrustTests: XCTestCase {
     /// Replaces the fixture's config with its store line plus `extra` (mode 0600).
     func writeConfig(_ f: CLIFixture, _ extra: String) throws {
         let text = "backup:\n  local_dir: \"store\"\n" + extra
-        XCTAssertTrue(FileManager.default.createFile(atPath: f.conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: f.conf,
+                contents: Data(text.utf8),
+                attributes: [.posixPermissions: 0o600]
+            )
+        )
     }
 }

@@ -1,6 +1,6 @@
 import Glibc
-import XCTest
 import PolyadTestSupport
+import XCTest
 
 @testable import PolyadChunker
 
@@ -46,8 +46,13 @@ final class ChunkReaderTests: XCTestCase {
         let expected = chunks(chunker, data).map { Array($0) }
         // A minimal buffer forces many refills; the default one reads the file at once.
         for bufferSize in [0, 200_000, ChunkReader.defaultBufferSize] {
-            let reader = ChunkReader(fileDescriptor: fd, offset: 0, length: Int64(data.count), chunker: chunker,
-                                     bufferSize: bufferSize)
+            let reader = ChunkReader(
+                fileDescriptor: fd,
+                offset: 0,
+                length: Int64(data.count),
+                chunker: chunker,
+                bufferSize: bufferSize
+            )
             XCTAssertEqual(try readAll(reader), expected, "buffer size \(bufferSize)")
         }
     }
@@ -57,10 +62,16 @@ final class ChunkReaderTests: XCTestCase {
         let fd = try makeFile("range", data)
         defer { close(fd) }
         let chunker = Chunker(table: GearTable(seed: countingSeed), parameters: smallParameters)
-        let offset = 12_345, length = 1_000_001
+        let offset = 12_345
+        let length = 1_000_001
         let slice = Array(data[offset..<offset + length])
-        let reader = ChunkReader(fileDescriptor: fd, offset: Int64(offset), length: Int64(length), chunker: chunker,
-                                 bufferSize: 150_000)
+        let reader = ChunkReader(
+            fileDescriptor: fd,
+            offset: Int64(offset),
+            length: Int64(length),
+            chunker: chunker,
+            bufferSize: 150_000
+        )
         let read = try readAll(reader)
         XCTAssertEqual(read, chunks(chunker, slice).map { Array($0) })
         XCTAssertEqual(Array(read.joined()), slice)
@@ -71,8 +82,13 @@ final class ChunkReaderTests: XCTestCase {
         let fd = try makeFile("short", data)
         defer { close(fd) }
         let chunker = Chunker(table: GearTable(seed: countingSeed), parameters: smallParameters)
-        let reader = ChunkReader(fileDescriptor: fd, offset: 100, length: 10_000_000, chunker: chunker,
-                                 bufferSize: 0)
+        let reader = ChunkReader(
+            fileDescriptor: fd,
+            offset: 100,
+            length: 10_000_000,
+            chunker: chunker,
+            bufferSize: 0
+        )
         let read = try readAll(reader)
         XCTAssertEqual(Array(read.joined()), Array(data[100...]))
         XCTAssertEqual(read, chunks(chunker, Array(data[100...])).map { Array($0) })

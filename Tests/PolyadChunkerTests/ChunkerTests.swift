@@ -60,13 +60,18 @@ final class ChunkerTests: XCTestCase {
         let chunker = Chunker(table: GearTable(seed: countingSeed), parameters: smallParameters)
         let data = pseudoRandomBytes(count: 256 << 10, seed: 42)
         XCTAssertEqual(Array(data.prefix(8)), [145, 57, 105, 161, 174, 6, 5, 39])
-        XCTAssertEqual(lengths(chunker, data), [
-            10048, 8746, 8443, 8289, 10051, 4144, 9913, 8893, 8286, 13367, 13872, 14673, 8318, 9029, 9474, 9781,
-            10873, 9312, 20930, 10041, 12931, 9170, 9584, 9070, 4714, 3588, 6604,
-        ])
+        XCTAssertEqual(
+            lengths(chunker, data),
+            [
+                10048, 8746, 8443, 8289, 10051, 4144, 9913, 8893, 8286, 13367, 13872, 14673, 8318, 9029, 9474, 9781,
+                10873, 9312, 20930, 10041, 12931, 9170, 9584, 9070, 4714, 3588, 6604,
+            ]
+        )
         let zeroSeeded = Chunker(table: GearTable(seed: [UInt8](repeating: 0, count: 32)), parameters: smallParameters)
-        XCTAssertEqual(Array(lengths(zeroSeeded, data).prefix(10)),
-                       [3545, 6687, 8274, 9222, 7083, 9061, 10567, 10728, 11380, 11622])
+        XCTAssertEqual(
+            Array(lengths(zeroSeeded, data).prefix(10)),
+            [3545, 6687, 8274, 9222, 7083, 9061, 10567, 10728, 11380, 11622]
+        )
     }
 
     func testDeterministic() {
@@ -104,7 +109,8 @@ final class ChunkerTests: XCTestCase {
         // Count the chunks shared at the end of both sequences.
         var common = 0
         while common < min(before.count, after.count),
-              before[before.count - 1 - common] == after[after.count - 1 - common] {
+            before[before.count - 1 - common] == after[after.count - 1 - common]
+        {
             common += 1
         }
         XCTAssertGreaterThanOrEqual(common, before.count - 2, "more than two chunks changed")

@@ -104,7 +104,8 @@ final class ZlibTests: XCTestCase {
         XCTAssertFalse(
             try [UInt8](repeating: 0, count: 1).withUnsafeBytes {
                 try Zlib.compress($0, level: 6, appendingTo: &output)
-            })
+            }
+        )
         XCTAssertEqual(output, [1])
         // The zlib stream of no bytes, as zlib writes it at the default level.
         let emptyStream: [UInt8] = [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]
@@ -170,7 +171,8 @@ final class ZlibTests: XCTestCase {
             var output: [UInt8] = []
             XCTAssertThrowsError(
                 try damaged.withUnsafeBytes { try Zlib.decompress($0, expectedSize: data.count, appendingTo: &output) },
-                "byte \(index)")
+                "byte \(index)"
+            )
             XCTAssertEqual(output, [], "byte \(index)")
         }
     }

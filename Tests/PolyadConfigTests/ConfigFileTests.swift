@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import PolyadConfig
-import XCTest
 import PolyadTestSupport
+import XCTest
 
 final class ConfigFileTests: XCTestCase {
     private var temporary: TemporaryFolder!
@@ -46,7 +46,10 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertNoThrow(try Configuration.load(file: path))
 
         let s3Secret = try write(
-            "s3.conf", "backup:\n  s3_bucket: b\ns3:\n  secret_access_key: abc\n", mode: 0o640)
+            "s3.conf",
+            "backup:\n  s3_bucket: b\ns3:\n  secret_access_key: abc\n",
+            mode: 0o640
+        )
         XCTAssertThrowsError(try Configuration.load(file: s3Secret)) { error in
             XCTAssertEqual((error as? ConfigError)?.key, "s3.secret_access_key")
             XCTAssertEqual((error as? ConfigError)?.line, 4)
@@ -93,24 +96,34 @@ final class ConfigFileTests: XCTestCase {
         let environment = ["POLYAD_CONFIG": "/from/env.conf"]
         XCTAssertEqual(
             Configuration.locate(explicit: "/explicit.conf", environment: environment, currentDirectory: folder),
-            "/explicit.conf")
+            "/explicit.conf"
+        )
         XCTAssertEqual(
-            Configuration.locate(explicit: nil, environment: environment, currentDirectory: folder), "/from/env.conf")
+            Configuration.locate(explicit: nil, environment: environment, currentDirectory: folder),
+            "/from/env.conf"
+        )
         let system = Configuration.locate(explicit: nil, environment: [:], currentDirectory: folder)
         XCTAssertEqual(system, "/etc/polyad/mount.conf", "no ./mount.conf: the system file")
         let local = try write("mount.conf", "backup:\n  local_dir: x\n", mode: 0o600)
         XCTAssertEqual(Configuration.locate(explicit: nil, environment: [:], currentDirectory: folder), local)
         XCTAssertEqual(
-            Configuration.locate(explicit: nil, environment: environment, currentDirectory: folder), "/from/env.conf",
-            "POLYAD_CONFIG wins over ./mount.conf")
+            Configuration.locate(explicit: nil, environment: environment, currentDirectory: folder),
+            "/from/env.conf",
+            "POLYAD_CONFIG wins over ./mount.conf"
+        )
         XCTAssertEqual(
-            Configuration.locate(explicit: nil, environment: ["POLYAD_CONFIG": ""], currentDirectory: folder), local,
-            "an empty POLYAD_CONFIG is ignored")
+            Configuration.locate(explicit: nil, environment: ["POLYAD_CONFIG": ""], currentDirectory: folder),
+            local,
+            "an empty POLYAD_CONFIG is ignored"
+        )
     }
 
     func testKeyFile() throws {
         let config = try write(
-            "mount.conf", "backup:\n  local_dir: x\n  encryption_key_file: secret/key\n", mode: 0o644)
+            "mount.conf",
+            "backup:\n  local_dir: x\n  encryption_key_file: secret/key\n",
+            mode: 0o644
+        )
         try FileManager.default.createDirectory(atPath: folder + "/secret", withIntermediateDirectories: false)
         let key = folder + "/secret/key"
         let loaded = try Configuration.load(file: config)
@@ -145,8 +158,13 @@ final class ConfigFileTests: XCTestCase {
     func testOversizedConfigIsRefused() throws {
         let path = folder + "/mount.conf"
         let key = "? [" + Array(repeating: "x", count: 40_000).joined(separator: ",") + "]\n: 1\n"
-        XCTAssertTrue(FileManager.default.createFile(
-            atPath: path, contents: Data(("backup:\n  local_dir: s\n" + key).utf8), attributes: [.posixPermissions: 0o600]))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: path,
+                contents: Data(("backup:\n  local_dir: s\n" + key).utf8),
+                attributes: [.posixPermissions: 0o600]
+            )
+        )
         XCTAssertThrowsError(try Configuration.load(file: path)) { error in
             XCTAssertTrue("\(error)".contains("is larger than 64 KiB"), "\(error)")
         }
@@ -177,7 +195,10 @@ final class ConfigFileTests: XCTestCase {
         }
         // A program that does not exist is named before anything runs (the trust check looks at it first).
         XCTAssertThrowsError(try passphrase("/nonexistent/polyad-key-helper")) { error in
-            XCTAssertTrue("\(error)".contains("the key command's program /nonexistent/polyad-key-helper cannot be used"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("the key command's program /nonexistent/polyad-key-helper cannot be used"),
+                "\(error)"
+            )
         }
         XCTAssertThrowsError(try passphrase("polyad-no-such-helper --x")) { error in
             XCTAssertTrue("\(error)".contains("exit status 127"), "\(error)")

@@ -25,7 +25,9 @@ final class ConfigParseTests: XCTestCase {
         XCTAssertEqual(config.compressionLevel, 9)
         XCTAssertEqual(config.passphraseSource, .inline("your-encryption-key"))
         XCTAssertEqual(
-            try config.passphrase(environment: ["POLYAD_PASSWORD": "other"]), Array("your-encryption-key".utf8))
+            try config.passphrase(environment: ["POLYAD_PASSWORD": "other"]),
+            Array("your-encryption-key".utf8)
+        )
         XCTAssertTrue(config.verifyIntegrity)
         XCTAssertEqual(config.packSizeMiB, 16)
     }
@@ -95,12 +97,19 @@ final class ConfigParseTests: XCTestCase {
         XCTAssertEqual(
             config.s3,
             S3Settings(
-                endpoint: "http://127.0.0.1:9000", region: "us-east-1", prefix: "", accessKeyID: "AKIAEXAMPLE",
-                secretAccessKey: "s3cr3t", pathStyle: true))
+                endpoint: "http://127.0.0.1:9000",
+                region: "us-east-1",
+                prefix: "",
+                accessKeyID: "AKIAEXAMPLE",
+                secretAccessKey: "s3cr3t",
+                pathStyle: true
+            )
+        )
         XCTAssertEqual(config.mount, MountSettings(settleSeconds: 0, cacheMiB: 1024, allowOther: true))
         XCTAssertEqual(
             config.retention,
-            RetentionPolicy(keepLast: 3, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 10))
+            RetentionPolicy(keepLast: 3, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 10)
+        )
         XCTAssertEqual(config.log, LogSettings(level: .warning, file: "/etc/log/polyad.log"))
     }
 
@@ -111,7 +120,9 @@ final class ConfigParseTests: XCTestCase {
         XCTAssertEqual(try Configuration.parse(all, file: "/c/m.conf").passphraseSource, .inline("k"))
         let command = "backup:\n  local_dir: x\n  encryption_key_command: pass show polyad\n"
         XCTAssertEqual(
-            try Configuration.parse(command, file: "/c/m.conf").passphraseSource, .command("pass show polyad"))
+            try Configuration.parse(command, file: "/c/m.conf").passphraseSource,
+            .command("pass show polyad")
+        )
     }
 
     func testRelativePaths() throws {
@@ -170,11 +181,17 @@ final class ConfigParseTests: XCTestCase {
         }
         // The exact form of the message.
         let error = assertError(
-            "backup:\n  local_dir: x\n  compresion_level: 9\n", file: "mount.conf", line: 3, column: 3,
-            key: "backup.compresion_level", contains: "unknown key")
+            "backup:\n  local_dir: x\n  compresion_level: 9\n",
+            file: "mount.conf",
+            line: 3,
+            column: 3,
+            key: "backup.compresion_level",
+            contains: "unknown key"
+        )
         XCTAssertEqual(
             error?.description,
-            "mount.conf:3:3: backup.compresion_level: unknown key (did you mean 'compression_level'?)")
+            "mount.conf:3:3: backup.compresion_level: unknown key (did you mean 'compression_level'?)"
+        )
         XCTAssertEqual(error?.exitCode, 2)
     }
 
@@ -227,7 +244,12 @@ final class ConfigParseTests: XCTestCase {
         let error = assertError("s3:\n  region: x\n", line: nil, column: nil, key: nil, contains: "local_dir")
         XCTAssertTrue(error?.message.contains("s3_bucket") == true)
         assertError(
-            "backup:\n  compression_level: 5\n", line: 1, column: 1, key: "backup", contains: "no store location")
+            "backup:\n  compression_level: 5\n",
+            line: 1,
+            column: 1,
+            key: "backup",
+            contains: "no store location"
+        )
         assertError("backup:\n", line: 1, column: 1, key: "backup", contains: "no store location")
         assertError("- backup\n", line: 1, column: 1, key: nil, contains: "expected sections such as `backup:`")
     }
@@ -236,15 +258,29 @@ final class ConfigParseTests: XCTestCase {
         let tab = assertError("backup:\n\tlocal_dir: x\n", line: 2, column: 1, key: nil, contains: "YAML syntax error")
         XCTAssertTrue(tab?.message.contains("tabs") == true, "\(String(describing: tab))")
         let tabInside = assertError(
-            "backup:\n  local_dir: x\n  \ts3_bucket: y\n", line: 3, column: nil, key: nil, contains: "tabs")
+            "backup:\n  local_dir: x\n  \ts3_bucket: y\n",
+            line: 3,
+            column: nil,
+            key: nil,
+            contains: "tabs"
+        )
         XCTAssertNotNil(tabInside?.column)
         let indent = assertError(
-            "backup:\n  local_dir: x\n   s3_bucket: y\n", line: 3, column: 13, key: nil, contains: "YAML syntax error")
+            "backup:\n  local_dir: x\n   s3_bucket: y\n",
+            line: 3,
+            column: 13,
+            key: nil,
+            contains: "YAML syntax error"
+        )
         XCTAssertTrue(indent?.message.contains("indentation") == true, "\(String(describing: indent))")
         assertError("backup:\n  local_dir: \"x\n", line: 3, column: 1, key: nil, contains: "quoted scalar")
         assertError(
-            "backup:\n  local_dir: x\n  local_dir: y\n", line: 2, column: 3, key: nil,
-            contains: "the key 'local_dir' appears more than once")
+            "backup:\n  local_dir: x\n  local_dir: y\n",
+            line: 2,
+            column: 3,
+            key: nil,
+            contains: "the key 'local_dir' appears more than once"
+        )
         assertError("backup:\n  local_dir: *nothing\n", line: 2, column: 14, key: nil, contains: "undefined alias")
     }
 

@@ -9,12 +9,18 @@ final class HostileConfigTests: XCTestCase {
     func testNULInAPathIsRefusedNamingTheKey() {
         // YAML's double-quoted `\0` is U+0000; `open("sto\0re")` would create `sto`.
         let error = assertError(
-            "backup:\n  local_dir: \"sto\\0re\"\n", file: "mount.conf", line: 2, column: 14, key: "backup.local_dir",
-            contains: "contains a NUL character")
+            "backup:\n  local_dir: \"sto\\0re\"\n",
+            file: "mount.conf",
+            line: 2,
+            column: 14,
+            key: "backup.local_dir",
+            contains: "contains a NUL character"
+        )
         XCTAssertEqual(
             error?.description,
             "mount.conf:2:14: backup.local_dir: contains a NUL character (\\0), which no path or name can hold; "
-                + "remove it")
+                + "remove it"
+        )
     }
 
     func testNULInEveryTextKey() {
@@ -38,8 +44,12 @@ final class HostileConfigTests: XCTestCase {
         ]
         for item in cases {
             let error = assertError(
-                base + item.text, line: item.line, column: item.column, key: item.key,
-                contains: "contains a NUL character (\\0), which no path or name can hold; remove it")
+                base + item.text,
+                line: item.line,
+                column: item.column,
+                key: item.key,
+                contains: "contains a NUL character (\\0), which no path or name can hold; remove it"
+            )
             // The value may be a secret: no part of it is shown.
             for part in ["abc", "def", "AKIA", "/var/log/p", "http://h"] where item.text.contains(part) {
                 XCTAssertFalse("\(String(describing: error))".contains(part), "\(String(describing: error))")
@@ -47,8 +57,12 @@ final class HostileConfigTests: XCTestCase {
         }
         // Also in a key that loses to another (`encryption_key` wins over `encryption_key_file`).
         assertError(
-            base + "  encryption_key: k\n  encryption_key_file: \"a\\0b\"\n", line: 4, column: 24,
-            key: "backup.encryption_key_file", contains: "NUL")
+            base + "  encryption_key: k\n  encryption_key_file: \"a\\0b\"\n",
+            line: 4,
+            column: 24,
+            key: "backup.encryption_key_file",
+            contains: "NUL"
+        )
     }
 
     // MARK: - Alias bombs
@@ -70,9 +84,14 @@ final class HostileConfigTests: XCTestCase {
         for keyForm in ["*\(last) : 1", "? *\(last)\n  : 1", "[*\(last)]: 1", "{*\(last): 1}: 2"] {
             let text = (aliasBomb() + ["backup:", "  local_dir: x", "  " + keyForm]).joined(separator: "\n") + "\n"
             let error = assertError(
-                text, file: "mount.conf", line: 4, column: nil, key: nil,
+                text,
+                file: "mount.conf",
+                line: 4,
+                column: nil,
+                key: nil,
                 contains: "the YAML expands to more than 10000 values through aliases (&anchor/*alias); "
-                    + "a mount.conf needs no aliases this large")
+                    + "a mount.conf needs no aliases this large"
+            )
             XCTAssertNotNil(error?.column)
         }
     }
@@ -88,8 +107,12 @@ final class HostileConfigTests: XCTestCase {
     func testAliasAsAKeyIsRefused() {
         let text = "backup:\n  local_dir: &k /srv/store\n  *k : x\n"
         assertError(
-            text, line: 3, column: 3, key: nil,
-            contains: "keys must be plain names, found an alias (*k); write the name itself")
+            text,
+            line: 3,
+            column: 3,
+            key: nil,
+            contains: "keys must be plain names, found an alias (*k); write the name itself"
+        )
         // Inside a list or section used as a key, too.
         assertError("a: &a x\n[*a]: 1\n", line: 2, column: 2, key: nil, contains: "found an alias (*a)")
     }
@@ -112,16 +135,26 @@ final class HostileConfigTests: XCTestCase {
         XCTAssertEqual(config.retention.keepWeekly, 7)
         // A `*` that starts no alias is text as before.
         let command = try Configuration.parse(
-            "backup:\n  local_dir: x\n  encryption_key_command: cat /keys/*pass \"*q\" '*r' # *c\n", file: "/c/m.conf")
+            "backup:\n  local_dir: x\n  encryption_key_command: cat /keys/*pass \"*q\" '*r' # *c\n",
+            file: "/c/m.conf"
+        )
         XCTAssertEqual(command.passphraseSource, .command("cat /keys/*pass \"*q\" '*r'"))
         // Errors keep their place in a file with aliases.
         assertError("backup:\n  local_dir: *nothing\n", line: 2, column: 14, key: nil, contains: "undefined alias")
         assertError(
-            "backup:\n  local_dir: &d x\n  s3_bucket: *d\n  s3_bucket: y\n", line: 3, column: 3, key: nil,
-            contains: "the key 's3_bucket' appears more than once")
+            "backup:\n  local_dir: &d x\n  s3_bucket: *d\n  s3_bucket: y\n",
+            line: 3,
+            column: 3,
+            key: nil,
+            contains: "the key 's3_bucket' appears more than once"
+        )
         assertError(
-            "backup:\n  local_dir: &d x\n  compression_level: *d\n", line: nil, column: nil,
-            key: "backup.compression_level", contains: "expected a whole number, found text")
+            "backup:\n  local_dir: &d x\n  compression_level: *d\n",
+            line: nil,
+            column: nil,
+            key: "backup.compression_level",
+            contains: "expected a whole number, found text"
+        )
     }
 
     // MARK: - backup.encryption_key_command_timeout
@@ -133,7 +166,8 @@ final class HostileConfigTests: XCTestCase {
         XCTAssertEqual(Configuration().keyCommandTimeout, 30)
         XCTAssertEqual(Configuration(keyCommandTimeout: 5).keyCommandTimeout, 5)
         for value in [1, 90, 3600] {
-            let text = base + "  encryption_key_command: pass show polyad\n"
+            let text =
+                base + "  encryption_key_command: pass show polyad\n"
                 + "  encryption_key_command_timeout: \(value)\n"
             let config = try Configuration.parse(text, file: "/c/m.conf")
             XCTAssertEqual(config.keyCommandTimeout, value)
@@ -141,7 +175,8 @@ final class HostileConfigTests: XCTestCase {
             XCTAssertTrue(
                 Mirror(reflecting: config).children.contains {
                     $0.label == "keyCommandTimeout" && $0.value as? Int == value
-                })
+                }
+            )
         }
         let key = "backup.encryption_key_command_timeout"
         let cases: [(value: String, contains: String)] = [
@@ -154,12 +189,20 @@ final class HostileConfigTests: XCTestCase {
         ]
         for item in cases {
             assertError(
-                base + "  encryption_key_command_timeout: \(item.value)\n", line: 3, column: 35, key: key,
-                contains: item.contains)
+                base + "  encryption_key_command_timeout: \(item.value)\n",
+                line: 3,
+                column: 35,
+                key: key,
+                contains: item.contains
+            )
         }
         // A near miss gets a suggestion.
         assertError(
-            base + "  encryption_key_command_timout: 10\n", line: 3, column: 3,
-            key: "backup.encryption_key_command_timout", contains: "(did you mean 'encryption_key_command_timeout'?)")
+            base + "  encryption_key_command_timout: 10\n",
+            line: 3,
+            column: 3,
+            key: "backup.encryption_key_command_timout",
+            contains: "(did you mean 'encryption_key_command_timeout'?)"
+        )
     }
 }

@@ -1,6 +1,6 @@
 import PolyadCrypto
-import XCTest
 import PolyadFormat
+import XCTest
 
 private func hex(_ text: String) -> [UInt8] {
     guard let bytes = HexCoding.decode(text) else { fatalError("bad hex in test: \(text)") }
@@ -11,12 +11,16 @@ final class SHA256Tests: XCTestCase {
     func testFIPS180KnownAnswers() {
         XCTAssertEqual(
             HexCoding.encode(SHA256.hash(Array("abc".utf8))),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        )
         XCTAssertEqual(
-            HexCoding.encode(SHA256.hash([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            HexCoding.encode(SHA256.hash([])),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        )
         XCTAssertEqual(
             HexCoding.encode(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        )
         XCTAssertEqual(SHA256.hash([1, 2, 3]).count, SHA256.digestSize)
     }
 
@@ -67,7 +71,8 @@ final class HMACSHA256Tests: XCTestCase {
                 [UInt8](repeating: 0xAA, count: 131),
                 Array(
                     ("This is a test using a larger than block-size key and a larger than block-size data. "
-                        + "The key needs to be hashed before being used by the HMAC algorithm.").utf8),
+                        + "The key needs to be hashed before being used by the HMAC algorithm.").utf8
+                ),
                 "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
             ),
         ]
@@ -83,10 +88,12 @@ final class HMACSHA256Tests: XCTestCase {
         // Values from Python's hmac module.
         XCTAssertEqual(
             HexCoding.encode(HMACSHA256(key: []).authenticationCode(for: [])),
-            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad"
+        )
         XCTAssertEqual(
             HexCoding.encode(HMACSHA256(key: []).authenticationCode(for: Array("abc".utf8))),
-            "fd7adb152c05ef80dccf50a1fa4c05d5a3ec6da95575fc312ae7c5d091836351")
+            "fd7adb152c05ef80dccf50a1fa4c05d5a3ec6da95575fc312ae7c5d091836351"
+        )
     }
 
     func testConcurrentUseGivesTheSameCodes() {
@@ -115,13 +122,15 @@ final class AESGCMTests: XCTestCase {
     let key = hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
     let plaintext = hex(
         "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-            + "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39")
+            + "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39"
+    )
     let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
     let nonce = hex("cafebabefacedbaddecaf888")
     let sealed = hex(
         "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
             + "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
-            + "76fc6ece0f4e1768cddf8853bb2d551b")
+            + "76fc6ece0f4e1768cddf8853bb2d551b"
+    )
 
     func testKnownAnswerTestCase16() throws {
         let gcm = AESGCM(key: key)
@@ -136,7 +145,8 @@ final class AESGCMTests: XCTestCase {
         XCTAssertEqual(gcm.seal([], nonce: zeroNonce), hex("530f8afbc74536b9a963b4f1c4cb738b"))
         XCTAssertEqual(
             gcm.seal([UInt8](repeating: 0, count: 16), nonce: zeroNonce),
-            hex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919"))
+            hex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919")
+        )
         XCTAssertEqual(try gcm.open(hex("530f8afbc74536b9a963b4f1c4cb738b"), nonce: zeroNonce), [])
     }
 
@@ -217,13 +227,22 @@ final class KeyDerivationTests: XCTestCase {
         XCTAssertEqual(
             HexCoding.encode(try KeyDerivation.scrypt(passphrase: [], salt: [], n: 16, r: 1, p: 1, length: 64)),
             "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442"
-                + "fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906")
+                + "fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906"
+        )
         XCTAssertEqual(
             HexCoding.encode(
                 try KeyDerivation.scrypt(
-                    passphrase: Array("password".utf8), salt: Array("NaCl".utf8), n: 1024, r: 8, p: 16, length: 64)),
+                    passphrase: Array("password".utf8),
+                    salt: Array("NaCl".utf8),
+                    n: 1024,
+                    r: 8,
+                    p: 16,
+                    length: 64
+                )
+            ),
             "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
-                + "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640")
+                + "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"
+        )
     }
 
     func testScryptRejectsBadParameters() {
@@ -236,8 +255,13 @@ final class KeyDerivationTests: XCTestCase {
         for parameters in bad {
             XCTAssertThrowsError(
                 try KeyDerivation.scrypt(
-                    passphrase: [1], salt: [2], n: parameters.n, r: parameters.r, p: parameters.p,
-                    length: parameters.length)
+                    passphrase: [1],
+                    salt: [2],
+                    n: parameters.n,
+                    r: parameters.r,
+                    p: parameters.p,
+                    length: parameters.length
+                )
             ) { error in
                 guard let error = error as? CryptoError else { return XCTFail("not a CryptoError: \(error)") }
                 XCTAssertEqual(error.code, .kdfFailed)
@@ -255,14 +279,16 @@ final class KeyDerivationTests: XCTestCase {
         XCTAssertNotEqual(data, KeyDerivation.subkey(from: master, label: "polyad data", context: [1]))
         XCTAssertNotEqual(
             KeyDerivation.subkey(from: master, label: "polyad data", context: [1]),
-            KeyDerivation.subkey(from: master, label: "polyad data", context: [2]))
+            KeyDerivation.subkey(from: master, label: "polyad data", context: [2])
+        )
         var otherMaster = master
         otherMaster[31] = 0
         XCTAssertNotEqual(data, KeyDerivation.subkey(from: otherMaster, label: "polyad data"))
         // It is HMAC-SHA256(key, label || context), as documented.
         XCTAssertEqual(
             KeyDerivation.subkey(from: master, label: "ab", context: [0x63]),
-            HMACSHA256(key: master).authenticationCode(for: Array("abc".utf8)))
+            HMACSHA256(key: master).authenticationCode(for: Array("abc".utf8))
+        )
     }
 }
 

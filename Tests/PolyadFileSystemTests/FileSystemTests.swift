@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
-import XCTest
 import PolyadTestSupport
+import XCTest
 
 @testable import PolyadFileSystem
 
@@ -91,8 +91,11 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
         }
         let character = path("null")
         do {
-            try FileSystem.makeNode(character, mode: FileKind.characterDevice.modeBits | 0o666,
-                                    device: DeviceNumber.make(major: 1, minor: 3))
+            try FileSystem.makeNode(
+                character,
+                mode: FileKind.characterDevice.modeBits | 0o666,
+                device: DeviceNumber.make(major: 1, minor: 3)
+            )
         } catch {
             guard error.errno == EPERM else { throw error }
             throw XCTSkip("mknod of a device is not permitted here (a container without CAP_MKNOD): \(error)")
@@ -103,8 +106,11 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(DeviceNumber.minor(status.rdev), 3)
 
         let block = path("block")
-        try FileSystem.makeNode(block, mode: FileKind.blockDevice.modeBits | 0o600,
-                                device: DeviceNumber.make(major: 259, minor: 70_000))
+        try FileSystem.makeNode(
+            block,
+            mode: FileKind.blockDevice.modeBits | 0o600,
+            device: DeviceNumber.make(major: 259, minor: 70_000)
+        )
         let blockStatus = try FileSystem.lstat(block)
         XCTAssertEqual(blockStatus.kind, .blockDevice)
         XCTAssertEqual(DeviceNumber.major(blockStatus.rdev), 259)
@@ -157,8 +163,10 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
     func testExtendedAttributesRoundTrip() throws {
         let file = path("xattr-file")
         try makeFile(file, [1])
-        XCTAssertTrue(try FileSystem.extendedAttributes(file).filter { $0.name.starts(with: [UInt8]("user.")) }
-            .isEmpty)
+        XCTAssertTrue(
+            try FileSystem.extendedAttributes(file).filter { $0.name.starts(with: [UInt8]("user.")) }
+                .isEmpty
+        )
         let binary: [UInt8] = (0..<3000).map { UInt8(truncatingIfNeeded: $0 * 7) }
         do {
             try FileSystem.setExtendedAttribute(file, name: [UInt8]("user.polyad.test"), value: binary)
@@ -218,7 +226,8 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
         try FileSystem.ftruncate(holeFD, 5 << 20)
         FileSystem.close(holeFD)
         for (name, size, expected) in [("dense", 10_000, [0..<10_000]), ("empty", 0, []), ("hole", 5 << 20, [])]
-            as [(String, Int64, [Range<Int64>])] {
+            as [(String, Int64, [Range<Int64>])]
+        {
             let fd = try FileSystem.openForReading(path(name))
             defer { FileSystem.close(fd) }
             XCTAssertEqual(try FileSystem.dataExtents(fileDescriptor: fd, size: size), expected, name)
@@ -277,7 +286,10 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(error.errno, ENOENT)
             XCTAssertEqual(error.operation, "lstat")
             XCTAssertEqual(error.path, missing)
-            XCTAssertEqual(error.description, "lstat \(PathBytes.display(root))/missing\\xFF: No such file or directory")
+            XCTAssertEqual(
+                error.description,
+                "lstat \(PathBytes.display(root))/missing\\xFF: No such file or directory"
+            )
             XCTAssertNotNil(error.remedy)
         }
         try makeFile(path("exists"))
@@ -289,8 +301,11 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
             XCTAssertEqual((error as? SystemError)?.errno, ELOOP, "openForReading does not follow symlinks")
         }
         XCTAssertThrowsError(try FileSystem.rename(path("nope"), path("new\nname"))) { error in
-            XCTAssertEqual("\(error)", "rename \(PathBytes.display(root))/nope -> \(PathBytes.display(root))/new\\nname: "
-                + "No such file or directory")
+            XCTAssertEqual(
+                "\(error)",
+                "rename \(PathBytes.display(root))/nope -> \(PathBytes.display(root))/new\\nname: "
+                    + "No such file or directory"
+            )
         }
         XCTAssertThrowsError(try FileSystem.lstat([UInt8]("/tmp/a") + [0] + [UInt8]("b"))) { error in
             XCTAssertEqual((error as? SystemError)?.errno, EINVAL, "a NUL byte is refused, not truncated")
@@ -330,7 +345,8 @@ final class FileSystemTests: TemporaryDirectoryTestCase {
     func testLinkRenameUnlinkAndDirectories() throws {
         try makeFile(path("a"), [UInt8]("hello"))
         try FileSystem.link(existing: path("a"), new: path("b"))
-        let a = try FileSystem.lstat(path("a")), b = try FileSystem.lstat(path("b"))
+        let a = try FileSystem.lstat(path("a"))
+        let b = try FileSystem.lstat(path("b"))
         XCTAssertEqual(a.ino, b.ino)
         XCTAssertEqual(a.nlink, 2)
         try FileSystem.rename(path("b"), path("c"))

@@ -1,8 +1,11 @@
 import XCTest
+
 @testable import PolyadFormat
 
 final class CodecTests: XCTestCase {
-    private func hash(_ seed: UInt8) -> Hash256 { Hash256((0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) }) }
+    private func hash(_ seed: UInt8) -> Hash256 {
+        Hash256((0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) })
+    }
 
     func testHashHexRoundTripAndOrdering() {
         let h = hash(3)
@@ -45,10 +48,16 @@ final class CodecTests: XCTestCase {
     }
 
     func testIndexRoundTrip() throws {
-        let idx = IndexFile(packs: [
-            .init(id: PackID(hash(9)), entries: [PackEntry(type: .data, id: hash(4), offset: 0, length: 10, rawLength: 10)]),
-            .init(id: PackID(hash(8)), entries: []),
-        ], supersedes: [hash(5)])
+        let idx = IndexFile(
+            packs: [
+                .init(
+                    id: PackID(hash(9)),
+                    entries: [PackEntry(type: .data, id: hash(4), offset: 0, length: 10, rawLength: 10)]
+                ),
+                .init(id: PackID(hash(8)), entries: []),
+            ],
+            supersedes: [hash(5)]
+        )
         XCTAssertEqual(try IndexFile(decoding: idx.encoded()), idx)
     }
 
@@ -56,15 +65,28 @@ final class CodecTests: XCTestCase {
         let names: [[UInt8]] = [[0xff, 0xfe, 0x41], Array("new\nline".utf8), Array("Résumé".utf8), Array("a".utf8)]
         var nodes = [Node]()
         for (i, name) in names.enumerated() {
-            nodes.append(Node(name: name, kind: i == 0 ? .file : .directory, mode: 0o4755, uid: 1000, gid: 100,
-                              user: "alice", group: "users", size: 5_000_000_000,
-                              mtime: Timestamp(seconds: -5, nanoseconds: 999_999_999),
-                              atime: Timestamp(seconds: 1_700_000_000, nanoseconds: 1),
-                              inode: 42, device: 2049, links: 2, rdev: 0,
-                              linkTarget: [0x80, 0x2f],
-                              xattrs: [ExtendedAttribute(name: Array("user.x".utf8), value: [0, 1, 2])],
-                              content: i == 0 ? [.chunk(ChunkID(hash(1)), length: 1 << 20), .hole(length: 1 << 33)] : [],
-                              subtree: i == 0 ? nil : TreeID(hash(UInt8(i)))))
+            nodes.append(
+                Node(
+                    name: name,
+                    kind: i == 0 ? .file : .directory,
+                    mode: 0o4755,
+                    uid: 1000,
+                    gid: 100,
+                    user: "alice",
+                    group: "users",
+                    size: 5_000_000_000,
+                    mtime: Timestamp(seconds: -5, nanoseconds: 999_999_999),
+                    atime: Timestamp(seconds: 1_700_000_000, nanoseconds: 1),
+                    inode: 42,
+                    device: 2049,
+                    links: 2,
+                    rdev: 0,
+                    linkTarget: [0x80, 0x2f],
+                    xattrs: [ExtendedAttribute(name: Array("user.x".utf8), value: [0, 1, 2])],
+                    content: i == 0 ? [.chunk(ChunkID(hash(1)), length: 1 << 20), .hole(length: 1 << 33)] : [],
+                    subtree: i == 0 ? nil : TreeID(hash(UInt8(i)))
+                )
+            )
         }
         let tree = Tree(nodes: nodes)
         XCTAssertEqual(tree.nodes.map(\.name), names.sorted { $0.lexicographicallyPrecedes($1) })
@@ -72,7 +94,10 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(decoded, tree)
         XCTAssertEqual(decoded.node(named: [0xff, 0xfe, 0x41])?.content.count, 2)
         XCTAssertNil(decoded.node(named: Array("missing".utf8)))
-        XCTAssertEqual(decoded.nodes.first { $0.kind == .file }?.content.reduce(0) { $0 + $1.length }, (1 << 20) + (1 << 33))
+        XCTAssertEqual(
+            decoded.nodes.first { $0.kind == .file }?.content.reduce(0) { $0 + $1.length },
+            (1 << 20) + (1 << 33)
+        )
     }
 
     func testTreeRejectsUnsortedAndTrailingBytes() {
@@ -88,17 +113,38 @@ final class CodecTests: XCTestCase {
     }
 
     func testRecordsRoundTrip() throws {
-        let snap = Snapshot(time: Timestamp(seconds: 1_764_000_000, nanoseconds: 5), hostname: "h", username: "u",
-                            uid: 1, gid: 2, paths: ["/etc"], tags: ["daily"], parent: SnapshotID(hash(1)),
-                            tree: TreeID(hash(2)), summary: BackupSummary(), programVersion: "test")
+        let snap = Snapshot(
+            time: Timestamp(seconds: 1_764_000_000, nanoseconds: 5),
+            hostname: "h",
+            username: "u",
+            uid: 1,
+            gid: 2,
+            paths: ["/etc"],
+            tags: ["daily"],
+            parent: SnapshotID(hash(1)),
+            tree: TreeID(hash(2)),
+            summary: BackupSummary(),
+            programVersion: "test"
+        )
         XCTAssertEqual(try Snapshot(decoding: snap.encoded()), snap)
         XCTAssertEqual(snap.encoded(), snap.encoded())
-        let key = MasterKeyMaterial(encryptionKey: .init(repeating: 1, count: 32), idKey: .init(repeating: 2, count: 32),
-                                    chunkerSeed: .init(repeating: 3, count: 32))
+        let key = MasterKeyMaterial(
+            encryptionKey: .init(repeating: 1, count: 32),
+            idKey: .init(repeating: 2, count: 32),
+            chunkerSeed: .init(repeating: 3, count: 32)
+        )
         XCTAssertEqual(try MasterKeyMaterial(decoding: key.encoded()), key)
         XCTAssertThrowsError(try MasterKeyMaterial(decoding: [2] + key.encoded().dropFirst()))
-        let slot = KeySlot(created: Timestamp(seconds: 1, nanoseconds: 0), hostname: "h", username: "u", n: 32768,
-                           r: 8, p: 1, salt: [1, 2, 3], data: [4, 5])
+        let slot = KeySlot(
+            created: Timestamp(seconds: 1, nanoseconds: 0),
+            hostname: "h",
+            username: "u",
+            n: 32768,
+            r: 8,
+            p: 1,
+            salt: [1, 2, 3],
+            data: [4, 5]
+        )
         let decoded = try KeySlot(decoding: slot.encoded())
         XCTAssertEqual(decoded.saltBytes, [1, 2, 3])
         XCTAssertEqual(decoded.dataBytes, [4, 5])
@@ -107,7 +153,9 @@ final class CodecTests: XCTestCase {
 
     /// Names sort by their bytes; lookups and "first name from" searches are binary searches over them.
     func testTreeSearchByName() {
-        let names: [[UInt8]] = [Array("a".utf8), Array("b".utf8), Array("b\u{0}".utf8.dropLast()) + [0xFF], Array("d".utf8)]
+        let names: [[UInt8]] = [
+            Array("a".utf8), Array("b".utf8), Array("b\u{0}".utf8.dropLast()) + [0xFF], Array("d".utf8),
+        ]
         let tree = Tree(nodes: names.reversed().map { Node(name: $0, kind: .fifo) })
         XCTAssertEqual(tree.nodes.map(\.name), names)
         XCTAssertEqual(tree.node(named: [0x62, 0xFF])?.name, [0x62, 0xFF])

@@ -1,13 +1,14 @@
 import Foundation
-import Synchronization
-import XCTest
 import PolyadConfig
 import PolyadFileSystem
 import PolyadFormat
-@testable import PolyadMount
 import PolyadRepository
 import PolyadService
 import PolyadTestSupport
+import Synchronization
+import XCTest
+
+@testable import PolyadMount
 
 /// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any
 /// offset, holes, xattrs, `latest` and damage.
@@ -23,7 +24,11 @@ final class MountFileSystemTests: XCTestCase {
         folder = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
         let conf = folder + "/mount.conf"
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: false\n"
-        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: conf,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
         manager = BackupManager(config: try Configuration.load(file: conf), environment: ["POLYAD_PASSWORD": "pw"])
         try manager.initialize()
         source = folder + "/src"
@@ -44,12 +49,22 @@ final class MountFileSystemTests: XCTestCase {
         _ = try manager.createBackup(paths: [source])
     }
 
-    private func makeFileSystem(cacheBytes: Int = 64 << 20, log: @escaping @Sendable (String) -> Void = { _ in },
-                                willBlock: @escaping @Sendable () -> Void = {},
-                                pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in })
-        throws -> MountFileSystem {
-        let fs = MountFileSystem(manager: manager, repository: try manager.repository(), cacheBytes: cacheBytes,
-                                    log: log, willBlock: willBlock, pushToKernel: pushToKernel)
+    private func makeFileSystem(
+        cacheBytes: Int = 64 << 20,
+        log: @escaping @Sendable (String) -> Void = { _ in },
+        willBlock: @escaping @Sendable () -> Void = {},
+        pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }
+    )
+        throws -> MountFileSystem
+    {
+        let fs = MountFileSystem(
+            manager: manager,
+            repository: try manager.repository(),
+            cacheBytes: cacheBytes,
+            log: log,
+            willBlock: willBlock,
+            pushToKernel: pushToKernel
+        )
         fs.refreshSnapshots(interval: 0)
         return fs
     }
@@ -79,11 +94,16 @@ final class MountFileSystemTests: XCTestCase {
     /// How many chunks the newest snapshot stores for the file at absolute `path`.
     private func chunks(of path: String) throws -> Int {
         let repo = try manager.repository()
-        let id = try XCTUnwrap(try repo.snapshotIDs().max { try! repo.loadSnapshot($0).time < repo.loadSnapshot($1).time })
+        let id = try XCTUnwrap(
+            try repo.snapshotIDs().max { try! repo.loadSnapshot($0).time < repo.loadSnapshot($1).time }
+        )
         var tree = try repo.loadTree(try repo.loadSnapshot(id).tree)
         let parts = path.split(separator: "/").map { Array($0.utf8) }
         for (i, part) in parts.enumerated() {
-            let node = try XCTUnwrap(tree.nodes.first { $0.name == part }, "\(path): no \(String(decoding: part, as: UTF8.self))")
+            let node = try XCTUnwrap(
+                tree.nodes.first { $0.name == part },
+                "\(path): no \(String(decoding: part, as: UTF8.self))"
+            )
             if i == parts.count - 1 {
                 return node.content.filter { if case .chunk = $0 { true } else { false } }.count
             }
@@ -112,17 +132,22 @@ final class MountFileSystemTests: XCTestCase {
         write("a.txt", Array("hello\n".utf8))
         try backup()
         let fs = try makeFileSystem()
-        XCTAssertEqual(names(try fs.readDirectory(FixedInode.root, caller: caller)),
-                       [".", "..", "snapshots", "incoming", ".polyad"])
+        XCTAssertEqual(
+            names(try fs.readDirectory(FixedInode.root, caller: caller)),
+            [".", "..", "snapshots", "incoming", ".polyad"]
+        )
         let snapshots = try inode(fs, "snapshots")
         let listed = names(try fs.readDirectory(snapshots, caller: caller))
-        XCTAssertEqual(listed.count, 4, "\(listed)")   // ., .., one day, latest
+        XCTAssertEqual(listed.count, 4, "\(listed)")  // ., .., one day, latest
         XCTAssertEqual(listed.last, "latest")
         let day = listed[2]
         XCTAssertNotNil(day.range(of: #"^\d{4}-\d{2}-\d{2}$"#, options: .regularExpression), day)
         let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest"), caller: caller), as: UTF8.self)
         XCTAssertTrue(target.hasPrefix(day + "/"), target)
-        XCTAssertEqual(names(try fs.readDirectory(try inode(fs, ".polyad"), caller: caller)), [".", "..", "metrics", "stats.json", "status"])
+        XCTAssertEqual(
+            names(try fs.readDirectory(try inode(fs, ".polyad"), caller: caller)),
+            [".", "..", "metrics", "stats.json", "status"]
+        )
         XCTAssertEqual(try fs.readDirectory(try inode(fs, "incoming"), caller: caller).count, 2)
         XCTAssertThrowsError(try fs.lookup(parent: snapshots, name: Array("1999-01-01".utf8), caller: caller)) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
@@ -137,7 +162,7 @@ final class MountFileSystemTests: XCTestCase {
         write("big.bin", big)
         write("sub/small.txt", Array("small file\n".utf8))
         try backup()
-        let fs = try makeFileSystem(cacheBytes: 1 << 20)   // smaller than the file: chunks are evicted and reloaded
+        let fs = try makeFileSystem(cacheBytes: 1 << 20)  // smaller than the file: chunks are evicted and reloaded
         let root = try latestSource(fs)
         let h = try fs.open(try inode(fs, root + "/big.bin"), caller: caller).handle
         defer { fs.release(h, caller: caller) }
@@ -157,7 +182,9 @@ final class MountFileSystemTests: XCTestCase {
         let s = try fs.open(try inode(fs, root + "/sub/small.txt"), caller: caller).handle
         XCTAssertEqual(String(decoding: try read(fs, s, offset: 0, size: 1 << 20), as: UTF8.self), "small file\n")
         fs.release(s, caller: caller)
-        XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF) }
+        XCTAssertThrowsError(try fs.read(s, offset: 0, size: 1, caller: caller)) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, EBADF)
+        }
     }
 
     func testSequentialReadsDecodeEachChunkOnce() throws {
@@ -185,7 +212,10 @@ final class MountFileSystemTests: XCTestCase {
         // a/1, a/2 (last in a), then b/1, b/2 and c/1: `find` and `cp -r` read them in this order.
         var contents = [String: [UInt8]]()
         for (i, path) in ["a/1", "a/2", "b/1", "b/2", "c/1"].enumerated() {
-            try FileManager.default.createDirectory(atPath: source + "/" + String(path.prefix(1)), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: source + "/" + String(path.prefix(1)),
+                withIntermediateDirectories: true
+            )
             contents[path] = pseudoRandomBytes(10_000, seed: UInt64(10 + i))
             write(path, contents[path]!)
         }
@@ -193,10 +223,13 @@ final class MountFileSystemTests: XCTestCase {
         let pushes = Mutex<[UInt64: [UInt8]]>([:])
         let fs = try makeFileSystem(pushToKernel: { inode, bytes in pushes.withLock { $0[inode] = bytes } })
         let root = try latestSource(fs)
-        _ = try fs.readDirectory(try inode(fs, root), caller: caller)   // lists the source folder; a, b and c's trees load ahead
+        // Lists the source folder; a, b and c's trees load ahead.
+        _ = try fs.readDirectory(try inode(fs, root), caller: caller)
         let decodes = { self.decodes(fs) }
         // Wait (bounded) for the background loads of b's and c's trees.
-        for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c"), caller: caller))?.count != 3 { usleep(10_000) }
+        for _ in 0..<500 where (try? fs.readDirectory(try inode(fs, root + "/c"), caller: caller))?.count != 3 {
+            usleep(10_000)
+        }
         _ = try fs.readDirectory(try inode(fs, root + "/a"), caller: caller)
         _ = try fs.readDirectory(try inode(fs, root + "/b"), caller: caller)
         _ = try fs.open(try inode(fs, root + "/a/2"), caller: caller).handle
@@ -224,7 +257,7 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(fd, 0)
         let data = [UInt8](repeating: 7, count: 8192)
         XCTAssertEqual(pwrite(fd, data, data.count, 0), data.count)
-        XCTAssertEqual(pwrite(fd, data, data.count, 4 << 20), data.count)   // a 4 MiB hole between
+        XCTAssertEqual(pwrite(fd, data, data.count, 4 << 20), data.count)  // a 4 MiB hole between
         close(fd)
         try backup()
         let fs = try makeFileSystem()
@@ -254,12 +287,17 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertEqual(symlink("one.txt", source + "/link"), 0)
         XCTAssertEqual(chmod(source + "/two.txt", 0o640), 0)
         let value = Array("v".utf8)
-        let hasXattr = (try? FileSystem.setExtendedAttribute(Array((source + "/two.txt").utf8), name: Array("user.note".utf8),
-                                                             value: value)) != nil
+        let hasXattr =
+            (try? FileSystem.setExtendedAttribute(
+                Array((source + "/two.txt").utf8),
+                name: Array("user.note".utf8),
+                value: value
+            )) != nil
         try backup()
         let fs = try makeFileSystem()
         let root = try latestSource(fs)
-        let one = try inode(fs, root + "/one.txt"), linked = try inode(fs, root + "/linked.txt")
+        let one = try inode(fs, root + "/one.txt")
+        let linked = try inode(fs, root + "/linked.txt")
         let two = try inode(fs, root + "/two.txt")
         XCTAssertEqual(one, linked, "a hard-link group is one inode")
         XCTAssertEqual(try fs.attributes(one, caller: caller).links, 2)
@@ -276,7 +314,10 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertEqual(String(decoding: try fs.readLink(link, caller: caller), as: UTF8.self), "one.txt")
         // The content hash: equal for equal content, readable by name, not listed.
         let hash = ContentHash.attributeName
-        XCTAssertEqual(try fs.extendedAttribute(one, name: hash, caller: caller), try fs.extendedAttribute(two, name: hash, caller: caller))
+        XCTAssertEqual(
+            try fs.extendedAttribute(one, name: hash, caller: caller),
+            try fs.extendedAttribute(two, name: hash, caller: caller)
+        )
         XCTAssertEqual(try fs.extendedAttribute(one, name: hash, caller: caller).count, 64)
         XCTAssertFalse(try fs.extendedAttributeNames(two, caller: caller).contains(hash))
         if hasXattr {
@@ -307,7 +348,11 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertNotEqual(firstLatest, secondLatest, "the kernel may cache a symlink for its inode's life")
         XCTAssertNotEqual(try fs.readLink(secondLatest, caller: caller), firstTarget)
         XCTAssertEqual(try fs.readLink(firstLatest, caller: caller), firstTarget, "an old inode keeps its target")
-        XCTAssertGreaterThan(try fs.attributes(snapshots, caller: caller).mtime, before, "cached listings of /snapshots are dropped")
+        XCTAssertGreaterThan(
+            try fs.attributes(snapshots, caller: caller).mtime,
+            before,
+            "cached listings of /snapshots are dropped"
+        )
         XCTAssertEqual(try fs.attributes(try inode(fs, try latestSource(fs) + "/b.txt"), caller: caller).size, 1)
     }
 
@@ -316,8 +361,10 @@ final class MountFileSystemTests: XCTestCase {
         try backup()
         // The first backup wrote one pack of data (bad.bin's chunk) and one of trees: flip a byte in the middle
         // of the larger.
-        let packs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/store/data").filter { $0.contains("/") }
-            .map { folder + "/store/data/" + $0 }
+        let packs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/store/data").filter {
+            $0.contains("/")
+        }
+        .map { folder + "/store/data/" + $0 }
         XCTAssertEqual(packs.count, 2, "\(packs)")
         let size = { (p: String) in (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0 }
         let pack = try XCTUnwrap(packs.max { size($0) < size($1) })
@@ -331,9 +378,13 @@ final class MountFileSystemTests: XCTestCase {
         let fs = try makeFileSystem(log: { line in lines.withLock { $0.append(line) } })
         let root = try latestSource(fs)
         let bad = try fs.open(try inode(fs, root + "/bad.bin"), caller: caller).handle
-        XCTAssertThrowsError(try fs.read(bad, offset: 0, size: 4096, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, EIO) }
-        XCTAssertTrue(lines.withLock { $0 }.contains { $0.contains("/snapshots/") && $0.contains("/src/bad.bin") },
-                      "the line names the file by its path in the mount: \(lines.withLock { $0 })")
+        XCTAssertThrowsError(try fs.read(bad, offset: 0, size: 4096, caller: caller)) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, EIO)
+        }
+        XCTAssertTrue(
+            lines.withLock { $0 }.contains { $0.contains("/snapshots/") && $0.contains("/src/bad.bin") },
+            "the line names the file by its path in the mount: \(lines.withLock { $0 })"
+        )
         let good = try fs.open(try inode(fs, root + "/good.txt"), caller: caller).handle
         XCTAssertEqual(try read(fs, good, offset: 0, size: 100), Array("fine\n".utf8))
         XCTAssertEqual(fs.counters.readErrors, 1, "\(fs.counters)")
@@ -353,8 +404,10 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertNil(c.lastError)
         XCTAssertEqual(c.snapshots, 1)
         let status = String(decoding: try contents(fs, ".polyad/status"), as: UTF8.self)
-        for line in ["snapshots: 1", "reads: 1 (6 bytes)", "read_errors: 0", "chunks_decoded: 1",
-                     "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses"] {
+        for line in [
+            "snapshots: 1", "reads: 1 (6 bytes)", "read_errors: 0", "chunks_decoded: 1",
+            "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses",
+        ] {
             XCTAssertTrue(status.split(separator: "\n").contains { $0 == line }, "\(line) in \(status)")
         }
         let target = String(decoding: try fs.readLink(try inode(fs, "snapshots/latest"), caller: caller), as: UTF8.self)
@@ -362,7 +415,8 @@ final class MountFileSystemTests: XCTestCase {
         let metrics = String(decoding: try contents(fs, ".polyad/metrics"), as: UTF8.self)
         XCTAssertTrue(metrics.contains("\npolyad_mount_chunks_decoded_total 1\n"), metrics)
         XCTAssertTrue(metrics.contains("\npolyad_mount_snapshots 1\n"), metrics)
-        let stats = try JSONSerialization.jsonObject(with: Data(try contents(fs, ".polyad/stats.json"))) as? [String: Any]
+        let stats =
+            try JSONSerialization.jsonObject(with: Data(try contents(fs, ".polyad/stats.json"))) as? [String: Any]
         XCTAssertEqual(stats?["snapshot_count"] as? Int, 1)
         // Generated on each open: never cached by the kernel.
         let statusInode = try inode(fs, ".polyad/status")
@@ -406,7 +460,9 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertNoThrow(try fs.attributes(FixedInode.control, caller: caller))
         let latestSnapshotRoot = try inode(fs, try latestSource(fs))
         fs.forget(file, count: 1)
-        XCTAssertThrowsError(try fs.attributes(file, caller: caller)) { XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT) }
+        XCTAssertThrowsError(try fs.attributes(file, caller: caller)) {
+            XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
+        }
         let again = try fs.lookup(parent: latestSnapshotRoot, name: Array("a.txt".utf8), caller: caller)
         XCTAssertEqual(again.size, 6)
     }
@@ -433,7 +489,7 @@ final class MountCacheTests: XCTestCase {
         let cache = LRUCache<Int, [UInt8]>(capacity: 1000)
         for i in 0..<50 {
             cache.insert([UInt8](repeating: 0, count: 100), for: i, cost: 100)
-            _ = cache.value(for: 0)   // keep 0 recent
+            _ = cache.value(for: 0)  // keep 0 recent
         }
         XCTAssertLessThanOrEqual(cache.statistics.cost, 1000)
         XCTAssertNotNil(cache.value(for: 0))
@@ -467,7 +523,9 @@ final class MountCacheTests: XCTestCase {
         XCTAssertEqual(results.withLock { $0 }, Array(repeating: [42], count: 8))
         XCTAssertFalse(loads.isLoading(1))
         // A failure reaches every waiter, and the next call loads again.
-        XCTAssertThrowsError(try loads.value(for: 2) { () throws(FileSystemErrno) -> [UInt8] in throw FileSystemErrno(EIO) })
+        XCTAssertThrowsError(
+            try loads.value(for: 2) { () throws(FileSystemErrno) -> [UInt8] in throw FileSystemErrno(EIO) }
+        )
         XCTAssertEqual(try loads.value(for: 2) { () throws(FileSystemErrno) -> [UInt8] in [1] }, [1])
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
-import XCTest
-import PolyadTestSupport
 import PolyadConfig
 import PolyadFormat
-@testable import PolyadRepository
 import PolyadService
+import PolyadTestSupport
+import XCTest
+
+@testable import PolyadRepository
 
 final class BackupManagerTests: XCTestCase {
     /// The seed's Python example, line by line:
@@ -26,7 +27,10 @@ final class BackupManagerTests: XCTestCase {
         let target = scratch.sub("restored")
         let result = try manager.restoreBackup(backup.id.short, to: target, paths: ["**/report.bin"])
         XCTAssertEqual(result.files, 1)
-        let found = FileManager.default.enumerator(atPath: target)?.compactMap { $0 as? String }.filter { $0.hasSuffix("report.bin") } ?? []
+        let found =
+            FileManager.default.enumerator(atPath: target)?.compactMap { $0 as? String }.filter {
+                $0.hasSuffix("report.bin")
+            } ?? []
         XCTAssertEqual(found.count, 1)
         XCTAssertEqual(FileManager.default.contents(atPath: target + "/" + found[0]).map { [UInt8]($0) }, data)
         let stats = try manager.backupStatistics()
@@ -49,7 +53,11 @@ final class BackupManagerTests: XCTestCase {
         XCTAssertEqual(try reader.readData(one.id.short), first)
         let second = pseudoRandomBytes(1_000_000, seed: 8)
         let two = try writer.createBackup(data: second, metadata: ["name": "two.bin"])
-        XCTAssertEqual(try reader.readData(two.id.short), second, "index files written after the load are read on a miss")
+        XCTAssertEqual(
+            try reader.readData(two.id.short),
+            second,
+            "index files written after the load are read on a miss"
+        )
     }
 
     func testDeduplicationAcrossSnapshotsAndFiles() throws {
@@ -108,14 +116,19 @@ final class BackupManagerTests: XCTestCase {
         let manager = try scratch.manager(verify: false)
         try manager.initialize()
         scratch.write("src/other.txt", textBytes(10_000))
-        _ = try manager.createBackup(paths: [scratch.sub("src")])   // other.txt's chunk lands in a pack of its own
+        _ = try manager.createBackup(paths: [scratch.sub("src")])  // other.txt's chunk lands in a pack of its own
         scratch.write("src/file.bin", pseudoRandomBytes(2_000_000, seed: 3))
         let backup = try manager.createBackup(paths: [scratch.sub("src")])
         XCTAssertTrue(try manager.verify(options: VerifyOptions(readData: true)).isClean)
         // Flip a byte inside the biggest pack (the data pack).
         let dataDir = scratch.sub("store/data")
         let packs = try FileManager.default.subpathsOfDirectory(atPath: dataDir).filter { $0.count > 60 }
-        let biggest = try XCTUnwrap(packs.max { (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $0)[.size] as? Int ?? 0)! < (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $1)[.size] as? Int ?? 0)! })
+        let biggest = try XCTUnwrap(
+            packs.max {
+                (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $0)[.size] as? Int ?? 0)!
+                    < (try? FileManager.default.attributesOfItem(atPath: dataDir + "/" + $1)[.size] as? Int ?? 0)!
+            }
+        )
         let path = dataDir + "/" + biggest
         try flipByte(at: 1000, in: path)
         let report = try manager.verify(options: VerifyOptions(readData: true))
@@ -124,8 +137,10 @@ final class BackupManagerTests: XCTestCase {
         XCTAssertTrue(report.affected.contains { $0.contains("file.bin") }, "\(report.affected)")
         let result = try manager.restoreBackup(backup.id.short, to: scratch.sub("out"))
         XCTAssertTrue(result.damaged)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.sub("out") + scratch.sub("src/file.bin")),
-                       "a damaged file is not left behind half-written")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: scratch.sub("out") + scratch.sub("src/file.bin")),
+            "a damaged file is not left behind half-written"
+        )
         XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.sub("out") + scratch.sub("src/other.txt")))
     }
 }

@@ -1,13 +1,14 @@
 import Foundation
-import Synchronization
-import XCTest
 import PolyadConfig
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
-import PolyadStorage
-@testable import PolyadRepository
 import PolyadService
+import PolyadStorage
+import Synchronization
+import XCTest
+
+@testable import PolyadRepository
 
 /// A local store whose loads can be made to fail by object kind, and whose listings can put one name first.
 final class FaultyBackend: Backend {
@@ -94,8 +95,11 @@ final class ErrorCauseTests: XCTestCase {
         XCTAssertEqual(code(RepositoryError(.locked, "x")), 11)
         // And a real one: an exclusive lock held by this (live) process.
         let scratch = Scratch()
-        let repo = try Repository.create(backend: LocalBackend(path: scratch.sub("store")),
-                                         passphrase: Array("pw".utf8), keyParameters: Self.fast)
+        let repo = try Repository.create(
+            backend: LocalBackend(path: scratch.sub("store")),
+            passphrase: Array("pw".utf8),
+            keyParameters: Self.fast
+        )
         let held = try repo.lock(exclusive: true, operation: "prune")
         defer { held.release() }
         XCTAssertThrowsError(try repo.lock(exclusive: false, operation: "backup")) { error in
@@ -135,8 +139,10 @@ final class ErrorCauseTests: XCTestCase {
 
     /// `RepositoryError.exitCode` is the same function, not a second table.
     func testRepositoryErrorExitCodeIsTheMapping() {
-        let all: [RepositoryError.Code] = [.storeMissing, .storeExists, .wrongPassphrase, .locked, .damaged, .noSpace,
-                                           .unreachable, .io, .invalidArgument, .notFound, .interrupted, .partial]
+        let all: [RepositoryError.Code] = [
+            .storeMissing, .storeExists, .wrongPassphrase, .locked, .damaged, .noSpace,
+            .unreachable, .io, .invalidArgument, .notFound, .interrupted, .partial,
+        ]
         for c in all {
             XCTAssertEqual(RepositoryError(c, "x").exitCode, ExitCode(for: RepositoryError(c, "x")), "\(c)")
         }
@@ -158,8 +164,11 @@ final class ErrorCauseTests: XCTestCase {
 
         init(passphrase: String = "pw") throws {
             backend = FaultyBackend(path: scratch.sub("store"))
-            let repo = try Repository.create(backend: backend, passphrase: Array(passphrase.utf8),
-                                             keyParameters: ErrorCauseTests.fast)
+            let repo = try Repository.create(
+                backend: backend,
+                passphrase: Array(passphrase.utf8),
+                keyParameters: ErrorCauseTests.fast
+            )
             slot = repo.key.slot
         }
 
@@ -194,15 +203,25 @@ final class ErrorCauseTests: XCTestCase {
 
     /// Asserts that opening with `passphrase` fails with exit code `expected`, a message containing
     /// `message`, and that the store is unchanged.
-    private func assertOpenFails(_ store: Store, _ passphrase: String, _ expected: Int32, _ message: String,
-                                 file: StaticString = #filePath, line: UInt = #line) {
+    private func assertOpenFails(
+        _ store: Store,
+        _ passphrase: String,
+        _ expected: Int32,
+        _ message: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let before = store.contents()
         XCTAssertThrowsError(try store.open(passphrase), file: file, line: line) { error in
             XCTAssertEqual(self.code(error), expected, "\(error)", file: file, line: line)
             XCTAssertTrue("\(error)".contains(message), "\(error)", file: file, line: line)
-            if passphrase.count > 4 {   // (a short one might be part of the folder's random name)
-                XCTAssertFalse("\(error)".contains(passphrase), "the passphrase is never in a message",
-                               file: file, line: line)
+            if passphrase.count > 4 {  // (a short one might be part of the folder's random name)
+                XCTAssertFalse(
+                    "\(error)".contains(passphrase),
+                    "the passphrase is never in a message",
+                    file: file,
+                    line: line
+                )
             }
         }
         XCTAssertEqual(store.contents(), before, "nothing changed", file: file, line: line)
@@ -213,7 +232,7 @@ final class ErrorCauseTests: XCTestCase {
         try flipByte(at: 20, in: store.slotPath)
         assertOpenFails(store, "pw", 13, "keys/\(store.slot)")
         assertOpenFails(store, "pw", 13, "does not match its name")
-        assertOpenFails(store, "not it", 13, "keys/\(store.slot)")   // not "wrong passphrase": nothing could tell
+        assertOpenFails(store, "not it", 13, "keys/\(store.slot)")  // not "wrong passphrase": nothing could tell
     }
 
     func testUndecodableSlotIsDamage() throws {
@@ -225,8 +244,16 @@ final class ErrorCauseTests: XCTestCase {
 
     /// A slot's JSON with `salt` and `data` as given (base64 text or not).
     private func slotJSON(salt: String, data: String) -> [UInt8] {
-        var slot = KeySlot(created: Timestamp(seconds: 1, nanoseconds: 0), hostname: "h", username: "u", n: 1024, r: 8,
-                           p: 1, salt: [], data: [])
+        var slot = KeySlot(
+            created: Timestamp(seconds: 1, nanoseconds: 0),
+            hostname: "h",
+            username: "u",
+            n: 1024,
+            r: 8,
+            p: 1,
+            salt: [],
+            data: []
+        )
         slot.salt = salt
         slot.data = data
         return slot.encoded()
@@ -256,11 +283,25 @@ final class ErrorCauseTests: XCTestCase {
         let store = try Store()
         try FileManager.default.removeItem(atPath: store.slotPath)
         let salt = Array(repeating: UInt8(3), count: 32)
-        let wrapping = try KeyDerivation.scrypt(passphrase: Array("pw".utf8), salt: salt, n: 1024, r: 8, p: 1,
-                                                length: 32)
+        let wrapping = try KeyDerivation.scrypt(
+            passphrase: Array("pw".utf8),
+            salt: salt,
+            n: 1024,
+            r: 8,
+            p: 1,
+            length: 32
+        )
         let sealed = Envelope.seal(Array(repeating: 0, count: 97), key: wrapping, aad: AdditionalData.keySlot)
-        let slot = KeySlot(created: Timestamp(seconds: 1, nanoseconds: 0), hostname: "h", username: "u", n: 1024, r: 8,
-                           p: 1, salt: salt, data: sealed)
+        let slot = KeySlot(
+            created: Timestamp(seconds: 1, nanoseconds: 0),
+            hostname: "h",
+            username: "u",
+            n: 1024,
+            r: 8,
+            p: 1,
+            salt: salt,
+            data: sealed
+        )
         let name = try store.addSlot(slot.encoded())
         assertOpenFails(store, "pw", 13, "keys/\(name): it opens, but holds no master key")
         assertOpenFails(store, "other", 12, "wrong passphrase")
@@ -268,7 +309,7 @@ final class ErrorCauseTests: XCTestCase {
 
     func testADamagedSlotBesideOneThatOpensIsNotedAndTheStoreOpens() throws {
         let store = try Store()
-        let damaged = try store.addSlot(Array("garbage".utf8))   // tried first
+        let damaged = try store.addSlot(Array("garbage".utf8))  // tried first
         let repo = try store.open("pw")
         XCTAssertEqual(repo.key.slot, store.slot)
         XCTAssertEqual(repo.key.damagedSlots.map(\.object), ["keys/\(damaged)"])
@@ -285,8 +326,10 @@ final class ErrorCauseTests: XCTestCase {
 
     func testAReadErrorSaysWhy() throws {
         let store = try Store()
-        for (fault, expected) in [(StorageError.Code.io, Int32(1)), (.permissionDenied, 1), (.unreachable, 14),
-                                  (.noSpace, 15)] {
+        for (fault, expected) in [
+            (StorageError.Code.io, Int32(1)), (.permissionDenied, 1), (.unreachable, 14),
+            (.noSpace, 15),
+        ] {
             store.backend.fail(.keys, with: fault)
             assertOpenFails(store, "pw", expected, "injected \(fault) failure")
             XCTAssertThrowsError(try store.open("pw")) { error in
@@ -300,7 +343,7 @@ final class ErrorCauseTests: XCTestCase {
     func testASlotRemovedSinceTheListingIsSkipped() throws {
         let store = try Store()
         store.backend.fail(.keys, with: .notFound)
-        assertOpenFails(store, "pw", 12, "wrong passphrase")   // no slot is left to try
+        assertOpenFails(store, "pw", 12, "wrong passphrase")  // no slot is left to try
     }
 
     // MARK: Locks
@@ -337,8 +380,12 @@ final class ErrorCauseTests: XCTestCase {
     // MARK: The backup's files cache
 
     private func backUp(_ repo: Repository, _ path: String) throws -> BackupResult {
-        try Archiver(repository: repo, options: BackupOptions(paths: [Array(path.utf8)]), progress: nil,
-                     cancellation: nil).run()
+        try Archiver(
+            repository: repo,
+            options: BackupOptions(paths: [Array(path.utf8)]),
+            progress: nil,
+            cancellation: nil
+        ).run()
     }
 
     func testAParentTreeThatCannotBeReadFailsTheBackup() throws {

@@ -1,10 +1,10 @@
 import Foundation
-import XCTest
 import PolyadCompression
 import PolyadConfig
 import PolyadCrypto
 import PolyadRepository
 import PolyadService
+import XCTest
 
 #if canImport(Glibc)
 import Glibc
@@ -84,8 +84,13 @@ private struct ArticleEntry: Equatable {
     var rawLength: UInt32
 
     static func read(_ r: inout ArticleBytes) throws -> ArticleEntry {
-        ArticleEntry(type: try r.u8(), id: try r.take(32), offset: try r.u32(), length: try r.u32(),
-                     rawLength: try r.u32())
+        ArticleEntry(
+            type: try r.u8(),
+            id: try r.take(32),
+            offset: try r.u32(),
+            length: try r.u32(),
+            rawLength: try r.u32()
+        )
     }
 }
 
@@ -140,7 +145,8 @@ private func articleSubkey(_ key: [UInt8], _ label: String, _ context: [UInt8]) 
 private func articleOpen(_ sealed: [UInt8], key: [UInt8], aad: [UInt8]) throws -> [UInt8] {
     guard sealed.count >= 45 else { throw ArticleError("an envelope of \(sealed.count) bytes") }
     guard sealed[0] == 1 else { throw ArticleError("envelope version \(sealed[0])") }
-    let salt = Array(sealed[1..<17]), nonce = Array(sealed[17..<29])
+    let salt = Array(sealed[1..<17])
+    let nonce = Array(sealed[17..<29])
     let cipher = AESGCM(key: articleSubkey(key, "polyad/v1/envelope", salt))
     return try cipher.open(Array(sealed[29...]), nonce: nonce, aad: aad)
 }
@@ -195,7 +201,8 @@ private func strictBase64(_ s: String) -> [UInt8]? {
     guard u.count % 4 == 0 else { return nil }
     let body = u.prefix { $0 != UInt8(ascii: "=") }
     guard body.allSatisfy(alphabet.contains), u.count - body.count <= 2,
-          u[body.count...].allSatisfy({ $0 == UInt8(ascii: "=") }) else { return nil }
+        u[body.count...].allSatisfy({ $0 == UInt8(ascii: "=") })
+    else { return nil }
     return Data(base64Encoded: s).map { Array($0) }
 }
 
@@ -209,7 +216,8 @@ private func articleJSON(_ bytes: [UInt8]) throws -> [String: Any] {
 /// A time in JSON: `{"ns":N,"s":S}`, both required, N below 10^9.
 private func articleTime(_ value: Any?) throws -> ArticleTime {
     guard let o = value as? [String: Any], Set(o.keys) == ["s", "ns"], let s = o["s"] as? Int, let ns = o["ns"] as? Int,
-          (0..<1_000_000_000).contains(ns) else { throw ArticleError("not a time: \(String(describing: value))") }
+        (0..<1_000_000_000).contains(ns)
+    else { throw ArticleError("not a time: \(String(describing: value))") }
     return ArticleTime(seconds: Int64(s), nanoseconds: Int64(ns))
 }
 
@@ -225,8 +233,11 @@ private final class ArticleStore {
     let configSealed: [UInt8]
     let config: [String: Any]
     /// Index files: name, sealed bytes, packs with their entries, superseded ids.
-    private(set) var indexFiles: [(name: String, sealed: [UInt8], packs: [(pack: [UInt8], entries: [ArticleEntry])],
-                                   superseded: [[UInt8]])] = []
+    private(set) var indexFiles:
+        [(
+            name: String, sealed: [UInt8], packs: [(pack: [UInt8], entries: [ArticleEntry])],
+            superseded: [[UInt8]]
+        )] = []
     /// The union of the index files: id → (pack name, entry).
     private(set) var blobs: [[UInt8]: (pack: String, entry: ArticleEntry)] = [:]
 
@@ -237,13 +248,21 @@ private final class ArticleStore {
             let bytes = try Self.read(dir + "/keys/" + name)
             let slot = try articleJSON(bytes)
             guard slot["kdf"] as? String == "scrypt", slot["version"] as? Int == 1,
-                  let n = slot["n"] as? Int, let r = slot["r"] as? Int, let p = slot["p"] as? Int,
-                  let salt = strictBase64(slot["salt"] as? String ?? ""),
-                  let data = strictBase64(slot["data"] as? String ?? "") else { continue }
-            let wrapping = try KeyDerivation.scrypt(passphrase: passphrase, salt: salt, n: UInt64(n), r: UInt64(r),
-                                                    p: UInt64(p), length: 32)
+                let n = slot["n"] as? Int, let r = slot["r"] as? Int, let p = slot["p"] as? Int,
+                let salt = strictBase64(slot["salt"] as? String ?? ""),
+                let data = strictBase64(slot["data"] as? String ?? "")
+            else { continue }
+            let wrapping = try KeyDerivation.scrypt(
+                passphrase: passphrase,
+                salt: salt,
+                n: UInt64(n),
+                r: UInt64(r),
+                p: UInt64(p),
+                length: 32
+            )
             guard let plain = try? articleOpen(data, key: wrapping, aad: Array("key slot".utf8)),
-                  plain.count == 97, plain[0] == 1 else { continue }
+                plain.count == 97, plain[0] == 1
+            else { continue }
             found = (name, bytes, plain)
             break
         }
@@ -365,16 +384,23 @@ private final class ArticleStore {
             }
             let kind = try r.u8()
             guard kind <= 6 else { throw ArticleError("kind \(kind)") }
-            let mode = try r.u32varint(), uid = try r.u32varint(), gid = try r.u32varint()
-            let user = try r.field(), group = try r.field()
+            let mode = try r.u32varint()
+            let uid = try r.u32varint()
+            let gid = try r.u32varint()
+            let user = try r.field()
+            let group = try r.field()
             let size = try r.uvarint()
             var times = [ArticleTime]()
             for _ in 0..<3 {
-                let s = try r.varint(), ns = try r.uvarint()
+                let s = try r.varint()
+                let ns = try r.uvarint()
                 guard ns < 1_000_000_000 else { throw ArticleError("nanoseconds \(ns)") }
                 times.append(ArticleTime(seconds: s, nanoseconds: Int64(ns)))
             }
-            let inode = try r.uvarint(), device = try r.uvarint(), links = try r.u32varint(), rdev = try r.uvarint()
+            let inode = try r.uvarint()
+            let device = try r.uvarint()
+            let links = try r.u32varint()
+            let rdev = try r.uvarint()
             let target = try r.field()
             var xattrs = [(name: [UInt8], value: [UInt8])]()
             for _ in 0..<(try r.uvarint()) { xattrs.append((try r.field(), try r.field())) }
@@ -401,10 +427,30 @@ private final class ArticleStore {
             if let last = nodes.last, !last.name.lexicographicallyPrecedes(name) {
                 throw ArticleError("names not strictly ascending")
             }
-            nodes.append(ArticleNode(name: name, kind: kind, mode: mode, uid: uid, gid: gid, user: user, group: group,
-                                     size: size, mtime: times[0], atime: times[1], ctime: times[2], inode: inode,
-                                     device: device, links: links, rdev: rdev, linkTarget: target, xattrs: xattrs,
-                                     pieces: pieces, piecesEncoding: piecesEncoding, subtree: subtree))
+            nodes.append(
+                ArticleNode(
+                    name: name,
+                    kind: kind,
+                    mode: mode,
+                    uid: uid,
+                    gid: gid,
+                    user: user,
+                    group: group,
+                    size: size,
+                    mtime: times[0],
+                    atime: times[1],
+                    ctime: times[2],
+                    inode: inode,
+                    device: device,
+                    links: links,
+                    rdev: rdev,
+                    linkTarget: target,
+                    xattrs: xattrs,
+                    pieces: pieces,
+                    piecesEncoding: piecesEncoding,
+                    subtree: subtree
+                )
+            )
         }
         guard r.isAtEnd else { throw ArticleError("bytes after the tree's last node") }
         return nodes
@@ -463,13 +509,37 @@ private struct ArticleWriter {
     }
 }
 
-private func articleNode(_ name: String, kind: UInt8, mode: UInt32, uid: UInt32 = 0, user: String = "",
-                         mtime: ArticleTime = ArticleTime(seconds: 1_700_000_000, nanoseconds: 0),
-                         subtree: [UInt8]? = nil) -> ArticleNode {
-    ArticleNode(name: Array(name.utf8), kind: kind, mode: mode, uid: uid, gid: uid, user: Array(user.utf8),
-                group: Array(user.utf8), size: 0, mtime: mtime, atime: mtime, ctime: mtime, inode: 0, device: 0,
-                links: kind == 1 ? 2 : 1, rdev: 0, linkTarget: [], xattrs: [], pieces: [], piecesEncoding: [0],
-                subtree: subtree)
+private func articleNode(
+    _ name: String,
+    kind: UInt8,
+    mode: UInt32,
+    uid: UInt32 = 0,
+    user: String = "",
+    mtime: ArticleTime = ArticleTime(seconds: 1_700_000_000, nanoseconds: 0),
+    subtree: [UInt8]? = nil
+) -> ArticleNode {
+    ArticleNode(
+        name: Array(name.utf8),
+        kind: kind,
+        mode: mode,
+        uid: uid,
+        gid: uid,
+        user: Array(user.utf8),
+        group: Array(user.utf8),
+        size: 0,
+        mtime: mtime,
+        atime: mtime,
+        ctime: mtime,
+        inode: 0,
+        device: 0,
+        links: kind == 1 ? 2 : 1,
+        rdev: 0,
+        linkTarget: [],
+        xattrs: [],
+        pieces: [],
+        piecesEncoding: [0],
+        subtree: subtree
+    )
 }
 
 /// Section "Trees": the encoding of a listing (nodes given in name order).
@@ -520,14 +590,22 @@ extension ArticleStore {
         var rng = SystemRandomNumberGenerator()
         let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let cipher = AESGCM(key: articleSubkey(encryptionKey, "polyad/v1/envelope", salt))
-        var pack = [UInt8](), entries = [ArticleEntry]()
+        var pack = [UInt8]()
+        var entries = [ArticleEntry]()
         for (counter, tree) in trees.enumerated() {
             let id = HMACSHA256(key: idKey).authenticationCode(for: tree)
             var nonce = [UInt8](repeating: 0, count: 12)
             nonce[11] = UInt8(counter)
             let sealed = [1] + salt + nonce + cipher.seal(tree, nonce: nonce, aad: Array("blob".utf8) + [1] + id)
-            entries.append(ArticleEntry(type: 1, id: id, offset: UInt32(pack.count), length: UInt32(sealed.count),
-                                        rawLength: UInt32(tree.count)))
+            entries.append(
+                ArticleEntry(
+                    type: 1,
+                    id: id,
+                    offset: UInt32(pack.count),
+                    length: UInt32(sealed.count),
+                    rawLength: UInt32(tree.count)
+                )
+            )
             pack += sealed
         }
         var header = ArticleWriter()
@@ -549,9 +627,12 @@ extension ArticleStore {
         index.uvarint(0)
         _ = try write("index", articleSeal(index.bytes, key: encryptionKey, aad: Array("index".utf8)))
 
-        let summary = ["added_bytes", "blobs_added", "directories", "errors", "files_changed", "files_new",
-                       "files_unchanged", "other_entries", "stored_bytes", "total_bytes"].map { "\"\($0)\":0" }
-        let json = "{\"gid\":0,\"hostname\":\"article-writer\",\"metadata\":{},\"paths\":[\"/\"],"
+        let summary = [
+            "added_bytes", "blobs_added", "directories", "errors", "files_changed", "files_new",
+            "files_unchanged", "other_entries", "stored_bytes", "total_bytes",
+        ].map { "\"\($0)\":0" }
+        let json =
+            "{\"gid\":0,\"hostname\":\"article-writer\",\"metadata\":{},\"paths\":[\"/\"],"
             + "\"program_version\":\"article\",\"summary\":{\"duration_seconds\":0.5,"
             + summary.joined(separator: ",") + "},\"tags\":[" + tags.map { "\"\($0)\"" }.joined(separator: ",")
             + "],\"time\":{\"ns\":0,\"s\":\(seconds)},\"tree\":\"\(articleHex(root))\",\"uid\":0,"
@@ -640,13 +721,21 @@ private final class KnownAnswerFolder {
         let store = path + "/store"
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         for f in PreviousVersionStore.folders {
-            try FileManager.default.createDirectory(atPath: store + "/" + f, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: store + "/" + f,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
         }
         for (rel, text) in PreviousVersionStore.objects {
             let data = try XCTUnwrap(Data(base64Encoded: text, options: .ignoreUnknownCharacters), rel)
-            XCTAssertTrue(FileManager.default.createFile(atPath: store + "/" + rel, contents: data,
-                                                         attributes: [.posixPermissions: 0o400]))
+            XCTAssertTrue(
+                FileManager.default.createFile(
+                    atPath: store + "/" + rel,
+                    contents: data,
+                    attributes: [.posixPermissions: 0o400]
+                )
+            )
         }
         return store
     }
@@ -704,28 +793,40 @@ final class KnownAnswerStoreTests: XCTestCase {
     // MARK: Keys, passphrases, base64 (sections "Keys", "Passphrases", "Conventions")
 
     private func checkKeySlot(_ store: ArticleStore, passphrase: [UInt8]) throws {
-        XCTAssertEqual(store.slotName, articleHex(SHA256.hash(store.slotBytes)),
-                       "a key slot is named by the SHA-256 of its JSON")
+        XCTAssertEqual(
+            store.slotName,
+            articleHex(SHA256.hash(store.slotBytes)),
+            "a key slot is named by the SHA-256 of its JSON"
+        )
         let slot = try articleJSON(store.slotBytes)
-        XCTAssertEqual(Set(slot.keys),
-                       ["created", "data", "hostname", "kdf", "n", "p", "r", "salt", "username", "version"])
+        XCTAssertEqual(
+            Set(slot.keys),
+            ["created", "data", "hostname", "kdf", "n", "p", "r", "salt", "username", "version"]
+        )
         assertCompactSorted(store.slotBytes, keys: Array(slot.keys), "key slot")
         XCTAssertEqual(slot["version"] as? Int, 1)
         XCTAssertEqual(slot["kdf"] as? String, "scrypt")
         XCTAssertEqual([slot["n"] as? Int, slot["r"] as? Int, slot["p"] as? Int], [32768, 8, 1])
         _ = try articleTime(slot["created"])
-        let saltText = try XCTUnwrap(slot["salt"] as? String), dataText = try XCTUnwrap(slot["data"] as? String)
+        let saltText = try XCTUnwrap(slot["salt"] as? String)
+        let dataText = try XCTUnwrap(slot["data"] as? String)
         XCTAssertEqual(saltText.utf8.count, 44)
         XCTAssertEqual(dataText.utf8.count, 192)
-        let salt = try XCTUnwrap(strictBase64(saltText)), data = try XCTUnwrap(strictBase64(dataText))
+        let salt = try XCTUnwrap(strictBase64(saltText))
+        let data = try XCTUnwrap(strictBase64(dataText))
         XCTAssertEqual(salt.count, 32)
         XCTAssertEqual(data.count, 142, "45 bytes of envelope around 97 bytes of key material")
         XCTAssertEqual(Array(data[17..<29]), [UInt8](repeating: 0, count: 12), "sealed on its own: the all-zero nonce")
 
         let wrapping = try KeyDerivation.scrypt(passphrase: passphrase, salt: salt, n: 32768, r: 8, p: 1, length: 32)
         // The scrypt output is not the AES key: it goes through subkey(…, "polyad/v1/envelope", envelope salt).
-        XCTAssertThrowsError(try AESGCM(key: wrapping).open(Array(data[29...]), nonce: Array(data[17..<29]),
-                                                             aad: Array("key slot".utf8)))
+        XCTAssertThrowsError(
+            try AESGCM(key: wrapping).open(
+                Array(data[29...]),
+                nonce: Array(data[17..<29]),
+                aad: Array("key slot".utf8)
+            )
+        )
         let plain = try articleOpen(data, key: wrapping, aad: Array("key slot".utf8))
         XCTAssertEqual(plain, store.material)
         XCTAssertEqual(plain.count, 97)
@@ -740,17 +841,23 @@ final class KnownAnswerStoreTests: XCTestCase {
         // Section "Passphrases": no normalisation, no trailing newline.
         let nfd = Array(PreviousVersionStore.passphrase.decomposedStringWithCanonicalMapping.utf8)
         XCTAssertNotEqual(nfd, passphrase)
-        XCTAssertThrowsError(try ArticleStore(dir: store.dir, passphrase: nfd),
-                             "the NFD spelling is another passphrase")
-        XCTAssertThrowsError(try ArticleStore(dir: store.dir, passphrase: passphrase + [0x0A]),
-                             "a newline is part of it")
+        XCTAssertThrowsError(
+            try ArticleStore(dir: store.dir, passphrase: nfd),
+            "the NFD spelling is another passphrase"
+        )
+        XCTAssertThrowsError(
+            try ArticleStore(dir: store.dir, passphrase: passphrase + [0x0A]),
+            "a newline is part of it"
+        )
     }
 
     // MARK: Config and envelopes (sections "Config", "Envelopes", "Versions")
 
     private func checkConfig(_ store: ArticleStore) throws {
-        XCTAssertEqual(Set(store.config.keys),
-                       ["chunker_average_size", "chunker_max_size", "chunker_min_size", "created", "id", "version"])
+        XCTAssertEqual(
+            Set(store.config.keys),
+            ["chunker_average_size", "chunker_max_size", "chunker_min_size", "created", "id", "version"]
+        )
         let plain = try articleOpen(store.configSealed, key: store.encryptionKey, aad: Array("config".utf8))
         assertCompactSorted(plain, keys: Array(store.config.keys), "config")
         XCTAssertEqual(store.config["version"] as? Int, 1)
@@ -820,17 +927,21 @@ final class KnownAnswerStoreTests: XCTestCase {
     /// Returns how many blobs were stored raw and compressed.
     @discardableResult
     private func checkBlobs(_ store: ArticleStore) throws -> (raw: Int, compressed: Int) {
-        var raw = 0, compressed = 0
+        var raw = 0
+        var compressed = 0
         var counters = [[UInt8]: Set<[UInt8]>]()
         for (id, (_, e)) in store.blobs {
             let (sealed, _) = try store.sealedBlob(id)
             let stored = try articleOpen(sealed, key: store.encryptionKey, aad: Array("blob".utf8) + [e.type] + id)
             let otherType = Array("blob".utf8) + [1 - e.type] + id
-            XCTAssertThrowsError(try articleOpen(sealed, key: store.encryptionKey, aad: otherType),
-                                 "the blob type is in the additional data")
+            XCTAssertThrowsError(
+                try articleOpen(sealed, key: store.encryptionKey, aad: otherType),
+                "the blob type is in the additional data"
+            )
             XCTAssertEqual(stored.count + 45, Int(e.length))
             // One random salt per writer session; nonces are 4 zero bytes and a big-endian counter.
-            let salt = Array(sealed[1..<17]), nonce = Array(sealed[17..<29])
+            let salt = Array(sealed[1..<17])
+            let nonce = Array(sealed[17..<29])
             XCTAssertEqual(Array(nonce[0..<4]), [0, 0, 0, 0])
             XCTAssertTrue(counters[salt, default: []].insert(nonce).inserted, "a nonce repeats under one salt")
             let plain: [UInt8]
@@ -839,14 +950,20 @@ final class KnownAnswerStoreTests: XCTestCase {
                 plain = stored
             } else {
                 compressed += 1
-                XCTAssertLessThan(stored.count, Int(e.rawLength),
-                                  "compressed exactly when sealed length - 45 < raw length")
+                XCTAssertLessThan(
+                    stored.count,
+                    Int(e.rawLength),
+                    "compressed exactly when sealed length - 45 < raw length"
+                )
                 XCTAssertEqual(stored[0] & 0x0F, 8, "RFC 1950: deflate")
                 XCTAssertEqual((Int(stored[0]) << 8 | Int(stored[1])) % 31, 0, "RFC 1950 header check")
                 plain = try Zlib.decompress(stored, expectedSize: Int(e.rawLength))
             }
-            XCTAssertEqual(HMACSHA256(key: store.idKey).authenticationCode(for: plain), id,
-                           "id = HMAC-SHA256(id key, plaintext)")
+            XCTAssertEqual(
+                HMACSHA256(key: store.idKey).authenticationCode(for: plain),
+                id,
+                "id = HMAC-SHA256(id key, plaintext)"
+            )
             if e.type == 1 { _ = try ArticleStore.decodeTree(plain) }
         }
         for (_, nonces) in counters {
@@ -891,8 +1008,10 @@ final class KnownAnswerStoreTests: XCTestCase {
                     }
                 }
                 let xnames = n.xattrs.map(\.name)
-                XCTAssertTrue(zip(xnames, xnames.dropFirst()).allSatisfy { $0.lexicographicallyPrecedes($1) },
-                              "\(shown): xattrs sorted by name")
+                XCTAssertTrue(
+                    zip(xnames, xnames.dropFirst()).allSatisfy { $0.lexicographicallyPrecedes($1) },
+                    "\(shown): xattrs sorted by name"
+                )
                 XCTAssertFalse(xnames.contains { $0.contains(0) })
                 if n.kind == 0, n.links > 1 {
                     let key = [n.device, n.inode]
@@ -977,11 +1096,15 @@ final class KnownAnswerStoreTests: XCTestCase {
     // MARK: Snapshots (sections "Snapshots", "Conventions")
 
     private func checkSnapshots(_ store: ArticleStore) throws {
-        let required: Set<String> = ["gid", "hostname", "metadata", "paths", "program_version", "summary", "tags",
-                                     "time", "tree", "uid", "username", "version"]
-        let summaryKeys: Set<String> = ["added_bytes", "blobs_added", "directories", "duration_seconds", "errors",
-                                        "files_changed", "files_new", "files_unchanged", "other_entries",
-                                        "stored_bytes", "total_bytes"]
+        let required: Set<String> = [
+            "gid", "hostname", "metadata", "paths", "program_version", "summary", "tags",
+            "time", "tree", "uid", "username", "version",
+        ]
+        let summaryKeys: Set<String> = [
+            "added_bytes", "blobs_added", "directories", "duration_seconds", "errors",
+            "files_changed", "files_new", "files_unchanged", "other_entries",
+            "stored_bytes", "total_bytes",
+        ]
         let names = Set(try store.snapshots().map(\.name))
         for s in try store.snapshots() {
             XCTAssertEqual(s.name, articleHex(SHA256.hash(s.sealed)), "a snapshot's id is the SHA-256 of its object")
@@ -1024,7 +1147,8 @@ final class KnownAnswerStoreTests: XCTestCase {
             XCTAssertEqual(s.json["program_version"] as? String, PreviousVersionStore.writtenBy)
         }
         // Times: the second run started after the first ended (time + duration_seconds).
-        let first = try articleTime(snapshots[0].json["time"]), second = try articleTime(snapshots[1].json["time"])
+        let first = try articleTime(snapshots[0].json["time"])
+        let second = try articleTime(snapshots[1].json["time"])
         let duration = try XCTUnwrap((snapshots[0].json["summary"] as? [String: Any])?["duration_seconds"] as? Double)
         XCTAssertGreaterThanOrEqual(second.double, first.double + duration)
         XCTAssertGreaterThanOrEqual(first, try articleTime(store.config["created"]))
@@ -1043,8 +1167,10 @@ final class KnownAnswerStoreTests: XCTestCase {
         let prefix = Array(PreviousVersionStore.sourcePath.dropFirst().utf8) + [0x2F]
         let emptyFileHash = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         XCTAssertEqual(articleHex(SHA256.hash([0])), emptyFileHash)
-        XCTAssertEqual(articleHex(SHA256.hash(try XCTUnwrap(files[prefix + Array("empty.txt".utf8)]).piecesEncoding)),
-                       emptyFileHash)
+        XCTAssertEqual(
+            articleHex(SHA256.hash(try XCTUnwrap(files[prefix + Array("empty.txt".utf8)]).piecesEncoding)),
+            emptyFileHash
+        )
         if PreviousVersionStore.mountContentHashes.isEmpty { throw XCTSkip("the fixture was made without FUSE") }
         for (path, hash) in PreviousVersionStore.mountContentHashes {
             let node = try XCTUnwrap(files[prefix + path])
@@ -1141,17 +1267,29 @@ final class KnownAnswerStoreTests: XCTestCase {
         var st = stat()
         XCTAssertEqual(lstat(src + "/big.bin", &st), 0)
         XCTAssertEqual([bigNode.inode, bigNode.device], [UInt64(st.st_ino), UInt64(st.st_dev)])
-        XCTAssertEqual(bigNode.mtime, ArticleTime(seconds: Int64(st.st_mtim.tv_sec),
-                                                  nanoseconds: Int64(st.st_mtim.tv_nsec)))
-        XCTAssertEqual(bigNode.ctime, ArticleTime(seconds: Int64(st.st_ctim.tv_sec),
-                                                  nanoseconds: Int64(st.st_ctim.tv_nsec)))
+        XCTAssertEqual(
+            bigNode.mtime,
+            ArticleTime(
+                seconds: Int64(st.st_mtim.tv_sec),
+                nanoseconds: Int64(st.st_mtim.tv_nsec)
+            )
+        )
+        XCTAssertEqual(
+            bigNode.ctime,
+            ArticleTime(
+                seconds: Int64(st.st_ctim.tv_sec),
+                nanoseconds: Int64(st.st_ctim.tv_nsec)
+            )
+        )
         XCTAssertEqual(bigNode.mode, UInt32(st.st_mode) & 0o7777)
         XCTAssertEqual(bigNode.uid, UInt32(st.st_uid))
         let a = try XCTUnwrap(nodes[base + Array("/text.txt".utf8)])
         let b = try XCTUnwrap(nodes[base + Array("/text-link".utf8)])
         XCTAssertEqual([a.device, a.inode, UInt64(a.links)], [b.device, b.inode, 2], "a hard-link group")
-        XCTAssertEqual(try XCTUnwrap(nodes[base + Array("/empty".utf8)]).subtree,
-                       HMACSHA256(key: store.idKey).authenticationCode(for: [1, 0]))
+        XCTAssertEqual(
+            try XCTUnwrap(nodes[base + Array("/empty".utf8)]).subtree,
+            HMACSHA256(key: store.idKey).authenticationCode(for: [1, 0])
+        )
 
         // Section "Snapshots": `time` is when the run started, not when it ended.
         let time = try articleTime(snapshot.json["time"]).double
@@ -1178,7 +1316,8 @@ final class KnownAnswerStoreTests: XCTestCase {
         XCTAssertEqual(try ArticleStore.names(locks), [], "a finished backup removes its lock")
 
         func forge(exclusive: Bool, host: String, pid: Int32) throws -> String {
-            let json = "{\"exclusive\":\(exclusive),\"hostname\":\"\(host)\",\"operation\":\"prune\",\"pid\":\(pid),"
+            let json =
+                "{\"exclusive\":\(exclusive),\"hostname\":\"\(host)\",\"operation\":\"prune\",\"pid\":\(pid),"
                 + "\"time\":{\"ns\":0,\"s\":1764036236},\"username\":\"tester\"}"
             let sealed = articleSeal(Array(json.utf8), key: store.encryptionKey, aad: Array("lock".utf8))
             let name = articleHex(SHA256.hash(sealed))
@@ -1233,20 +1372,26 @@ final class KnownAnswerStoreTests: XCTestCase {
         let store = try ArticleStore(dir: storePath, passphrase: passphrase)
 
         // A key slot of another kdf is skipped; the store still opens with the passphrase of the other slot.
-        let foreign = Array(("{\"created\":{\"ns\":0,\"s\":1764036236},\"data\":\"AAAA\",\"hostname\":\"h\","
-            + "\"kdf\":\"argon2id\",\"n\":1,\"p\":1,\"r\":1,\"salt\":\"AAAA\",\"username\":\"u\",\"version\":2}").utf8)
+        let foreign = Array(
+            ("{\"created\":{\"ns\":0,\"s\":1764036236},\"data\":\"AAAA\",\"hostname\":\"h\","
+                + "\"kdf\":\"argon2id\",\"n\":1,\"p\":1,\"r\":1,\"salt\":\"AAAA\",\"username\":\"u\",\"version\":2}")
+                .utf8
+        )
         _ = try store.write("keys", foreign)
         let open = { try folder.manager(store: storePath, passphrase: PreviousVersionStore.passphrase) }
         XCTAssertEqual(try open().snapshots().count, 2)
 
         // An index file of version 2 is not read; verify names it. A tree whose uvarint runs past 10 bytes is damage.
-        let index = try store.write("index", articleSeal([2, 0, 0], key: store.encryptionKey, aad: Array("index".utf8)))
+        let index = try store.write(
+            "index",
+            articleSeal([2, 0, 0], key: store.encryptionKey, aad: Array("index".utf8))
+        )
         var tree = ArticleWriter()
         tree.u8(1)
         tree.uvarint(1)
         tree.field(Array("x".utf8))
         tree.u8(0)
-        tree.bytes += [UInt8](repeating: 0x80, count: 10) + [0]   // mode: an 11-byte uvarint
+        tree.bytes += [UInt8](repeating: 0x80, count: 10) + [0]  // mode: an 11-byte uvarint
         let badTree = tree.bytes + [UInt8](repeating: 0, count: 40)
         let badID = HMACSHA256(key: store.idKey).authenticationCode(for: badTree)
         let bad = try store.writeSnapshot(trees: [badTree], root: badID, tags: ["bad"], seconds: 1_800_000_000)
@@ -1257,8 +1402,14 @@ final class KnownAnswerStoreTests: XCTestCase {
         XCTAssertTrue(restored.damaged, "an 11-byte uvarint is damage")
 
         // A snapshot of version 2 is refused (0.1.0: listing fails and names it).
-        let future = try store.write("snapshots", articleSeal(Array("{\"version\":2}".utf8), key: store.encryptionKey,
-                                                               aad: Array("snapshot".utf8)))
+        let future = try store.write(
+            "snapshots",
+            articleSeal(
+                Array("{\"version\":2}".utf8),
+                key: store.encryptionKey,
+                aad: Array("snapshot".utf8)
+            )
+        )
         XCTAssertThrowsError(try open().snapshots()) {
             XCTAssertTrue("\($0)".contains(future), "\($0)")
         }
@@ -1269,9 +1420,18 @@ final class KnownAnswerStoreTests: XCTestCase {
             .replacingOccurrences(of: "\"version\":1", with: "\"version\":2")
         config = Array(text.utf8)
         try FileManager.default.removeItem(atPath: storePath + "/config")
-        XCTAssertTrue(FileManager.default.createFile(atPath: storePath + "/config",
-                                                     contents: Data(articleSeal(config, key: store.encryptionKey,
-                                                                                aad: Array("config".utf8)))))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: storePath + "/config",
+                contents: Data(
+                    articleSeal(
+                        config,
+                        key: store.encryptionKey,
+                        aad: Array("config".utf8)
+                    )
+                )
+            )
+        )
         XCTAssertThrowsError(try open().snapshots())
     }
 
@@ -1286,12 +1446,22 @@ final class KnownAnswerStoreTests: XCTestCase {
         let empty: [UInt8] = [1, 0]
         let emptyID = HMACSHA256(key: store.idKey).authenticationCode(for: empty)
         let good = articleEncodeTree([
-            articleNode("by-name", kind: 0, mode: 0o4755, uid: 4242, user: "root",
-                        mtime: ArticleTime(seconds: 1_700_000_000, nanoseconds: 5)),
+            articleNode(
+                "by-name",
+                kind: 0,
+                mode: 0o4755,
+                uid: 4242,
+                user: "root",
+                mtime: ArticleTime(seconds: 1_700_000_000, nanoseconds: 5)
+            ),
             articleNode("by-number", kind: 0, mode: 0o640, uid: 4243),
             articleNode("file-with-subtree", kind: 0, mode: 0o600, subtree: emptyID),
-            articleNode("folder-without-subtree", kind: 1, mode: 0o750,
-                        mtime: ArticleTime(seconds: 1_700_000_100, nanoseconds: 0)),
+            articleNode(
+                "folder-without-subtree",
+                kind: 1,
+                mode: 0o750,
+                mtime: ArticleTime(seconds: 1_700_000_100, nanoseconds: 0)
+            ),
             articleNode("unknown-name", kind: 0, mode: 0o600, uid: 4244, user: "no-such-user-polyad-kat"),
         ])
         let hostile = articleEncodeTree([
@@ -1299,10 +1469,18 @@ final class KnownAnswerStoreTests: XCTestCase {
             articleNode("ok", kind: 0, mode: 0o600),
         ])
         let hmac = HMACSHA256(key: store.idKey)
-        let goodID = try store.writeSnapshot(trees: [empty, good], root: hmac.authenticationCode(for: good),
-                                             tags: ["good"], seconds: 1_700_000_000)
-        let hostileID = try store.writeSnapshot(trees: [hostile], root: hmac.authenticationCode(for: hostile),
-                                                tags: ["hostile"], seconds: 1_700_000_001)
+        let goodID = try store.writeSnapshot(
+            trees: [empty, good],
+            root: hmac.authenticationCode(for: good),
+            tags: ["good"],
+            seconds: 1_700_000_000
+        )
+        let hostileID = try store.writeSnapshot(
+            trees: [hostile],
+            root: hmac.authenticationCode(for: hostile),
+            tags: ["hostile"],
+            seconds: 1_700_000_001
+        )
 
         let manager = try folder.manager(store: storePath, passphrase: pass)
         XCTAssertEqual(try manager.snapshots().map(\.id), [goodID, hostileID], "listed by time")
@@ -1367,8 +1545,11 @@ final class KnownAnswerStoreTests: XCTestCase {
             XCTAssertEqual(mtime, [e.mtime.seconds, e.mtime.nanoseconds], shown)
             if getuid() == 0 { XCTAssertEqual(st.st_uid, PreviousVersionStore.ownerUID, shown) }
             for x in e.xattrs {
-                XCTAssertEqual(extendedAttribute(path, x.name).map { Data($0).base64EncodedString() }, x.base64,
-                               "\(shown): \(x.name)")
+                XCTAssertEqual(
+                    extendedAttribute(path, x.name).map { Data($0).base64EncodedString() },
+                    x.base64,
+                    "\(shown): \(x.name)"
+                )
             }
             switch e.kind {
             case "file":
@@ -1426,7 +1607,9 @@ final class KnownAnswerStoreTests: XCTestCase {
         // The store is still as it was kept: reading it wrote nothing but (removed) locks.
         XCTAssertEqual(try ArticleStore.names(storePath + "/locks"), [])
         let store = try ArticleStore(dir: storePath, passphrase: passphrase)
-        XCTAssertEqual(store.indexFiles.count,
-                       PreviousVersionStore.objects.filter { $0.path.hasPrefix("index/") }.count)
+        XCTAssertEqual(
+            store.indexFiles.count,
+            PreviousVersionStore.objects.filter { $0.path.hasPrefix("index/") }.count
+        )
     }
 }

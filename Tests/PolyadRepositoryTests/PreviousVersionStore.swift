@@ -30,144 +30,164 @@ enum PreviousVersionStore {
 
     /// Every object of the store: its path relative to the store and its bytes in base64.
     static let objects: [(path: String, base64: String)] = [
-        ("config",
-         """
-         AcFp+eiwzJON8OtFhVYVeZwAAAAAAAAAAAAAAADu5bsx+mUwJS4LWHqhNeGCZhbMN8GIPvt7K6PXOHgkr1v7wl44Ke9PvPY3
-         UKiXki+8IccF0hnHSMlJMGLmJuzkOOJZOVSq/IIRFZ9kd+KqNv3XuUCp4VtZtXRSi8sisy4Hb2amOGjGDybkcsj3YNjZX+QX
-         3QHTaM/AcF0qUSEdg8UcjirY3+Wp/55P0YnV3qQsieAMcQB4TcD7eO7zMf2Zv7RhswJeTiDejK9rcO/2U00DZ7/KfcLgYRIW
-         DP+jvdENxWY=
-         """),
-        ("data/0d/0d0e4ed873844109f5b12b8fb1501cc95e253112c186916ccf6ef810fec3b4d6",
-         """
-         AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAADgBQr2KaB4iratft6uKIjSCfvGF2MH++t9lsjV7mpKiYgn8IaAWrl1Ekg
-         tV2S+1gJJJ5cp90AAAAAAAAAAAAAAAAMQKGG5qFUcstKah4J5KySoYikfXt0I0vU8GXBunTL3hsV4ndrVeO50i1w0c3zCrfS
-         lye0wppiFwsYzOxh6aZcAAAAUFlQMQ==
-         """),
-        ("data/0f/0fb19d091b7c461ce86e2167edaf0fefafbca41d6d4fd9ddee0efa2e55a7f6ac",
-         """
-         AS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAC4nkqZU6kNpxXovy4AQsO2SBcBLUKrYBW3PWv5F6l3mSqyagAAAAAAAAAA
-         AAAABxpzBOwcdppXqyfuspppAWbloo07rCp5HZXu4hv6x8rrqJ9HQaMYoxbvRN25i6v2xbCb66osTHnidjRCNy/nFP88LEfa
-         VgYi4YvRgEpn+jlGjdF2seEyXcasgYJO/7kffJvKNYqFex1arHMRfavPV7FM257CPxJQd/81URRy9Hz1LZ5wCohvkvk5f/3v
-         GY8pQO75v3cRd6pk/PNJaPYUvs+qe1Epa5J4U2xKUBN7pAAzH9aV+VoYWnnxx14p2VLyyIBd9uzwS4qVTNnKHFK8iDmN2O0m
-         pj8ve5Vxou0WbCS8V8LxAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAhs7pWBlt3BvnjNtA/L5LorIZn+zMYIBbwRdQG4
-         MkB8B2iGiWvRY+DCNFZfyRSxLxjsZAMIAZJ0HKZCwotdd0vQLfF8U2AMGWnMNxqZENpFC+V8gqsRt/gxbYdcY0JSQwtvDL1a
-         jJTk17Iy75D2cJz940ZyUj0nmIT3cl+uuJpf3xDN6OrZjxT/6JEPIWAdryeoxYFcg4b8Ro7rJc+mhoQW8Ka+bsluxPHskRlq
-         BDX5sffT7GTRzNE7pmWNE/1e8tRMwrMIdxa+yVpwY+DaXsg7DqP1+BpA+hbCQaDFml0rCqHI9W+a1VdW0D8AZ9Ln1wkw/ejM
-         rx3lyaAgrfTXWYEcO0tXgxzaBaanyOgsTgrLOsRwZ8RNfngWN4x8UwsDhNwA7GFjdqX1Rznezl/9XpeaDKSxCIcevELlqPUs
-         UYGr57yN25TfnHLueddYvUtyVgbAQfeccRuhcDZJNT1LQdYJImxaZdxfM8QZhwXpGT2BXNfC20ENNRbQ4v06BSg35pms8eDb
-         E8bBz1xtiiKyYSPTxgrtqb0rXIwhqkPEGETA8ohLEP8NneHRDuWnwtROrw7zntks+YRHQ0A3WHAoy6G5pPaLMZ0vW9mIe14H
-         wqsoiJh5QJOD8n2qQuTRiC68sAFzm2T8C6XfLyU13oY23eQMsQ4GmES1lBopQj/bENUgQwhx8DRF8Qpsqd4grxVbb76c6jce
-         Y04Gu3W/crnF9Wsw99Kw9uTCItL7FHtu1He2HieDIPIgcIpUZrS9/zmRDMN/JRB4+Ba92vVqcDtJCeP3UcKnZd4vPS40MD6b
-         OY1uCwEpUrkmOSErTjlx9iqR+5kavID/Q9h50WtAQxTeNpxFL5Ur5b7EQ68f+NOtrdtyBbvOYL1pBmexnf9KKsfvQkQBLUKr
-         YBW3PWv5F6l3mSqyagAAAAAAAAAAAAAACSLfZzqoGYQuS7I16lAyUvz8q+IRP6aFK7sapFahHnV3WQKltJ2de3JJjjX1ZE9V
-         8FBjbvZ5/cs4aD0Iiu2DbukG5riEMEaS+IoOLo+w1saSlUeZdBl3yvfgB1SsY7Th341bGllZ1TdbhwEtQqtgFbc9a/kXqXeZ
-         KrJqAAAAAAAAAAAAAAAKNhIfODGsaE4aGhsT1PJsdPlqVeCHqZOsBP/0uzeb8ho+Qzkpxwai3Y3iXfERwXT+pOx9CpcktJSy
-         H3IMQIdaxGHfYFRYy/uUilrsa5aL8Jfik5SYsmAJpjS3b4h/ydoIofaqBC7+UN7u2kYYllL9/ME1Of6E2y6Phnfb0ygBLUKr
-         YBW3PWv5F6l3mSqyagAAAAAAAAAAAAAAC5bbg4VB/0PmuTdm8OkqY4NJ0JmQANQSw2pvOeYpi2W2XRd3QA5EoGkaRttfp5NS
-         crYtBnywwjv+1d3MCR80qaWyK3JNw1XtMfZLDZN9Spgzlve6gD/6f61/BrYIcnRjQ7zV7KssgX0QH/VT8HtXAb7B8PiPePGz
-         531ckS5TeTkAAAAAAAAAAAAAAAA9vKlBkhOPI+nID9/COsf6LP6IdmoHPPT643yA5akGgvRScbak4bF+Xczs3GXP42ZWeTtE
-         TCkmpU4jMTbB0jrtqIsqKe1FAVq3o0AXluZPe49VliQWBi2ZQz0PnNxqQVc9pFxjEuoNs63A/Iez8rOTdoRevtuabp3FWRC/
-         Ag70VEy2Jc45C2arrEigpUNtChYg9q8fGPN9UOTlBa0gJos5gdXSu35esfpT4Xk/5lfcoAcfwmZXyDwlwwxCKlrtK//lAnsD
-         IDhAxGDfSV8uFQQUPxjqxjJI5vgbpS6qXoyAtRwDYlcbKA0i3fB0R+i7FSk9WNx5iJYIT29dR3Wf/ZJ282lkQHftGVfTzud8
-         +64lSRf5LkxwWjjMPJgJslmtowk9AQAAUFlQMQ==
-         """),
-        ("data/31/31718f6f4def9bca5a7a45c5a6a671473443f30201cfb0a66d7064646a5e1252",
-         """
-         AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAFfekSeNr3UmQM7vZvfWFj6XF+8YJ2yiWkpN6/jZxaHniFUHmOoCP8+Z14a
-         oxiQOjyANtDHYZP14ttKzSezCbG1GRFschb/j/X+alW8vQUlQxlBlRcNZ7AIVBWsqe8gK3YngRvAM1+QoFpQhQZ8KXIco0O4
-         eBwB9p6uRCM/aejobGZjzlicSrBqqtVjwA65X0T8B1xnDsi5RRfjsk7E73lX5coT+G7hc6RDN+cpeyB8mrcRoR0pTb4ilyT6
-         h1sMnm/+eU3OXyJeAjmJzO0oNc/YWbrR8upfiW9FrD2cjq4r/gRVxa6isi1KNeRGcfEAAXm6N2I7XKmkYC2AdfAyWfwAAAAA
-         AAAAAAAAAALXuFofumZWpX1mUxSp8qrosbriRo1AnzPed0N7u9I7jBJ2Zd7RY/rGupGM+8BP4mllIpf5olVCLWnGdaC3axgg
-         jGGPixkj1HThO8VSWsU1IhWuB+Dau1mTnjRKJNKRR2PDRB5O67mBym1h+nla1rd3dh0Z+90gPRhnaJ6vWfZ8T8M3Dbw0BmOV
-         JqypzqjNWrGbPcvk0NoEHhHX0huP9VDoVrlp4NNsCMd6Dd5hqp/CkY2TYUIoAhiVjGuo4myIhymvEYrNehTIqLdFO916YWn+
-         MtSB1Pepit9RDINvV6Wr1rtLEb5JT8NEA904sLKKq4pqs1TEFGCWzLdl2Fx3bmB/+OYEiHhuA+2m2h7ARiSXcTCVt3abOOJi
-         imlVxnP2kfNmO++J+2x2Gu/i9XFWzvV81MupHMRtmF8/pou90aRKx4wWukUVjjqakHXtWpQl0n+zYO4IskA6YhGT7C6G+5Rr
-         rv5jFuNs6f/TZaFKnSq3I3jdDzOtK2qfEQmYDwIR8+mQ9UvNn57BK3Vc37lcq4HvD8e7/PqkOCgpY8wH0oa8bSuWihbvOSrO
-         HBvkHaRBgjALkMBWhrds4hTX7/Vjhy7h8/35Umd53hKlxx6qOchlly7jeCGGadlOmmxj5ZNAnI8Zrrk1nVCw2cHhyvVRQca5
-         XSaQegWEiL7JcHezLLo29Qv/VoUGIMLmrnf+x/sX+/8QWdRiCzNwPrqmOfBEeH5ic5SbcgaP28o84ukY/iwkQBtOBd7OkeYH
-         gJR7qUi7t3ZChRjK06LFQq+Jk110H1l/lYKOfCCfvr5s9RTjZtZAFiwA8jyg0E929iK98pZ1firw1q6EP5i1vehTK4jaKeig
-         jVjG5gizQ+f56jA1XKyx3RNdAXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAOjLDUSIIOBWzsPkLfRFIvr2FKcFwH5dKDe
-         37mK6pYHOcil0wpBI+nTK5K4bem6HtoXAYPMpkJyrG7n6P8L10taj51JJU9nGEGlJ0g/bFiQB2uY0lOFkNPf1aEfZzDs0KC0
-         sQ8NYy71bKQBebo3YjtcqaRgLYB18DJZ/AAAAAAAAAAAAAAABHHvlUvcZprdAEGkNDTvShT+YJM+7B24jdH5JUrsfzsh11mo
-         7cNb162kcizkaUm+Z5QNW3Ttjg1qjraY484acTyoEP2Ew2aPsjwrfFQfUqJxq1hOKfXZaR+oknUiZ+5tNM3nlQrugWtgIoRQ
-         Tsdhcb89WYUCLcis92pSks11AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAXB0Y2WUxLo+tTcssm8RR0J4xOyct0iNzkV
-         GdfZNEICfgSwf6eBZIYkel0CylgEzquwiMNWF47Ilxe77M2BvYirutzv5eid0WNqAZUPT/a+yePgJFWUxZv6XMeYCC5JDjsb
-         TAGEem2h8GeBuh53AcZbeSCe6rlAAFUAzTlQ8jMAAAAAAAAAAAAAAADuim4pacFB7UpqC1HvNDIBB88zEt/ZJjdHjEuZw2y0
-         wDNlFuNGXbM8+lqIRRjNdbEdFDM/xapygNqYLGYdU3bySc34J+Fe6rsoblGTxHCxzZAROlLCvxL1/YQXACMFcxA+5xZpjmn+
-         oSIB8vcM+PsD+/qBtFieoRY9TyJzhYHPMiOm1lVD22WP7PCWvRFt0fByAgX7MsGbnrc+9VQo4dgAmjxvD7WV0zfFBlugE6DJ
-         seqlaAEM1LxUhWRyuUSPAjteDYuvx8d2w4HnWc9ensOebTq0gz5Z3GHLWm588mXTH2jFuhJXr79Lt585VUPm/LCCkpEQAQAA
-         UFlQMQ==
-         """),
-        ("data/3f/3f995fdb785aad9c8f8a313edd8268979482ba1647c3a0e2e150be23d9ed7947",
-         """
-         AS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAGPQJAaTg8LbzfamUw5VIB2LXpSwSFVltoBLUKrYBW3PWv5F6l3mSqyagAA
-         AAAAAAAAAAAAAuNcZKr06pQDE4gVJ+vfNF3cGjXpMHpXGuvx4e4I00R9LxqPygEtQqtgFbc9a/kXqXeZKrJqAAAAAAAAAAAA
-         AAADVQ1yEscocXUGQtmo26KtCk1dDX9HTucDmEa6LU+ROwEtQqtgFbc9a/kXqXeZKrJqAAAAAAAAAAAAAAAENxYUK0NXm/Eh
-         ZG3T5P94PvZ5LUXysqZSDmVVm4Trb8TJdSlCAwlSPypBAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAV6lYKKggbj5UDi
-         eeBD7BrvfqfXuWFRqTUmXH3FvaiF194xT3LCy4/stss1JFV0NSmPpT29IrevUPBzWAIoeRJ/lxUZcmZ9ItHKR03q2vw3rDME
-         i2J3+Fl1dJlqO0d+oNLs2LMeeNfOKnCTAyTLQGb1qr+JmGEGcAQBLUKrYBW3PWv5F6l3mSqyagAAAAAAAAAAAAAABlmOuCeI
-         MnCKv3rsV8KgLXLTzO4ErYqbGkdqH4hn31KXrb5B0gbPAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAyMpRW1tgNTO7eA
-         f1zLZ4MkkwZ3LI8d3LpAarycGc2eBqYTCatC8Rx5+s9ew+A4Bd3TE7UyeMwcem8B+vm2xM9qqwUoiG9v7vyhzgAAAAAAAAAA
-         AAAAAMe9FdVzEy1wm9dL4WKMqioRl9wKdmz6ItJo0H8U2QqFePIjkool+A65w466UC4cPtXLgL/LBEHHf6Wwy6lfM5Wo8HPR
-         o76uf1m39yhsqcLnnu0FlYwL9OtceqfkSfXdmbk3a9J4k11dQ1nW3NOjj4yVG8U6oHGkZcTXGonc8RqknKZAr9wDUliCnjr8
-         ic6nM6RFlDcLj4cbV6eIzjFm9VzEHiAAfsND9HGtXTusoOxbm5cnzJVgeylEGnDsilhwfvXhfjNNk+IbUjJ4z+Af/wdOGhnb
-         VOPB7/QVDxOIAsPZQNvPUGrT1mrqXihOiW2wnjSh/A6eTBJfTGKVYDjXFPEVxHK+3mzgSi6ISA63JAiTi54k3MeWJW0K69Ee
-         bnzqCYk7NwzrT2FljJHp5xhFCKLX1S4kpphC4mov+zm0xVYbr1OA3tzZuD3Rd7/uxWoBAABQWVAx
-         """),
-        ("index/9f7051e90c815dadd5fb94aa42766c0969792e3c79f72c6bb6d1169b25dfecf9",
-         """
-         AcEzYbq5GiRYcFng/oe2mF0AAAAAAAAAAAAAAADF6iaz2OXclG4yk2mu1f81QvjBb3MSoCLPp9/Pa91sbsccBbsTI0pUxkIQ
-         U52e8WtdvNs5UECbCA3rV0V+fGTrO+RCwtAAJ9YlF8q+0+Oawjp+XBPP5n0ewNQFwt5rgn++wv2AdG6yJmkpLazaLrqykOCj
-         JAbwJmFlLGqKR6mVCtOCUxdhv64HvZaqnP/SRK1Xo5u4oC65VfabUq2AoS1CL0QsbZRpVTFYF4OgBl5LR2qxiuhPe1ZSXfOr
-         UqAf9/AFuUgoeTdLdrBCEK22Ne1+or7u4qFjj1SQr6028pa1mQ9mV3VZ4+SW/aTscdrxhKGcA3p2VK30MbPT6awFVqwQG2Tk
-         ZkP7uPDet/RUncfV2j5CVag8QwvOR9Ow1bSyTjSXmwBEDoP3zMYGErM/1ju3Ptm7Ddg2MjTSd6n9dDg8ed2lZaoVmd6HGmcZ
-         RKGPiT61e7tbj1L5ZjoxQpHsUxAWVCtG
-         """),
-        ("index/a03d0566a1c19104499a12cfa35c24a14d313e700fb4ca0b196abdfb49df96f5",
-         """
-         AQP9tuhgMZHpEvE+ufDr/8EAAAAAAAAAAAAAAAA8OQjMszDFqF6zON06yV0tdAKxPrRLmF457cF6VeFhIpaSLQ30rg+xanKD
-         LSiYSePcyn67VwiQ9ySLPZ0gXGnbWrUKEj5ySQ2xYJq4Qclq4AyI77mMwRqVQuSAWufOU8cLRYqVRZpTZxKJsoXJW+nq7cpI
-         U4p2wqBVAO5zd8Wxn8d/U9i5Es+PuOCua7NSbsxFdcEKyDgbPPBSo3Mdxc9u0z687A/aFzIYOa/WXkEjjYbrAQVYJBdLbwbt
-         PwL1pPkk2fz9h8BkI/LOpw8qJru3vhXRQuD1edVx9z8bFBWMhfXAM3/xJjN3OepgnlQKkqNZwNRPpOgqTfgfegAJ/t76QD/5
-         KupR5aeiN6SUITLsOxphLuc52z7ky4iT/9qmDFT5JD9YpwdClSW2Dnu6pwsMEEA6MiSogcLWdLCiUC/D/R2i95iTtEI4zJyk
-         xrEYoD3mtHxPh8nZiBCw5Dq/NUHRjEKlncJZ5rCKDTehH/Zpdlgljge5MT0TnrIVMwhJzIjMlrDnVD8MxZRY+1yj1xuoENTr
-         qoubYRUNMjspmCEb24NFtQnrO4tufae4u5CVZSWLQhwIuJLeoCvZ4Nyv+5cLTzPk64ESI8dAppHP5BKMAqLw5mdzdbGyhXqX
-         pghcHstJJ/5h4TzKoJG/WlbmbWyPV5BeL4ZuBVxsf75hHnFPItTfRSVIZrufCN/72Go8W5UJ76S2FsNtjS5SHcsg77G/oKh6
-         KsVIe7+gpos7UbcFG/j82hRbERW3Cv0T3mCnfjshoEO2ulDcxgevj4cVNAI/3+JJC2gleNPmrGxpQJ44yiKUsDKxotGNihaK
-         ART+27C1eb1Ovj+J2klkwc+jzXjXg/iUk/LnkgPzjfo+BhRPAnnYwoEups6KV0tBqaQm
-         """),
-        ("keys/fb35601384ca405690c7eaa6dc99672a6e40cbee80c2baa394aa8565a4cf9bb9",
-         """
-         eyJjcmVhdGVkIjp7Im5zIjo2Nzg1MDE2NTUsInMiOjE3OTYyMjcwMDR9LCJkYXRhIjoiQWZQSWJ5TGR0NUVDazVzVE54TWt2
-         TU1BQUFBQUFBQUFBQUFBQUFCdUU1by94RkR3TFBid29hUkc4TUJkKzBpRzlkU0lKVDhSTy8vdWRLcUN0dXFzQlJyNmE1blh2
-         RmNkMWxMYzRWbHJ3VUVaUmhNMTJMdGkxajVIcTZhSjhCMHdUS3dQNGpBUHhwZGEvcFMrMnJRUFVlZXJSekJxZHRkR0tLblhB
-         N3prU1Z6MkJQandQTDZSZVNobm5wVkJ4Zz09IiwiaG9zdG5hbWUiOiJ2bSIsImtkZiI6InNjcnlwdCIsIm4iOjMyNzY4LCJw
-         IjoxLCJyIjo4LCJzYWx0IjoiZUpPNXZOQStZMm5jSURYTFBUbktFcDIyNUp3bFl2Tm0xaUxpakNOcjRzUT0iLCJ1c2VybmFt
-         ZSI6InJvb3QiLCJ2ZXJzaW9uIjoxfQ==
-         """),
-        ("snapshots/55743300bbb32a07eca0c4a2a29fa36a635f876ee77ebc299b6173fb3242495d",
-         """
-         AeKOGa9rSDPe4/SXtRwTIckAAAAAAAAAAAAAAADOLssOdZJO5FSqMKVv6htnoL9s0YYWc/deLT9PPlwnmRnVdM1aeeSveQ+L
-         JxY0p5rCHQXCMdg4wlas4ByUdOOlWUet+KwC0ftxq0khFO0wP+fqVlhJP7jnpNfnLOY6JNfPvsQG1lL1gwwWpA2kPhsx3g5I
-         RcyZdIMLtEKUSoVoEX9ZRlfz8CpeBYLj+K7XiipSv7pScaU6BRCg3DAXTEmE+A95NPiJWs1lnxt53+srPaom0DlQp6bmfEPJ
-         auddG+WUe3avcn8/hr7GqpnyeMyOQRjslpkWzZ0B50O3dwQJWsmZfv17VPAaNZfY6HM+dd5SB3a5bi09u/BKTimJVwo3yHKi
-         mjDnpWj/X42n7kfQqY8f96Nrtob3EQ4AhbcYUHZCKR8gVIU5RpMk4FNbeY0Me0iel5kT8TlaiP8cytXdVvJ+010bK6extGYc
-         y8rC0S8QKhy/7XeIort+qzOZPLiurRgmS7b4UV0SWpR5h37nlmPCChU3B4yz/IfOOLRheyv8pmbLc8q7Z8KcekmLu9573BEI
-         Fu0VfxivPZz9CwOS+GTwhzZ8xeQ0b4vtLuuoidIayyKQkjrKzxU59zwY4Tn9ZyJJ7MgN8qE5xGeEoNmDQLkiIALkibgB0iKu
-         XiIeB6gqdfnkvU7+fE4QRMU0Ix0vLokM2I7K2TXwOTD94ZmhZikrkUe5lgFTD8+A1FM5rSlmK5Zj5lckiNrpT/mkIe3fdaPG
-         QCQav7YrH1Z+MHGYDBgII5gERrnvW/0+JFbUVSSdIdrrEDpfWryKg4t0xSRGsPXwTOFG/7xGYXo=
-         """),
-        ("snapshots/c767e9d19671392dc65c3b15fee288b22de95b1d3f88ba6aed1724d9b8b90ec7",
-         """
-         AYh5bOLDw1pE4bNMZdl4Dn8AAAAAAAAAAAAAAABxV3e+wM+SoZMIBZPRZxjWPgoIi/9qM8DZZ/HAJgTSIgiA5Nzw5tVUXR9/
-         Z23/FJEnIwpyLuoBs1BGlPOxytayk9m+fkcc3dg8ESVuYJbemjJlsiYyabLHZS1d+ulEutIpS84HhXuU3Lj3tyN/nWafR/u/
-         YDjxDFOmQZ8Wthscfjglg0ht8ZEbYSYCGbJSV6zcs97k/O9zLQIYuPg+d9DASp8CH3v+9EyG+XkqiAaC/teT0MkbJVFQCwg5
-         13/gPHuumPifYE5vDFQgQo/XdfbCjViehepbP21JID+d1lopgJSwlQjhGk6r74b4kES1jMkc8AESDw910DWqNp0q/BmoW2p5
-         8G1qfdyLF5xguzCUJyzYTkTZEMO2RxPBW3k3oGOmYMnrl2QCXWtFWyY3fuarU9vEQHDg6MUGDpZR+GNb0IT+RlbNocag00eU
-         T608ASAJ/BvX7YeazLqTceNNlHBhg0sr9jw9b9ga5RtkE4FLHIsGM2+z4xMBYwvggJJlD+0ybpaQeOQGIlrIo/QCGecmiXMZ
-         I080hqLhuPCwjyX7I21Sf8WH6SQPuJSrlI7qzbKcDmj1ZMZN5A9htXDgDuYCmiGyb5cGHYV2nrd4wz6zl0sjCeArwhsPqWDW
-         hP8krizPz/FuJJhrgvtBcGZQZnfzNoN2ZvX+WoBunF6CxOxnHvaLfljz0hxISBpfeck8kE58GQ==
-         """),
+        (
+            "config",
+            """
+            AcFp+eiwzJON8OtFhVYVeZwAAAAAAAAAAAAAAADu5bsx+mUwJS4LWHqhNeGCZhbMN8GIPvt7K6PXOHgkr1v7wl44Ke9PvPY3
+            UKiXki+8IccF0hnHSMlJMGLmJuzkOOJZOVSq/IIRFZ9kd+KqNv3XuUCp4VtZtXRSi8sisy4Hb2amOGjGDybkcsj3YNjZX+QX
+            3QHTaM/AcF0qUSEdg8UcjirY3+Wp/55P0YnV3qQsieAMcQB4TcD7eO7zMf2Zv7RhswJeTiDejK9rcO/2U00DZ7/KfcLgYRIW
+            DP+jvdENxWY=
+            """
+        ),
+        (
+            "data/0d/0d0e4ed873844109f5b12b8fb1501cc95e253112c186916ccf6ef810fec3b4d6",
+            """
+            AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAADgBQr2KaB4iratft6uKIjSCfvGF2MH++t9lsjV7mpKiYgn8IaAWrl1Ekg
+            tV2S+1gJJJ5cp90AAAAAAAAAAAAAAAAMQKGG5qFUcstKah4J5KySoYikfXt0I0vU8GXBunTL3hsV4ndrVeO50i1w0c3zCrfS
+            lye0wppiFwsYzOxh6aZcAAAAUFlQMQ==
+            """
+        ),
+        (
+            "data/0f/0fb19d091b7c461ce86e2167edaf0fefafbca41d6d4fd9ddee0efa2e55a7f6ac",
+            """
+            AS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAC4nkqZU6kNpxXovy4AQsO2SBcBLUKrYBW3PWv5F6l3mSqyagAAAAAAAAAA
+            AAAABxpzBOwcdppXqyfuspppAWbloo07rCp5HZXu4hv6x8rrqJ9HQaMYoxbvRN25i6v2xbCb66osTHnidjRCNy/nFP88LEfa
+            VgYi4YvRgEpn+jlGjdF2seEyXcasgYJO/7kffJvKNYqFex1arHMRfavPV7FM257CPxJQd/81URRy9Hz1LZ5wCohvkvk5f/3v
+            GY8pQO75v3cRd6pk/PNJaPYUvs+qe1Epa5J4U2xKUBN7pAAzH9aV+VoYWnnxx14p2VLyyIBd9uzwS4qVTNnKHFK8iDmN2O0m
+            pj8ve5Vxou0WbCS8V8LxAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAhs7pWBlt3BvnjNtA/L5LorIZn+zMYIBbwRdQG4
+            MkB8B2iGiWvRY+DCNFZfyRSxLxjsZAMIAZJ0HKZCwotdd0vQLfF8U2AMGWnMNxqZENpFC+V8gqsRt/gxbYdcY0JSQwtvDL1a
+            jJTk17Iy75D2cJz940ZyUj0nmIT3cl+uuJpf3xDN6OrZjxT/6JEPIWAdryeoxYFcg4b8Ro7rJc+mhoQW8Ka+bsluxPHskRlq
+            BDX5sffT7GTRzNE7pmWNE/1e8tRMwrMIdxa+yVpwY+DaXsg7DqP1+BpA+hbCQaDFml0rCqHI9W+a1VdW0D8AZ9Ln1wkw/ejM
+            rx3lyaAgrfTXWYEcO0tXgxzaBaanyOgsTgrLOsRwZ8RNfngWN4x8UwsDhNwA7GFjdqX1Rznezl/9XpeaDKSxCIcevELlqPUs
+            UYGr57yN25TfnHLueddYvUtyVgbAQfeccRuhcDZJNT1LQdYJImxaZdxfM8QZhwXpGT2BXNfC20ENNRbQ4v06BSg35pms8eDb
+            E8bBz1xtiiKyYSPTxgrtqb0rXIwhqkPEGETA8ohLEP8NneHRDuWnwtROrw7zntks+YRHQ0A3WHAoy6G5pPaLMZ0vW9mIe14H
+            wqsoiJh5QJOD8n2qQuTRiC68sAFzm2T8C6XfLyU13oY23eQMsQ4GmES1lBopQj/bENUgQwhx8DRF8Qpsqd4grxVbb76c6jce
+            Y04Gu3W/crnF9Wsw99Kw9uTCItL7FHtu1He2HieDIPIgcIpUZrS9/zmRDMN/JRB4+Ba92vVqcDtJCeP3UcKnZd4vPS40MD6b
+            OY1uCwEpUrkmOSErTjlx9iqR+5kavID/Q9h50WtAQxTeNpxFL5Ur5b7EQ68f+NOtrdtyBbvOYL1pBmexnf9KKsfvQkQBLUKr
+            YBW3PWv5F6l3mSqyagAAAAAAAAAAAAAACSLfZzqoGYQuS7I16lAyUvz8q+IRP6aFK7sapFahHnV3WQKltJ2de3JJjjX1ZE9V
+            8FBjbvZ5/cs4aD0Iiu2DbukG5riEMEaS+IoOLo+w1saSlUeZdBl3yvfgB1SsY7Th341bGllZ1TdbhwEtQqtgFbc9a/kXqXeZ
+            KrJqAAAAAAAAAAAAAAAKNhIfODGsaE4aGhsT1PJsdPlqVeCHqZOsBP/0uzeb8ho+Qzkpxwai3Y3iXfERwXT+pOx9CpcktJSy
+            H3IMQIdaxGHfYFRYy/uUilrsa5aL8Jfik5SYsmAJpjS3b4h/ydoIofaqBC7+UN7u2kYYllL9/ME1Of6E2y6Phnfb0ygBLUKr
+            YBW3PWv5F6l3mSqyagAAAAAAAAAAAAAAC5bbg4VB/0PmuTdm8OkqY4NJ0JmQANQSw2pvOeYpi2W2XRd3QA5EoGkaRttfp5NS
+            crYtBnywwjv+1d3MCR80qaWyK3JNw1XtMfZLDZN9Spgzlve6gD/6f61/BrYIcnRjQ7zV7KssgX0QH/VT8HtXAb7B8PiPePGz
+            531ckS5TeTkAAAAAAAAAAAAAAAA9vKlBkhOPI+nID9/COsf6LP6IdmoHPPT643yA5akGgvRScbak4bF+Xczs3GXP42ZWeTtE
+            TCkmpU4jMTbB0jrtqIsqKe1FAVq3o0AXluZPe49VliQWBi2ZQz0PnNxqQVc9pFxjEuoNs63A/Iez8rOTdoRevtuabp3FWRC/
+            Ag70VEy2Jc45C2arrEigpUNtChYg9q8fGPN9UOTlBa0gJos5gdXSu35esfpT4Xk/5lfcoAcfwmZXyDwlwwxCKlrtK//lAnsD
+            IDhAxGDfSV8uFQQUPxjqxjJI5vgbpS6qXoyAtRwDYlcbKA0i3fB0R+i7FSk9WNx5iJYIT29dR3Wf/ZJ282lkQHftGVfTzud8
+            +64lSRf5LkxwWjjMPJgJslmtowk9AQAAUFlQMQ==
+            """
+        ),
+        (
+            "data/31/31718f6f4def9bca5a7a45c5a6a671473443f30201cfb0a66d7064646a5e1252",
+            """
+            AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAFfekSeNr3UmQM7vZvfWFj6XF+8YJ2yiWkpN6/jZxaHniFUHmOoCP8+Z14a
+            oxiQOjyANtDHYZP14ttKzSezCbG1GRFschb/j/X+alW8vQUlQxlBlRcNZ7AIVBWsqe8gK3YngRvAM1+QoFpQhQZ8KXIco0O4
+            eBwB9p6uRCM/aejobGZjzlicSrBqqtVjwA65X0T8B1xnDsi5RRfjsk7E73lX5coT+G7hc6RDN+cpeyB8mrcRoR0pTb4ilyT6
+            h1sMnm/+eU3OXyJeAjmJzO0oNc/YWbrR8upfiW9FrD2cjq4r/gRVxa6isi1KNeRGcfEAAXm6N2I7XKmkYC2AdfAyWfwAAAAA
+            AAAAAAAAAALXuFofumZWpX1mUxSp8qrosbriRo1AnzPed0N7u9I7jBJ2Zd7RY/rGupGM+8BP4mllIpf5olVCLWnGdaC3axgg
+            jGGPixkj1HThO8VSWsU1IhWuB+Dau1mTnjRKJNKRR2PDRB5O67mBym1h+nla1rd3dh0Z+90gPRhnaJ6vWfZ8T8M3Dbw0BmOV
+            JqypzqjNWrGbPcvk0NoEHhHX0huP9VDoVrlp4NNsCMd6Dd5hqp/CkY2TYUIoAhiVjGuo4myIhymvEYrNehTIqLdFO916YWn+
+            MtSB1Pepit9RDINvV6Wr1rtLEb5JT8NEA904sLKKq4pqs1TEFGCWzLdl2Fx3bmB/+OYEiHhuA+2m2h7ARiSXcTCVt3abOOJi
+            imlVxnP2kfNmO++J+2x2Gu/i9XFWzvV81MupHMRtmF8/pou90aRKx4wWukUVjjqakHXtWpQl0n+zYO4IskA6YhGT7C6G+5Rr
+            rv5jFuNs6f/TZaFKnSq3I3jdDzOtK2qfEQmYDwIR8+mQ9UvNn57BK3Vc37lcq4HvD8e7/PqkOCgpY8wH0oa8bSuWihbvOSrO
+            HBvkHaRBgjALkMBWhrds4hTX7/Vjhy7h8/35Umd53hKlxx6qOchlly7jeCGGadlOmmxj5ZNAnI8Zrrk1nVCw2cHhyvVRQca5
+            XSaQegWEiL7JcHezLLo29Qv/VoUGIMLmrnf+x/sX+/8QWdRiCzNwPrqmOfBEeH5ic5SbcgaP28o84ukY/iwkQBtOBd7OkeYH
+            gJR7qUi7t3ZChRjK06LFQq+Jk110H1l/lYKOfCCfvr5s9RTjZtZAFiwA8jyg0E929iK98pZ1firw1q6EP5i1vehTK4jaKeig
+            jVjG5gizQ+f56jA1XKyx3RNdAXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAOjLDUSIIOBWzsPkLfRFIvr2FKcFwH5dKDe
+            37mK6pYHOcil0wpBI+nTK5K4bem6HtoXAYPMpkJyrG7n6P8L10taj51JJU9nGEGlJ0g/bFiQB2uY0lOFkNPf1aEfZzDs0KC0
+            sQ8NYy71bKQBebo3YjtcqaRgLYB18DJZ/AAAAAAAAAAAAAAABHHvlUvcZprdAEGkNDTvShT+YJM+7B24jdH5JUrsfzsh11mo
+            7cNb162kcizkaUm+Z5QNW3Ttjg1qjraY484acTyoEP2Ew2aPsjwrfFQfUqJxq1hOKfXZaR+oknUiZ+5tNM3nlQrugWtgIoRQ
+            Tsdhcb89WYUCLcis92pSks11AXm6N2I7XKmkYC2AdfAyWfwAAAAAAAAAAAAAAAXB0Y2WUxLo+tTcssm8RR0J4xOyct0iNzkV
+            GdfZNEICfgSwf6eBZIYkel0CylgEzquwiMNWF47Ilxe77M2BvYirutzv5eid0WNqAZUPT/a+yePgJFWUxZv6XMeYCC5JDjsb
+            TAGEem2h8GeBuh53AcZbeSCe6rlAAFUAzTlQ8jMAAAAAAAAAAAAAAADuim4pacFB7UpqC1HvNDIBB88zEt/ZJjdHjEuZw2y0
+            wDNlFuNGXbM8+lqIRRjNdbEdFDM/xapygNqYLGYdU3bySc34J+Fe6rsoblGTxHCxzZAROlLCvxL1/YQXACMFcxA+5xZpjmn+
+            oSIB8vcM+PsD+/qBtFieoRY9TyJzhYHPMiOm1lVD22WP7PCWvRFt0fByAgX7MsGbnrc+9VQo4dgAmjxvD7WV0zfFBlugE6DJ
+            seqlaAEM1LxUhWRyuUSPAjteDYuvx8d2w4HnWc9ensOebTq0gz5Z3GHLWm588mXTH2jFuhJXr79Lt585VUPm/LCCkpEQAQAA
+            UFlQMQ==
+            """
+        ),
+        (
+            "data/3f/3f995fdb785aad9c8f8a313edd8268979482ba1647c3a0e2e150be23d9ed7947",
+            """
+            AS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAGPQJAaTg8LbzfamUw5VIB2LXpSwSFVltoBLUKrYBW3PWv5F6l3mSqyagAA
+            AAAAAAAAAAAAAuNcZKr06pQDE4gVJ+vfNF3cGjXpMHpXGuvx4e4I00R9LxqPygEtQqtgFbc9a/kXqXeZKrJqAAAAAAAAAAAA
+            AAADVQ1yEscocXUGQtmo26KtCk1dDX9HTucDmEa6LU+ROwEtQqtgFbc9a/kXqXeZKrJqAAAAAAAAAAAAAAAENxYUK0NXm/Eh
+            ZG3T5P94PvZ5LUXysqZSDmVVm4Trb8TJdSlCAwlSPypBAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAV6lYKKggbj5UDi
+            eeBD7BrvfqfXuWFRqTUmXH3FvaiF194xT3LCy4/stss1JFV0NSmPpT29IrevUPBzWAIoeRJ/lxUZcmZ9ItHKR03q2vw3rDME
+            i2J3+Fl1dJlqO0d+oNLs2LMeeNfOKnCTAyTLQGb1qr+JmGEGcAQBLUKrYBW3PWv5F6l3mSqyagAAAAAAAAAAAAAABlmOuCeI
+            MnCKv3rsV8KgLXLTzO4ErYqbGkdqH4hn31KXrb5B0gbPAS1Cq2AVtz1r+Repd5kqsmoAAAAAAAAAAAAAAAyMpRW1tgNTO7eA
+            f1zLZ4MkkwZ3LI8d3LpAarycGc2eBqYTCatC8Rx5+s9ew+A4Bd3TE7UyeMwcem8B+vm2xM9qqwUoiG9v7vyhzgAAAAAAAAAA
+            AAAAAMe9FdVzEy1wm9dL4WKMqioRl9wKdmz6ItJo0H8U2QqFePIjkool+A65w466UC4cPtXLgL/LBEHHf6Wwy6lfM5Wo8HPR
+            o76uf1m39yhsqcLnnu0FlYwL9OtceqfkSfXdmbk3a9J4k11dQ1nW3NOjj4yVG8U6oHGkZcTXGonc8RqknKZAr9wDUliCnjr8
+            ic6nM6RFlDcLj4cbV6eIzjFm9VzEHiAAfsND9HGtXTusoOxbm5cnzJVgeylEGnDsilhwfvXhfjNNk+IbUjJ4z+Af/wdOGhnb
+            VOPB7/QVDxOIAsPZQNvPUGrT1mrqXihOiW2wnjSh/A6eTBJfTGKVYDjXFPEVxHK+3mzgSi6ISA63JAiTi54k3MeWJW0K69Ee
+            bnzqCYk7NwzrT2FljJHp5xhFCKLX1S4kpphC4mov+zm0xVYbr1OA3tzZuD3Rd7/uxWoBAABQWVAx
+            """
+        ),
+        (
+            "index/9f7051e90c815dadd5fb94aa42766c0969792e3c79f72c6bb6d1169b25dfecf9",
+            """
+            AcEzYbq5GiRYcFng/oe2mF0AAAAAAAAAAAAAAADF6iaz2OXclG4yk2mu1f81QvjBb3MSoCLPp9/Pa91sbsccBbsTI0pUxkIQ
+            U52e8WtdvNs5UECbCA3rV0V+fGTrO+RCwtAAJ9YlF8q+0+Oawjp+XBPP5n0ewNQFwt5rgn++wv2AdG6yJmkpLazaLrqykOCj
+            JAbwJmFlLGqKR6mVCtOCUxdhv64HvZaqnP/SRK1Xo5u4oC65VfabUq2AoS1CL0QsbZRpVTFYF4OgBl5LR2qxiuhPe1ZSXfOr
+            UqAf9/AFuUgoeTdLdrBCEK22Ne1+or7u4qFjj1SQr6028pa1mQ9mV3VZ4+SW/aTscdrxhKGcA3p2VK30MbPT6awFVqwQG2Tk
+            ZkP7uPDet/RUncfV2j5CVag8QwvOR9Ow1bSyTjSXmwBEDoP3zMYGErM/1ju3Ptm7Ddg2MjTSd6n9dDg8ed2lZaoVmd6HGmcZ
+            RKGPiT61e7tbj1L5ZjoxQpHsUxAWVCtG
+            """
+        ),
+        (
+            "index/a03d0566a1c19104499a12cfa35c24a14d313e700fb4ca0b196abdfb49df96f5",
+            """
+            AQP9tuhgMZHpEvE+ufDr/8EAAAAAAAAAAAAAAAA8OQjMszDFqF6zON06yV0tdAKxPrRLmF457cF6VeFhIpaSLQ30rg+xanKD
+            LSiYSePcyn67VwiQ9ySLPZ0gXGnbWrUKEj5ySQ2xYJq4Qclq4AyI77mMwRqVQuSAWufOU8cLRYqVRZpTZxKJsoXJW+nq7cpI
+            U4p2wqBVAO5zd8Wxn8d/U9i5Es+PuOCua7NSbsxFdcEKyDgbPPBSo3Mdxc9u0z687A/aFzIYOa/WXkEjjYbrAQVYJBdLbwbt
+            PwL1pPkk2fz9h8BkI/LOpw8qJru3vhXRQuD1edVx9z8bFBWMhfXAM3/xJjN3OepgnlQKkqNZwNRPpOgqTfgfegAJ/t76QD/5
+            KupR5aeiN6SUITLsOxphLuc52z7ky4iT/9qmDFT5JD9YpwdClSW2Dnu6pwsMEEA6MiSogcLWdLCiUC/D/R2i95iTtEI4zJyk
+            xrEYoD3mtHxPh8nZiBCw5Dq/NUHRjEKlncJZ5rCKDTehH/Zpdlgljge5MT0TnrIVMwhJzIjMlrDnVD8MxZRY+1yj1xuoENTr
+            qoubYRUNMjspmCEb24NFtQnrO4tufae4u5CVZSWLQhwIuJLeoCvZ4Nyv+5cLTzPk64ESI8dAppHP5BKMAqLw5mdzdbGyhXqX
+            pghcHstJJ/5h4TzKoJG/WlbmbWyPV5BeL4ZuBVxsf75hHnFPItTfRSVIZrufCN/72Go8W5UJ76S2FsNtjS5SHcsg77G/oKh6
+            KsVIe7+gpos7UbcFG/j82hRbERW3Cv0T3mCnfjshoEO2ulDcxgevj4cVNAI/3+JJC2gleNPmrGxpQJ44yiKUsDKxotGNihaK
+            ART+27C1eb1Ovj+J2klkwc+jzXjXg/iUk/LnkgPzjfo+BhRPAnnYwoEups6KV0tBqaQm
+            """
+        ),
+        (
+            "keys/fb35601384ca405690c7eaa6dc99672a6e40cbee80c2baa394aa8565a4cf9bb9",
+            """
+            eyJjcmVhdGVkIjp7Im5zIjo2Nzg1MDE2NTUsInMiOjE3OTYyMjcwMDR9LCJkYXRhIjoiQWZQSWJ5TGR0NUVDazVzVE54TWt2
+            TU1BQUFBQUFBQUFBQUFBQUFCdUU1by94RkR3TFBid29hUkc4TUJkKzBpRzlkU0lKVDhSTy8vdWRLcUN0dXFzQlJyNmE1blh2
+            RmNkMWxMYzRWbHJ3VUVaUmhNMTJMdGkxajVIcTZhSjhCMHdUS3dQNGpBUHhwZGEvcFMrMnJRUFVlZXJSekJxZHRkR0tLblhB
+            N3prU1Z6MkJQandQTDZSZVNobm5wVkJ4Zz09IiwiaG9zdG5hbWUiOiJ2bSIsImtkZiI6InNjcnlwdCIsIm4iOjMyNzY4LCJw
+            IjoxLCJyIjo4LCJzYWx0IjoiZUpPNXZOQStZMm5jSURYTFBUbktFcDIyNUp3bFl2Tm0xaUxpakNOcjRzUT0iLCJ1c2VybmFt
+            ZSI6InJvb3QiLCJ2ZXJzaW9uIjoxfQ==
+            """
+        ),
+        (
+            "snapshots/55743300bbb32a07eca0c4a2a29fa36a635f876ee77ebc299b6173fb3242495d",
+            """
+            AeKOGa9rSDPe4/SXtRwTIckAAAAAAAAAAAAAAADOLssOdZJO5FSqMKVv6htnoL9s0YYWc/deLT9PPlwnmRnVdM1aeeSveQ+L
+            JxY0p5rCHQXCMdg4wlas4ByUdOOlWUet+KwC0ftxq0khFO0wP+fqVlhJP7jnpNfnLOY6JNfPvsQG1lL1gwwWpA2kPhsx3g5I
+            RcyZdIMLtEKUSoVoEX9ZRlfz8CpeBYLj+K7XiipSv7pScaU6BRCg3DAXTEmE+A95NPiJWs1lnxt53+srPaom0DlQp6bmfEPJ
+            auddG+WUe3avcn8/hr7GqpnyeMyOQRjslpkWzZ0B50O3dwQJWsmZfv17VPAaNZfY6HM+dd5SB3a5bi09u/BKTimJVwo3yHKi
+            mjDnpWj/X42n7kfQqY8f96Nrtob3EQ4AhbcYUHZCKR8gVIU5RpMk4FNbeY0Me0iel5kT8TlaiP8cytXdVvJ+010bK6extGYc
+            y8rC0S8QKhy/7XeIort+qzOZPLiurRgmS7b4UV0SWpR5h37nlmPCChU3B4yz/IfOOLRheyv8pmbLc8q7Z8KcekmLu9573BEI
+            Fu0VfxivPZz9CwOS+GTwhzZ8xeQ0b4vtLuuoidIayyKQkjrKzxU59zwY4Tn9ZyJJ7MgN8qE5xGeEoNmDQLkiIALkibgB0iKu
+            XiIeB6gqdfnkvU7+fE4QRMU0Ix0vLokM2I7K2TXwOTD94ZmhZikrkUe5lgFTD8+A1FM5rSlmK5Zj5lckiNrpT/mkIe3fdaPG
+            QCQav7YrH1Z+MHGYDBgII5gERrnvW/0+JFbUVSSdIdrrEDpfWryKg4t0xSRGsPXwTOFG/7xGYXo=
+            """
+        ),
+        (
+            "snapshots/c767e9d19671392dc65c3b15fee288b22de95b1d3f88ba6aed1724d9b8b90ec7",
+            """
+            AYh5bOLDw1pE4bNMZdl4Dn8AAAAAAAAAAAAAAABxV3e+wM+SoZMIBZPRZxjWPgoIi/9qM8DZZ/HAJgTSIgiA5Nzw5tVUXR9/
+            Z23/FJEnIwpyLuoBs1BGlPOxytayk9m+fkcc3dg8ESVuYJbemjJlsiYyabLHZS1d+ulEutIpS84HhXuU3Lj3tyN/nWafR/u/
+            YDjxDFOmQZ8Wthscfjglg0ht8ZEbYSYCGbJSV6zcs97k/O9zLQIYuPg+d9DASp8CH3v+9EyG+XkqiAaC/teT0MkbJVFQCwg5
+            13/gPHuumPifYE5vDFQgQo/XdfbCjViehepbP21JID+d1lopgJSwlQjhGk6r74b4kES1jMkc8AESDw910DWqNp0q/BmoW2p5
+            8G1qfdyLF5xguzCUJyzYTkTZEMO2RxPBW3k3oGOmYMnrl2QCXWtFWyY3fuarU9vEQHDg6MUGDpZR+GNb0IT+RlbNocag00eU
+            T608ASAJ/BvX7YeazLqTceNNlHBhg0sr9jw9b9ga5RtkE4FLHIsGM2+z4xMBYwvggJJlD+0ybpaQeOQGIlrIo/QCGecmiXMZ
+            I080hqLhuPCwjyX7I21Sf8WH6SQPuJSrlI7qzbKcDmj1ZMZN5A9htXDgDuYCmiGyb5cGHYV2nrd4wz6zl0sjCeArwhsPqWDW
+            hP8krizPz/FuJJhrgvtBcGZQZnfzNoN2ZvX+WoBunF6CxOxnHvaLfljz0hxISBpfeck8kE58GQ==
+            """
+        ),
     ]
 
     /// One entry of the backed-up folder, as a restore must give it back.
@@ -189,144 +209,346 @@ enum PreviousVersionStore {
 
     /// The snapshots, oldest first: their tags and what each holds below `sourcePath`.
     static let snapshots: [(tags: [String], entries: [Entry])] = [
-        (["fixture"], [
-            Entry(path: Array("empty-folder".utf8), kind: "directory", mode: 0o750,
-                  mtime: (1764036636, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [("user.folder", "AAFiaW5hcnk=")],
-                  data: ""),
-            Entry(path: Array("empty.txt".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036476, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("fifo".utf8), kind: "fifo", mode: 0o640,
-                  mtime: (1764036546, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: [0x67, 0x72, 0xc3, 0xbc, 0xc3, 0x9f, 0x65, 0x2e, 0x74, 0x78, 0x74], kind: "file", mode: 0o644,
-                  mtime: (1764036486, 0), size: 8, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "R3LDvMOfZQo="),
-            Entry(path: Array("hard-a".utf8), kind: "file", mode: 0o640,
-                  mtime: (1764036416, 0), size: 20, linkTarget: [], hardLinkGroup: 1,
-                  xattrs: [],
-                  data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="),
-            Entry(path: Array("hello.txt".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036236, 123456789), size: 15, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [("user.polyad.test", "Zml4dHVyZSB2YWx1ZQ==")],
-                  data: "SGVsbG8sIFBvbHlhZCEK"),
-            Entry(path: Array("notes".utf8), kind: "directory", mode: 0o700,
-                  mtime: (1764036646, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: [0x72, 0x61, 0x77, 0x2d, 0xff, 0x2e, 0x62, 0x69, 0x6e], kind: "file", mode: 0o600,
-                  mtime: (1764036496, 0), size: 26, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "AAECIG5vdCBVVEYtOCBpbiBpdHMgbmFtZQo="),
-            Entry(path: Array("script.sh".utf8), kind: "file", mode: 0o755,
-                  mtime: (1764036296, 0), size: 22, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "IyEvYmluL3NoCmVjaG8gcG9seWFkCg=="),
-            Entry(path: Array("sparse.bin".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036536, 0), size: 1048576, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "c3BhcnNlIHN0YXJ0Cg=="),
-            Entry(path: Array("notes/hard-b".utf8), kind: "file", mode: 0o640,
-                  mtime: (1764036416, 0), size: 20, linkTarget: [], hardLinkGroup: 1,
-                  xattrs: [],
-                  data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="),
-            Entry(path: Array("notes/link-again".utf8), kind: "symlink", mode: 0o777,
-                  mtime: (1764036366, 0), size: 0, linkTarget: Array("todo.md".utf8), hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("notes/link-to-todo".utf8), kind: "symlink", mode: 0o777,
-                  mtime: (1764036366, 0), size: 0, linkTarget: Array("todo.md".utf8), hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("notes/todo.md".utf8), kind: "file", mode: 0o600,
-                  mtime: (1764036356, 500), size: 710, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: """
-                  LSBpdGVtIDA6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0g
-                  aXRlbSAyOiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0
-                  ZW0gNDogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA1OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVt
-                  IDY6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gNzogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA4
-                  OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTA6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTE6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTI6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTQ6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTU6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTY6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTc6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTg6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQo=
-                  """),
-        ]),
-        (["second"], [
-            Entry(path: Array("empty-folder".utf8), kind: "directory", mode: 0o750,
-                  mtime: (1764036636, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [("user.folder", "AAFiaW5hcnk=")],
-                  data: ""),
-            Entry(path: Array("empty.txt".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036476, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("fifo".utf8), kind: "fifo", mode: 0o640,
-                  mtime: (1764036546, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: [0x67, 0x72, 0xc3, 0xbc, 0xc3, 0x9f, 0x65, 0x2e, 0x74, 0x78, 0x74], kind: "file", mode: 0o644,
-                  mtime: (1764036486, 0), size: 8, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "R3LDvMOfZQo="),
-            Entry(path: Array("hard-a".utf8), kind: "file", mode: 0o640,
-                  mtime: (1764036416, 0), size: 20, linkTarget: [], hardLinkGroup: 1,
-                  xattrs: [],
-                  data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="),
-            Entry(path: Array("hello.txt".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036736, 42), size: 21, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [("user.polyad.test", "Zml4dHVyZSB2YWx1ZQ==")],
-                  data: "SGVsbG8gYWdhaW4sIFBvbHlhZCEK"),
-            Entry(path: Array("notes".utf8), kind: "directory", mode: 0o700,
-                  mtime: (1764036646, 0), size: 0, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: [0x72, 0x61, 0x77, 0x2d, 0xff, 0x2e, 0x62, 0x69, 0x6e], kind: "file", mode: 0o600,
-                  mtime: (1764036496, 0), size: 26, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "AAECIG5vdCBVVEYtOCBpbiBpdHMgbmFtZQo="),
-            Entry(path: Array("script.sh".utf8), kind: "file", mode: 0o755,
-                  mtime: (1764036296, 0), size: 22, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "IyEvYmluL3NoCmVjaG8gcG9seWFkCg=="),
-            Entry(path: Array("sparse.bin".utf8), kind: "file", mode: 0o644,
-                  mtime: (1764036536, 0), size: 1048576, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: "c3BhcnNlIHN0YXJ0Cg=="),
-            Entry(path: Array("notes/hard-b".utf8), kind: "file", mode: 0o640,
-                  mtime: (1764036416, 0), size: 20, linkTarget: [], hardLinkGroup: 1,
-                  xattrs: [],
-                  data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="),
-            Entry(path: Array("notes/link-again".utf8), kind: "symlink", mode: 0o777,
-                  mtime: (1764036366, 0), size: 0, linkTarget: Array("todo.md".utf8), hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("notes/link-to-todo".utf8), kind: "symlink", mode: 0o777,
-                  mtime: (1764036366, 0), size: 0, linkTarget: Array("todo.md".utf8), hardLinkGroup: 0,
-                  xattrs: [],
-                  data: ""),
-            Entry(path: Array("notes/todo.md".utf8), kind: "file", mode: 0o600,
-                  mtime: (1764036356, 500), size: 710, linkTarget: [], hardLinkGroup: 0,
-                  xattrs: [],
-                  data: """
-                  LSBpdGVtIDA6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0g
-                  aXRlbSAyOiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0
-                  ZW0gNDogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA1OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVt
-                  IDY6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gNzogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA4
-                  OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTA6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTE6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTI6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTQ6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTU6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTY6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTc6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTg6
-                  IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQo=
-                  """),
-        ]),
+        (
+            ["fixture"],
+            [
+                Entry(
+                    path: Array("empty-folder".utf8),
+                    kind: "directory",
+                    mode: 0o750,
+                    mtime: (1_764_036_636, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [("user.folder", "AAFiaW5hcnk=")],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("empty.txt".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_476, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("fifo".utf8),
+                    kind: "fifo",
+                    mode: 0o640,
+                    mtime: (1_764_036_546, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: [0x67, 0x72, 0xc3, 0xbc, 0xc3, 0x9f, 0x65, 0x2e, 0x74, 0x78, 0x74],
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_486, 0),
+                    size: 8,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "R3LDvMOfZQo="
+                ),
+                Entry(
+                    path: Array("hard-a".utf8),
+                    kind: "file",
+                    mode: 0o640,
+                    mtime: (1_764_036_416, 0),
+                    size: 20,
+                    linkTarget: [],
+                    hardLinkGroup: 1,
+                    xattrs: [],
+                    data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="
+                ),
+                Entry(
+                    path: Array("hello.txt".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_236, 123_456_789),
+                    size: 15,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [("user.polyad.test", "Zml4dHVyZSB2YWx1ZQ==")],
+                    data: "SGVsbG8sIFBvbHlhZCEK"
+                ),
+                Entry(
+                    path: Array("notes".utf8),
+                    kind: "directory",
+                    mode: 0o700,
+                    mtime: (1_764_036_646, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: [0x72, 0x61, 0x77, 0x2d, 0xff, 0x2e, 0x62, 0x69, 0x6e],
+                    kind: "file",
+                    mode: 0o600,
+                    mtime: (1_764_036_496, 0),
+                    size: 26,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "AAECIG5vdCBVVEYtOCBpbiBpdHMgbmFtZQo="
+                ),
+                Entry(
+                    path: Array("script.sh".utf8),
+                    kind: "file",
+                    mode: 0o755,
+                    mtime: (1_764_036_296, 0),
+                    size: 22,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "IyEvYmluL3NoCmVjaG8gcG9seWFkCg=="
+                ),
+                Entry(
+                    path: Array("sparse.bin".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_536, 0),
+                    size: 1_048_576,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "c3BhcnNlIHN0YXJ0Cg=="
+                ),
+                Entry(
+                    path: Array("notes/hard-b".utf8),
+                    kind: "file",
+                    mode: 0o640,
+                    mtime: (1_764_036_416, 0),
+                    size: 20,
+                    linkTarget: [],
+                    hardLinkGroup: 1,
+                    xattrs: [],
+                    data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="
+                ),
+                Entry(
+                    path: Array("notes/link-again".utf8),
+                    kind: "symlink",
+                    mode: 0o777,
+                    mtime: (1_764_036_366, 0),
+                    size: 0,
+                    linkTarget: Array("todo.md".utf8),
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("notes/link-to-todo".utf8),
+                    kind: "symlink",
+                    mode: 0o777,
+                    mtime: (1_764_036_366, 0),
+                    size: 0,
+                    linkTarget: Array("todo.md".utf8),
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("notes/todo.md".utf8),
+                    kind: "file",
+                    mode: 0o600,
+                    mtime: (1_764_036_356, 500),
+                    size: 710,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: """
+                        LSBpdGVtIDA6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0g
+                        aXRlbSAyOiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0
+                        ZW0gNDogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA1OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVt
+                        IDY6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gNzogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA4
+                        OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTA6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTE6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTI6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTQ6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTU6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTY6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTc6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTg6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQo=
+                        """
+                ),
+            ]
+        ),
+        (
+            ["second"],
+            [
+                Entry(
+                    path: Array("empty-folder".utf8),
+                    kind: "directory",
+                    mode: 0o750,
+                    mtime: (1_764_036_636, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [("user.folder", "AAFiaW5hcnk=")],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("empty.txt".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_476, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("fifo".utf8),
+                    kind: "fifo",
+                    mode: 0o640,
+                    mtime: (1_764_036_546, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: [0x67, 0x72, 0xc3, 0xbc, 0xc3, 0x9f, 0x65, 0x2e, 0x74, 0x78, 0x74],
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_486, 0),
+                    size: 8,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "R3LDvMOfZQo="
+                ),
+                Entry(
+                    path: Array("hard-a".utf8),
+                    kind: "file",
+                    mode: 0o640,
+                    mtime: (1_764_036_416, 0),
+                    size: 20,
+                    linkTarget: [],
+                    hardLinkGroup: 1,
+                    xattrs: [],
+                    data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="
+                ),
+                Entry(
+                    path: Array("hello.txt".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_736, 42),
+                    size: 21,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [("user.polyad.test", "Zml4dHVyZSB2YWx1ZQ==")],
+                    data: "SGVsbG8gYWdhaW4sIFBvbHlhZCEK"
+                ),
+                Entry(
+                    path: Array("notes".utf8),
+                    kind: "directory",
+                    mode: 0o700,
+                    mtime: (1_764_036_646, 0),
+                    size: 0,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: [0x72, 0x61, 0x77, 0x2d, 0xff, 0x2e, 0x62, 0x69, 0x6e],
+                    kind: "file",
+                    mode: 0o600,
+                    mtime: (1_764_036_496, 0),
+                    size: 26,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "AAECIG5vdCBVVEYtOCBpbiBpdHMgbmFtZQo="
+                ),
+                Entry(
+                    path: Array("script.sh".utf8),
+                    kind: "file",
+                    mode: 0o755,
+                    mtime: (1_764_036_296, 0),
+                    size: 22,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "IyEvYmluL3NoCmVjaG8gcG9seWFkCg=="
+                ),
+                Entry(
+                    path: Array("sparse.bin".utf8),
+                    kind: "file",
+                    mode: 0o644,
+                    mtime: (1_764_036_536, 0),
+                    size: 1_048_576,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: "c3BhcnNlIHN0YXJ0Cg=="
+                ),
+                Entry(
+                    path: Array("notes/hard-b".utf8),
+                    kind: "file",
+                    mode: 0o640,
+                    mtime: (1_764_036_416, 0),
+                    size: 20,
+                    linkTarget: [],
+                    hardLinkGroup: 1,
+                    xattrs: [],
+                    data: "c2hhcmVkIGJ5IHR3byBuYW1lcwo="
+                ),
+                Entry(
+                    path: Array("notes/link-again".utf8),
+                    kind: "symlink",
+                    mode: 0o777,
+                    mtime: (1_764_036_366, 0),
+                    size: 0,
+                    linkTarget: Array("todo.md".utf8),
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("notes/link-to-todo".utf8),
+                    kind: "symlink",
+                    mode: 0o777,
+                    mtime: (1_764_036_366, 0),
+                    size: 0,
+                    linkTarget: Array("todo.md".utf8),
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: ""
+                ),
+                Entry(
+                    path: Array("notes/todo.md".utf8),
+                    kind: "file",
+                    mode: 0o600,
+                    mtime: (1_764_036_356, 500),
+                    size: 710,
+                    linkTarget: [],
+                    hardLinkGroup: 0,
+                    xattrs: [],
+                    data: """
+                        LSBpdGVtIDA6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0g
+                        aXRlbSAyOiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0
+                        ZW0gNDogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA1OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVt
+                        IDY6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gNzogYmFjayB1cCwgcmVzdG9yZSwgdmVyaWZ5Ci0gaXRlbSA4
+                        OiBiYWNrIHVwLCByZXN0b3JlLCB2ZXJpZnkKLSBpdGVtIDk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTA6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTE6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTI6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTM6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTQ6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTU6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTY6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTc6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTg6
+                        IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQotIGl0ZW0gMTk6IGJhY2sgdXAsIHJlc3RvcmUsIHZlcmlmeQo=
+                        """
+                ),
+            ]
+        ),
     ]
 
     /// `user.polyad.hash` as the mount of this version showed it for files of the latest snapshot (empty if

@@ -1,9 +1,10 @@
 import Foundation
-import XCTest
-import PolyadTestSupport
 import PolyadConfig
-@testable import PolyadRepository
 import PolyadService
+import PolyadTestSupport
+import XCTest
+
+@testable import PolyadRepository
 
 /// A fresh private folder for one test, removed at the end.
 final class Scratch {
@@ -19,7 +20,10 @@ final class Scratch {
     @discardableResult
     func write(_ relative: String, _ bytes: [UInt8]) -> String {
         let p = sub(relative)
-        try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(
+            atPath: (p as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
         return p
     }
@@ -28,7 +32,11 @@ final class Scratch {
     func manager(level: Int = 6, passphrase: String = "correct horse", verify: Bool = true) throws -> BackupManager {
         let conf = sub("mount.conf")
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: \(level)\n  verify_integrity: \(verify)\n"
-        _ = FileManager.default.createFile(atPath: conf, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: conf,
+            contents: Data(text.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
         let config = try Configuration.load(file: conf)
         return BackupManager(config: config, environment: ["POLYAD_PASSWORD": passphrase])
     }

@@ -1,6 +1,7 @@
-import XCTest
 import PolyadCrypto
 import PolyadFormat
+import XCTest
+
 @testable import PolyadRepository
 
 final class EnvelopeTests: XCTestCase {

@@ -1,10 +1,11 @@
 import Foundation
-import Synchronization
-import XCTest
-import PolyadTestSupport
 import PolyadCrypto
 import PolyadFormat
 import PolyadStorage
+import PolyadTestSupport
+import Synchronization
+import XCTest
+
 @testable import PolyadRepository
 
 /// `verify` names as affected only the snapshots that reference a blob that is actually damaged, and does not
@@ -15,7 +16,10 @@ final class VerifyBlameTests: XCTestCase {
         var id = snapshot.tree
         for component in path.split(separator: "/") {
             let tree = try repo.loadTree(id)
-            let node = try XCTUnwrap(tree.nodes.first { $0.name == Array(component.utf8) }, "no \(component) in \(path)")
+            let node = try XCTUnwrap(
+                tree.nodes.first { $0.name == Array(component.utf8) },
+                "no \(component) in \(path)"
+            )
             id = try XCTUnwrap(node.subtree, "\(component) is not a folder")
         }
         return id
@@ -69,7 +73,10 @@ final class VerifyBlameTests: XCTestCase {
             let what = "readData: \(readData), damaged: \(report.damaged), affected: \(report.affected)"
             XCTAssertFalse(report.isClean, what)
             XCTAssertTrue(report.damaged.contains { $0.object == "data/\(loc.pack.hash.hex)" }, what)
-            XCTAssertTrue(report.affected.contains { $0.hasPrefix("snapshot \(a.id.short):") && $0.contains("changed") }, what)
+            XCTAssertTrue(
+                report.affected.contains { $0.hasPrefix("snapshot \(a.id.short):") && $0.contains("changed") },
+                what
+            )
             XCTAssertFalse(report.affected.contains { $0.contains(b.id.short) }, what)
             XCTAssertFalse(report.affected.contains { $0.contains("kept") }, what)
             XCTAssertEqual(report.affectedSnapshots, [a.id], what)
@@ -102,7 +109,7 @@ final class VerifyBlameTests: XCTestCase {
         let loc = try XCTUnwrap(repo.index.lookup(a.snapshot.tree.hash))
         let path = packPath(loc.pack, scratch)
         let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-        try flipByte(at: size - PackLayout.trailerLength - 3, in: path)   // inside the sealed header
+        try flipByte(at: size - PackLayout.trailerLength - 3, in: path)  // inside the sealed header
 
         for readData in [false, true] {
             let report = try manager.verify(options: VerifyOptions(readData: readData))
@@ -115,7 +122,9 @@ final class VerifyBlameTests: XCTestCase {
         // A missing pack still blames every blob in it.
         try FileManager.default.removeItem(atPath: path)
         let report = try manager.verify(options: VerifyOptions())
-        XCTAssertTrue(report.damaged.contains { $0.object == "data/\(loc.pack.hash.hex)" && $0.problem.contains("missing") })
+        XCTAssertTrue(
+            report.damaged.contains { $0.object == "data/\(loc.pack.hash.hex)" && $0.problem.contains("missing") }
+        )
         XCTAssertEqual(report.affectedSnapshots, [a.id])
         XCTAssertTrue(report.affected.contains { $0.contains("the whole snapshot") }, "\(report.affected)")
     }
@@ -127,9 +136,11 @@ final class VerifyBlameTests: XCTestCase {
     func testConcurrentBackupsOfTheSamePathLeaveDuplicatePacksNotInterruptedOnes() throws {
         let scratch = Scratch()
         try scratch.manager().initialize()
-        scratch.write("src/big.bin", pseudoRandomBytes(1_200_000, seed: 11))   // above the chunker's minimum: reports progress
+        // Above the chunker's minimum: it reports progress.
+        scratch.write("src/big.bin", pseudoRandomBytes(1_200_000, seed: 11))
         scratch.write("src/sub/small.txt", textBytes(4_000))
-        let one = try scratch.manager(), two = try scratch.manager()
+        let one = try scratch.manager()
+        let two = try scratch.manager()
         _ = try one.repository()
         _ = try two.repository()
 
@@ -152,7 +163,10 @@ final class VerifyBlameTests: XCTestCase {
         done.wait()
         let backups = try results.withLock { $0 }.map { try $0.get() }
         XCTAssertEqual(backups.count, 2)
-        XCTAssertEqual(backups.map(\.snapshot.summary.blobsAdded), [backups[0].snapshot.summary.blobsAdded, backups[0].snapshot.summary.blobsAdded])
+        XCTAssertEqual(
+            backups.map(\.snapshot.summary.blobsAdded),
+            [backups[0].snapshot.summary.blobsAdded, backups[0].snapshot.summary.blobsAdded]
+        )
         XCTAssertGreaterThan(backups[0].snapshot.summary.blobsAdded, 0)
         XCTAssertEqual(backups.map(\.snapshot.parent), [nil, nil], "neither saw the other's snapshot")
         XCTAssertTrue(backups[0].packsWritten.isDisjoint(with: backups[1].packsWritten))
@@ -170,8 +184,10 @@ final class VerifyBlameTests: XCTestCase {
         }
         XCTAssertEqual(listed, packFiles, "the index files list every pack")
         let attributed = Set(repo.index.entriesByPack().keys)
-        XCTAssertTrue(attributed == backups[0].packsWritten || attributed == backups[1].packsWritten,
-                      "the merged index attributes every blob to one backup's packs")
+        XCTAssertTrue(
+            attributed == backups[0].packsWritten || attributed == backups[1].packsWritten,
+            "the merged index attributes every blob to one backup's packs"
+        )
 
         for readData in [false, true] {
             let report = try fresh.verify(options: VerifyOptions(readData: readData))

@@ -235,7 +235,10 @@ enum BackendConformance {
     /// Asserts that `body` throws a ``StorageError`` with `code`; returns the error.
     @discardableResult
     static func assertThrows<T>(
-        _ code: StorageError.Code, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+        _ code: StorageError.Code,
+        _ what: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: () throws(StorageError) -> T
     ) -> StorageError? {
         do {

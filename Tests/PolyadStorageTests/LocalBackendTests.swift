@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import PolyadStorage
-import XCTest
 import PolyadTestSupport
+import XCTest
 
 final class LocalBackendTests: XCTestCase {
     private var folder: TemporaryFolder!
@@ -28,8 +28,11 @@ final class LocalBackendTests: XCTestCase {
             XCTAssertEqual(try mode(root + sub), 0o040700, "folder \(root + sub)")
         }
         XCTAssertEqual(try mode(folder.path + "/a"), 0o040700, "parents created with 0700")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/data"), [],
-                       "data subfolders are made on first use")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: root + "/data"),
+            [],
+            "data subfolders are made on first use"
+        )
 
         let handle = ObjectHandle(kind: .data, name: "ab" + String(repeating: "0", count: 62))
         try backend.save(handle, [1, 2, 3])
@@ -180,7 +183,9 @@ final class LocalBackendTests: XCTestCase {
     private func write(_ path: String, _ bytes: [UInt8], makeFolder: Bool = false) throws {
         if makeFolder {
             try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                atPath: (path as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
+            )
         }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }

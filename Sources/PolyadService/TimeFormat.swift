@@ -5,39 +5,52 @@ import PolyadFormat
 public enum TimeFormat {
     /// `2026-11-25T02:03:56.123456789Z`.
     public static func iso8601(_ t: Timestamp) -> String {
-        var tm = tm()
-        var secs = time_t(t.seconds)
-        gmtime_r(&secs, &tm)
+        let c = calendarFields(t, localTime: false)
         return String(
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ",
-            Int(tm.tm_year) + 1900,
-            Int(tm.tm_mon) + 1,
-            Int(tm.tm_mday),
-            Int(tm.tm_hour),
-            Int(tm.tm_min),
-            Int(tm.tm_sec),
+            c.year,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second,
             t.nanoseconds
         )
     }
 
     /// `2026-11-25`, the day in the local time zone (the mount's `/snapshots/<day>` folders).
     public static func localDay(_ t: Timestamp) -> String {
-        String(local(t).prefix(10))
+        let c = calendarFields(t, localTime: true)
+        return String(format: "%04d-%02d-%02d", c.year, c.month, c.day)
     }
 
     /// `2026-11-25 03:03:56` in the local time zone.
     public static func local(_ t: Timestamp) -> String {
-        var tm = tm()
-        var secs = time_t(t.seconds)
-        localtime_r(&secs, &tm)
+        let c = calendarFields(t, localTime: true)
         return String(
             format: "%04d-%02d-%02d %02d:%02d:%02d",
-            Int(tm.tm_year) + 1900,
-            Int(tm.tm_mon) + 1,
-            Int(tm.tm_mday),
-            Int(tm.tm_hour),
-            Int(tm.tm_min),
-            Int(tm.tm_sec)
+            c.year,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second
+        )
+    }
+
+    /// The calendar fields of `t`'s second, in UTC or in this machine's time zone.
+    private static func calendarFields(
+        _ t: Timestamp,
+        localTime: Bool
+    )
+        -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int)
+    {
+        var fields = tm()
+        var seconds = time_t(t.seconds)
+        if localTime { localtime_r(&seconds, &fields) } else { gmtime_r(&seconds, &fields) }
+        return (
+            Int(fields.tm_year) + 1900, Int(fields.tm_mon) + 1, Int(fields.tm_mday), Int(fields.tm_hour),
+            Int(fields.tm_min), Int(fields.tm_sec)
         )
     }
 }

@@ -13,15 +13,15 @@ import XCTest
 /// The mount's filesystem model on a real store, without FUSE: layout, lookups, attributes, reads at any
 /// offset, holes, xattrs, `latest` and damage.
 final class MountFileSystemTests: XCTestCase {
-    private var folder = ""
+    private var temporary: TemporaryFolder!
+    private var folder: String { temporary.path }
     private var manager: BackupManager!
     private var source = ""
     /// Who asks: this process (nothing checks it yet).
     private let caller = Caller.currentProcess
 
     override func setUpWithError() throws {
-        var template = Array((NSTemporaryDirectory() + "/polyad-mount-test-XXXXXX").utf8CString)
-        folder = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        temporary = try TemporaryFolder(prefix: "polyad-mount-test")
         let conf = folder + "/mount.conf"
         let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: false\n"
         _ = FileManager.default.createFile(
@@ -36,7 +36,7 @@ final class MountFileSystemTests: XCTestCase {
     }
 
     override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: folder)
+        temporary.remove()
     }
 
     // MARK: Helpers

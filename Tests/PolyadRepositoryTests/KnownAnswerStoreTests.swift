@@ -4,6 +4,7 @@ import PolyadConfig
 import PolyadCrypto
 import PolyadRepository
 import PolyadService
+import PolyadTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -705,16 +706,10 @@ private func hostName() -> String {
 
 /// A private folder for one test, removed at the end.
 private final class KnownAnswerFolder {
-    let path: String
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/polyad-kat-XXXXXX").utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! }
-        // Without symlinks or doubled slashes, as the snapshot records it.
-        let real = realpath(made, nil)!
-        defer { free(real) }
-        path = String(cString: real)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    // By its real path (no symlinks or doubled slashes), as the snapshot records it.
+    private let folder = try! TemporaryFolder(prefix: "polyad-kat")
+    var path: String { folder.path }
+    deinit { folder.remove() }
 
     /// The fixture's store, written out as it was kept: folders `0700`, objects `0400`.
     func previousVersionStore() throws -> String {

@@ -43,7 +43,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "PolyadChunker", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
-        .target(name: "PolyadFileSystem", swiftSettings: swiftSettings),
+        .target(name: "PolyadFileSystem", dependencies: ["CSystemShim"], swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(

@@ -8,11 +8,10 @@ extension FileSystem {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(errno: errno, operation: "read")
+            let (count, code) = chunk.withUnsafeMutableBytes { buffer in
+                retrying { Glibc.read(fd, buffer.baseAddress, buffer.count) }
             }
+            if count < 0 { throw SystemError(errno: code, operation: "read") }
             if count == 0 { return bytes }
             bytes += chunk[0..<count]
             if bytes.count > limit { throw SystemError(errno: EFBIG, operation: "read") }

@@ -101,41 +101,25 @@ enum PolyadFS {
     /// Starts this program again in the foreground as a background session leader and waits until it says
     /// the mount is up (exit 0) or why it could not mount (its message and exit code).
     static func daemonize() -> Never {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { fail(.fatal, "cannot create a pipe: \(String(cString: strerror(errno)))") }
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        posix_spawnattr_setflags(&attributes, polyad_posix_spawn_setsid_flag())
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var environment = ProcessInfo.processInfo.environment
-        environment["POLYADFS_READY_FD"] = "\(writeEnd)"
+        // The same program, from the kernel's copy of it, with the arguments and environment as given.
         let argv =
             [Array(CommandLine.arguments[0].utf8)] + PathText.commandLineArguments().map(PathText.bytes)
             + [Array("-f".utf8)]
-        let cArgs = argv.map { bytes in strdup(bytes.map { CChar(bitPattern: $0) } + [0]) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        var pid = pid_t()
-        let self_ = "/proc/self/exe"
-        let status = posix_spawn(&pid, self_, &actions, &attributes, cArgs, cEnv)
-        close(writeEnd)
-        guard status == 0 else { fail(.fatal, "cannot start the daemon: \(String(cString: strerror(status)))") }
-        var reply = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(readEnd, &buffer, buffer.count)
-            if n > 0 {
-                reply += buffer[0..<n]
-                continue
-            }
-            if n < 0 && errno == EINTR { continue }
-            break
+        let child: Subprocess.Child
+        do {
+            child = try Subprocess.spawn(
+                Array("/proc/self/exe".utf8),
+                argv: argv,
+                environment: Subprocess.currentEnvironment(),
+                pipe: .descriptor(variable: "POLYADFS_READY_FD"),
+                newSession: true
+            )
+        } catch {
+            fail(.fatal, "cannot start the daemon: \(error.reason)")
         }
+        // The daemon writes one line and closes its end; it does not exit.
+        let reply = (try? FileSystem.readToEnd(child.readEnd, limit: 1 << 16)) ?? []
+        FileSystem.close(child.readEnd)
         let text = String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if text == "ok" { exit(0) }
         if text.hasPrefix("err ") {
@@ -146,8 +130,7 @@ enum PolyadFS {
             )
             exit(code)
         }
-        var wstatus: Int32 = 0
-        waitpid(pid, &wstatus, 0)
+        _ = try? Subprocess.wait(for: child.pid)
         standardError("polyadfs: the daemon exited before the mount was up (run with -f to see why)\n")
         exit(1)
     }
@@ -261,11 +244,6 @@ enum PolyadFS {
 
 /// Writes to standard error (unbuffered, from any thread).
 func standardError(_ text: String) {
-    var bytes = Array(text.utf8)[...]
-    while !bytes.isEmpty {
-        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        bytes = bytes.dropFirst(n)
-    }
+    // Nothing sensible is left to do when standard error itself fails.
+    try? FileSystem.writeAll(STDERR_FILENO, bytes: Array(text.utf8))
 }

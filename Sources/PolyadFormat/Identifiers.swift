@@ -81,6 +81,11 @@ public enum PackKind: ObjectIDKind { public static let name = "pack" }
 /// Snapshots: the id is SHA-256 of the stored (encrypted) object, which is also its name.
 public enum SnapshotKind: ObjectIDKind { public static let name = "snapshot" }
 
+/// Blobs in packs and the index: a chunk's or a tree's id, the same HMAC either way.
+public enum BlobKind: ObjectIDKind { public static let name = "blob" }
+
+/// The id of a blob (a data chunk or a tree) as packs and the index know it.
+public typealias BlobID = ObjectID<BlobKind>
 /// The id of a data chunk.
 public typealias ChunkID = ObjectID<ChunkKind>
 /// The id of a tree.
@@ -135,4 +140,19 @@ public enum HexCoding {
         default: nil
         }
     }
+}
+
+extension ObjectID where Kind == ChunkKind {
+    /// The chunk's id as a blob of a pack.
+    public var blob: BlobID { BlobID(hash) }
+}
+
+extension ObjectID where Kind == TreeKind {
+    /// The tree's id as a blob of a pack.
+    public var blob: BlobID { BlobID(hash) }
+}
+
+extension ObjectID where Kind == BlobKind {
+    /// Eight hexadecimal digits, for messages.
+    public var shortHex: String { hash.shortHex }
 }

@@ -1,8 +1,8 @@
 /// One blob's place in a pack: what the pack header and the index record for it.
 public struct PackEntry: Hashable, Sendable {
     public var type: BlobType
-    /// The blob's id (a `ChunkID` or `TreeID` hash).
-    public var id: Hash256
+    /// The blob's id (a chunk's or a tree's).
+    public var id: BlobID
     /// Byte offset of the sealed blob within the pack.
     public var offset: UInt32
     /// Length of the sealed blob (envelope included).
@@ -10,7 +10,7 @@ public struct PackEntry: Hashable, Sendable {
     /// Length of the blob's plaintext (after decompression).
     public var rawLength: UInt32
 
-    public init(type: BlobType, id: Hash256, offset: UInt32, length: UInt32, rawLength: UInt32) {
+    public init(type: BlobType, id: BlobID, offset: UInt32, length: UInt32, rawLength: UInt32) {
         self.type = type
         self.id = id
         self.offset = offset
@@ -83,7 +83,7 @@ public struct PackHeader: Equatable, Sendable {
 
     static func write(_ e: PackEntry, to w: inout BinaryWriter) {
         w.u8(e.type.rawValue)
-        w.hash(e.id)
+        w.hash(e.id.hash)
         w.u32(e.offset)
         w.u32(e.length)
         w.u32(e.rawLength)
@@ -92,7 +92,13 @@ public struct PackHeader: Equatable, Sendable {
     static func read(_ r: inout BinaryReader) throws(FormatError) -> PackEntry {
         let t = try r.u8()
         guard let type = BlobType(rawValue: t) else { throw FormatError("pack entry", "unknown blob type \(t)") }
-        return PackEntry(type: type, id: try r.hash(), offset: try r.u32(), length: try r.u32(), rawLength: try r.u32())
+        return PackEntry(
+            type: type,
+            id: BlobID(try r.hash()),
+            offset: try r.u32(),
+            length: try r.u32(),
+            rawLength: try r.u32()
+        )
     }
 }
 

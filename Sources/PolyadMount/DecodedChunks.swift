@@ -7,8 +7,8 @@ import Synchronization
 /// decode per chunk at a time however many requests want it, decodes ahead of readers on the background
 /// queue, and pushes of whole small files into the kernel's page cache.
 final class DecodedChunks: Sendable {
-    private let cache: LRUCache<Hash256, [UInt8]>
-    private let loads = SharedLoads<Hash256, [UInt8], RepositoryError>()
+    private let cache: LRUCache<ChunkID, [UInt8]>
+    private let loads = SharedLoads<ChunkID, [UInt8], RepositoryError>()
     /// How far ahead of a sequential reader chunks are decoded: 4 MiB, or a quarter of the cache if smaller
     /// (measured: 16 MiB queues so many decodes at once that both a large file and a tree read slower).
     let readAheadBytes: Int
@@ -39,15 +39,15 @@ final class DecodedChunks: Sendable {
     }
 
     /// The chunk if it is cached (counted as a cache hit or miss).
-    func cached(_ key: Hash256) -> [UInt8]? { cache.value(for: key) }
+    func cached(_ key: ChunkID) -> [UInt8]? { cache.value(for: key) }
 
     /// Decrypts, authenticates and decompresses a chunk into the cache, or waits for the load of it already
     /// under way (a read-ahead), so that no chunk is decoded twice at once.
-    func load(_ key: Hash256) throws(RepositoryError) -> [UInt8] {
+    func load(_ key: ChunkID) throws(RepositoryError) -> [UInt8] {
         try loads.value(for: key) { () throws(RepositoryError) -> [UInt8] in
             // A read-ahead queued behind others may find its chunk decoded by a reader meanwhile.
             if let data = cache.peek(key) { return data }
-            let data = try repository.loadBlob(key)
+            let data = try repository.loadBlob(key.blob)
             activity.recordDecode()
             cache.insert(data, for: key, cost: data.count)
             return data
@@ -55,14 +55,14 @@ final class DecodedChunks: Sendable {
     }
 
     /// Decodes a chunk into the cache on the background queue, unless it is cached or on its way.
-    func prefetch(_ key: Hash256) {
+    func prefetch(_ key: ChunkID) {
         guard !cache.contains(key), !loads.isLoading(key) else { return }
         background.async { [self] in _ = try? load(key) }
     }
 
     /// Decodes a one-chunk file in the background and hands its bytes to the kernel (once per inode), so that
     /// the reader that opens it next finds them in the page cache.
-    func prefetchWhole(_ key: Hash256, into inode: UInt64) {
+    func prefetchWhole(_ key: ChunkID, into inode: UInt64) {
         guard
             pushed.withLock({ p in
                 if p.count > 100_000 { p.removeAll() }

@@ -115,7 +115,7 @@ final class OpenFileReader: Sendable {
                     left -= n
                 }
             case .chunk(let id, _):
-                let data = try chunk(id.hash, file: file)
+                let data = try chunk(id, file: file)
                 guard UInt64(data.count) >= to else { throw FileSystemErrno(EIO) }
                 out.append(data[Int(from)..<Int(to)])
             }
@@ -149,7 +149,7 @@ final class OpenFileReader: Sendable {
         return size
     }
 
-    private func chunk(_ id: Hash256, file: OpenFile) throws(FileSystemErrno) -> [UInt8] {
+    private func chunk(_ id: ChunkID, file: OpenFile) throws(FileSystemErrno) -> [UInt8] {
         if let data = chunks.cached(id) { return data }
         willBlock()
         do {
@@ -167,7 +167,7 @@ final class OpenFileReader: Sendable {
         while budget > 0, i < file.pieces.count {
             if case .chunk(let id, let length) = file.pieces[i] {
                 budget -= Int(length)
-                chunks.prefetch(id.hash)
+                chunks.prefetch(id)
             }
             i += 1
         }

@@ -26,9 +26,9 @@ struct WalkOrderPrefetch: Sendable {
                 guard files < 16, budget > 0 else { return false }
                 if n.kind == .file, case .chunk(let id, let length)? = n.content.first {
                     if let file = known(n.name), file != inode, n.content.count == 1, n.size == UInt64(length) {
-                        chunks.prefetchWhole(id.hash, into: file)
+                        chunks.prefetchWhole(id, into: file)
                     } else {
-                        chunks.prefetch(id.hash)
+                        chunks.prefetch(id)
                     }
                     budget -= Int(length)
                     files += 1

@@ -18,7 +18,7 @@ public enum AdditionalData {
     public static let keySlot = Array("key slot".utf8)
 
     /// A blob: `blob`, its type byte and its id.
-    public static func blob(type: BlobType, id: Hash256) -> [UInt8] {
-        Array("blob".utf8) + [type.rawValue] + id.bytes
+    public static func blob(type: BlobType, id: BlobID) -> [UInt8] {
+        Array("blob".utf8) + [type.rawValue] + id.hash.bytes
     }
 }

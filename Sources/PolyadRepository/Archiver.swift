@@ -75,7 +75,7 @@ final class ChunkStore: Sendable {
     var blobsAdded: Int { blobs.load(ordering: .relaxed) }
 
     /// Queues a new data chunk for compression, sealing and packing; blocks while too many are in flight.
-    func storeData(_ chunk: [UInt8], id: Hash256) throws(RepositoryError) {
+    func storeData(_ chunk: [UInt8], id: BlobID) throws(RepositoryError) {
         try submit { [self] in
             do throws(RepositoryError) {
                 try seal(chunk, type: .data, id: id, packer: dataPacker)
@@ -125,7 +125,7 @@ final class ChunkStore: Sendable {
             let id = repository.blobID(bytes)
             do throws(RepositoryError) {
                 if repository.index.reserve(id) { try seal(bytes, type: .data, id: id, packer: dataPacker) }
-                slot.set(.stored([.chunk(ChunkID(id), length: UInt32(bytes.count))], UInt64(bytes.count)))
+                slot.set(.stored([.chunk(ChunkID(id.hash), length: UInt32(bytes.count))], UInt64(bytes.count)))
             } catch {
                 failure.withLock { if $0 == nil { $0 = error } }
                 slot.set(.failed("\(error)"))
@@ -134,11 +134,11 @@ final class ChunkStore: Sendable {
     }
 
     /// Seals and packs a tree blob on the calling thread.
-    func storeTree(_ bytes: [UInt8], id: Hash256) throws(RepositoryError) {
+    func storeTree(_ bytes: [UInt8], id: BlobID) throws(RepositoryError) {
         try seal(bytes, type: .tree, id: id, packer: treePacker)
     }
 
-    private func seal(_ plain: [UInt8], type: BlobType, id: Hash256, packer: Packer) throws(RepositoryError) {
+    private func seal(_ plain: [UInt8], type: BlobType, id: BlobID, packer: Packer) throws(RepositoryError) {
         let sealed = codec.encode(plain, type: type, id: id)
         try packer.add(id: id, sealed: sealed, rawLength: plain.count)
         added.add(UInt64(plain.count), ordering: .relaxed)
@@ -512,7 +512,7 @@ public final class Archiver {
             p.ctime.seconds == Int64(st.ctime.seconds), p.ctime.nanoseconds == Int64(st.ctime.nanoseconds)
         else { return false }
         return p.content.allSatisfy {
-            if case .chunk(let id, _) = $0 { repository.index.contains(id.hash) } else { true }
+            if case .chunk(let id, _) = $0 { repository.index.contains(id.blob) } else { true }
         }
     }
 
@@ -655,14 +655,14 @@ public final class Archiver {
     private func add(chunk: [UInt8], to pieces: inout [ContentPiece]) throws(RepositoryError) {
         let id = repository.blobID(chunk)
         if repository.index.reserve(id) { try store.storeData(chunk, id: id) }
-        pieces.append(.chunk(ChunkID(id), length: UInt32(chunk.count)))
+        pieces.append(.chunk(ChunkID(id.hash), length: UInt32(chunk.count)))
     }
 
     private func storeTree(_ tree: Tree) throws(RepositoryError) -> TreeID {
         let bytes = tree.encoded()
         let id = repository.blobID(bytes)
         if repository.index.reserve(id) { try store.storeTree(bytes, id: id) }
-        return TreeID(id)
+        return TreeID(id.hash)
     }
 
     private func warn(_ message: String) {

@@ -20,7 +20,7 @@ struct BlobCodec: Sendable {
     }
 
     /// The sealed envelope of `plain`, the blob `id` of `type`.
-    func encode(_ plain: [UInt8], type: BlobType, id: Hash256) -> [UInt8] {
+    func encode(_ plain: [UInt8], type: BlobType, id: BlobID) -> [UInt8] {
         var sealed = [UInt8]()
         plain.withUnsafeBytes { buf in
             if level > 0, !Compressibility.isLikelyIncompressible(buf) {
@@ -43,7 +43,7 @@ struct BlobCodec: Sendable {
     static func decode(
         _ sealed: [UInt8],
         key: [UInt8],
-        id: Hash256,
+        id: BlobID,
         location: BlobLocation
     )
         throws(RepositoryError) -> [UInt8]

@@ -73,7 +73,7 @@ public final class BlobSealer: Sendable {
     public func seal(
         _ plaintext: UnsafeRawBufferPointer,
         type: BlobType,
-        id: Hash256,
+        id: BlobID,
         appendingTo output: inout [UInt8]
     ) {
         let n = counter.add(1, ordering: .relaxed).oldValue

@@ -111,8 +111,8 @@ public final class MasterIndex: Sendable {
     public func add(pack: PackID, entries: [PackEntry]) {
         state.withLock { s in
             let number = s.number(of: pack)
-            for e in entries { s.recent[e.id] = Record(id: e.id, pack: number, entry: e) }
-            if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id) } }
+            for e in entries { s.recent[e.id.hash] = Record(id: e.id.hash, pack: number, entry: e) }
+            if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id.hash) } }
             s.mergeIfDue()
         }
     }
@@ -132,7 +132,7 @@ public final class MasterIndex: Sendable {
             var records = [Record]()
             records.reserveCapacity(packs.reduce(0) { $0 + $1.entries.count })
             for (k, (_, entries)) in packs.enumerated() {
-                for e in entries { records.append(Record(id: e.id, pack: numbers[k], entry: e)) }
+                for e in entries { records.append(Record(id: e.id.hash, pack: numbers[k], entry: e)) }
             }
             batch.withLock { $0.append(contentsOf: records) }
         }
@@ -165,8 +165,9 @@ public final class MasterIndex: Sendable {
     }
 
     /// The blob's location, if it is in a pack.
-    public func lookup(_ id: Hash256) -> BlobLocation? {
-        state.withLock { s in
+    public func lookup(_ blob: BlobID) -> BlobLocation? {
+        let id = blob.hash
+        return state.withLock { s in
             guard let r = s.find(id) else { return nil }
             return BlobLocation(
                 pack: s.packs[r.pack],
@@ -179,13 +180,15 @@ public final class MasterIndex: Sendable {
     }
 
     /// True if the blob is stored or being stored.
-    public func contains(_ id: Hash256) -> Bool {
-        state.withLock { $0.find(id) != nil || $0.reserved.contains(id) }
+    public func contains(_ blob: BlobID) -> Bool {
+        let id = blob.hash
+        return state.withLock { $0.find(id) != nil || $0.reserved.contains(id) }
     }
 
     /// Claims `id` for this writer: true if nobody has stored or claimed it yet (so the caller must store it).
-    public func reserve(_ id: Hash256) -> Bool {
-        state.withLock { s in
+    public func reserve(_ blob: BlobID) -> Bool {
+        let id = blob.hash
+        return state.withLock { s in
             if s.find(id) != nil { return false }
             return s.reserved.insert(id).inserted
         }
@@ -212,7 +215,13 @@ public final class MasterIndex: Sendable {
             var out = [PackID: [PackEntry]]()
             for r in s.sorted {
                 out[s.packs[r.pack], default: []].append(
-                    PackEntry(type: r.type, id: r.id, offset: r.offset, length: r.length, rawLength: r.rawLength)
+                    PackEntry(
+                        type: r.type,
+                        id: BlobID(r.id),
+                        offset: r.offset,
+                        length: r.length,
+                        rawLength: r.rawLength
+                    )
                 )
             }
             return out

@@ -26,7 +26,7 @@ final class Packer: Sendable {
     }
 
     /// Adds a sealed blob; stores the pack if it is now full.
-    func add(id: Hash256, sealed: [UInt8], rawLength: Int) throws(RepositoryError) {
+    func add(id: BlobID, sealed: [UInt8], rawLength: Int) throws(RepositoryError) {
         let full: Open? = open.withLock { o in
             if o.bytes.isEmpty { o.bytes.reserveCapacity(targetSize + (1 << 20)) }
             o.entries.append(

@@ -137,7 +137,7 @@ public final class Repository: Sendable {
 
     /// Where a blob is stored. A miss waits for an index load under way, then reads index files written
     /// since (another process's new backup), before it says "nowhere".
-    public func location(of id: Hash256) throws(RepositoryError) -> BlobLocation? {
+    public func location(of id: BlobID) throws(RepositoryError) -> BlobLocation? {
         if let loc = index.lookup(id) { return loc }
         if let loading = indexLoading.withLock({ $0 }) {
             loading.wait()
@@ -212,16 +212,16 @@ public final class Repository: Sendable {
     // MARK: Blobs
 
     /// The keyed id of a blob's plaintext.
-    public func blobID(_ bytes: UnsafeRawBufferPointer) -> Hash256 {
-        Hash256(key.idMAC.authenticationCode(for: bytes))
+    public func blobID(_ bytes: UnsafeRawBufferPointer) -> BlobID {
+        BlobID(Hash256(key.idMAC.authenticationCode(for: bytes)))
     }
 
-    public func blobID(_ bytes: [UInt8]) -> Hash256 {
+    public func blobID(_ bytes: [UInt8]) -> BlobID {
         bytes.withUnsafeBytes { blobID($0) }
     }
 
     /// Reads, authenticates and decompresses a blob.
-    public func loadBlob(_ id: Hash256) throws(RepositoryError) -> [UInt8] {
+    public func loadBlob(_ id: BlobID) throws(RepositoryError) -> [UInt8] {
         guard let loc = try location(of: id) else {
             throw RepositoryError(
                 .damaged,
@@ -240,13 +240,13 @@ public final class Repository: Sendable {
     }
 
     /// Opens a sealed blob read from its pack.
-    func openBlob(_ sealed: [UInt8], id: Hash256, location loc: BlobLocation) throws(RepositoryError) -> [UInt8] {
+    func openBlob(_ sealed: [UInt8], id: BlobID, location loc: BlobLocation) throws(RepositoryError) -> [UInt8] {
         try BlobCodec.decode(sealed, key: key.encryptionKey, id: id, location: loc)
     }
 
     /// Loads and decodes a tree.
     public func loadTree(_ id: TreeID) throws(RepositoryError) -> Tree {
-        let bytes = try loadBlob(id.hash)
+        let bytes = try loadBlob(id.blob)
         do { return try Tree(decoding: bytes) } catch {
             throw RepositoryError.damaged("tree \(id.hash.shortHex)", "\(error)")
         }

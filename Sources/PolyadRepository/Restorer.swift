@@ -225,7 +225,7 @@ public final class Restorer: @unchecked Sendable {
             let future = BlobFuture()
             early = future
             decoders.async { [repository] in
-                future.fulfil(Result { () throws(RepositoryError) in try repository.loadBlob(id.hash) })
+                future.fulfil(Result { () throws(RepositoryError) in try repository.loadBlob(id.blob) })
             }
         }
         let prefetched = early
@@ -301,10 +301,10 @@ public final class Restorer: @unchecked Sendable {
 
     /// Writes every chunk of `node` at its offset; chunks of one file are fetched in parallel.
     private func writeContent(_ node: Node, fd: Int32) throws {
-        var list = [(UInt64, Hash256)]()
+        var list = [(UInt64, BlobID)]()
         var offset: UInt64 = 0
         for piece in node.content {
-            if case .chunk(let id, _) = piece { list.append((offset, id.hash)) }
+            if case .chunk(let id, _) = piece { list.append((offset, id.blob)) }
             offset += piece.length
         }
         let offsets = list
@@ -322,7 +322,7 @@ public final class Restorer: @unchecked Sendable {
         if let e = failure.withLock({ $0 }) { throw e }
     }
 
-    private func writeChunk(_ id: Hash256, at offset: UInt64, fd: Int32) throws {
+    private func writeChunk(_ id: BlobID, at offset: UInt64, fd: Int32) throws {
         let data = try repository.loadBlob(id)
         try data.withUnsafeBytes { b in try FileSystem.pwriteAll(fd, b, offset: Int64(offset)) }
     }
@@ -347,7 +347,7 @@ public final class Restorer: @unchecked Sendable {
                 guard
                     let read = try? buffer.withUnsafeMutableBytes({ b -> Int in
                         try FileSystem.pread(fd, into: b, offset: offset)
-                    }), read == n, repository.blobID(buffer) == id.hash
+                    }), read == n, repository.blobID(buffer) == id.blob
                 else { return false }
             case .hole:
                 // Only the parts of the hole that hold data on disk need reading.

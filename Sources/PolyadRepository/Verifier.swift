@@ -60,7 +60,7 @@ public final class Verifier {
     private let repository: Repository
     private let options: VerifyOptions
     private var report = VerifyReport()
-    private var damagedBlobs = Set<Hash256>()
+    private var damagedBlobs = Set<BlobID>()
 
     /// Prepares a check of `repository` as `options` say.
     public init(repository: Repository, options: VerifyOptions) {
@@ -96,27 +96,27 @@ public final class Verifier {
         report.snapshotsChecked = snapshots.count
 
         // Structure: every tree loads and every referenced blob is indexed.
-        var seenTrees = Set<Hash256>()
-        var referencedData = Set<Hash256>()
+        var seenTrees = Set<BlobID>()
+        var referencedData = Set<BlobID>()
         TreeWalker(repository: self.repository).walk(from: snapshots.map { $0.snapshot.tree }) { event in
             switch event {
             case .unreadable(let id, _, let error):
-                seenTrees.insert(id.hash)
-                if let location = self.repository.index.lookup(id.hash) {
+                seenTrees.insert(id.blob)
+                if let location = self.repository.index.lookup(id.blob) {
                     damage("data/\(location.pack.hash.hex)", "tree blob \(id.hash.shortHex): \(error.message)")
                 } else {
                     damage("tree \(id.hash.shortHex)", "referenced but in no index (missing)")
                 }
-                damagedBlobs.insert(id.hash)
+                damagedBlobs.insert(id.blob)
             case .tree(let id, _, _):
-                seenTrees.insert(id.hash)
+                seenTrees.insert(id.blob)
                 report.treesChecked += 1
             case .node(let node, _):
                 for piece in node.content {
                     guard case .chunk(let cid, _) = piece else { continue }
-                    if referencedData.insert(cid.hash).inserted, self.repository.index.lookup(cid.hash) == nil {
+                    if referencedData.insert(cid.blob).inserted, self.repository.index.lookup(cid.blob) == nil {
                         damage("chunk \(cid.hash.shortHex)", "referenced but in no index (missing)")
-                        damagedBlobs.insert(cid.hash)
+                        damagedBlobs.insert(cid.blob)
                     }
                 }
             }
@@ -233,7 +233,7 @@ public final class Verifier {
     private struct PackCheck: Sendable {
         var problems = [DamagedObject]()
         /// The blobs that are themselves unreadable (missing, cut off, not authentic, or the wrong content).
-        var failedBlobs = Set<Hash256>()
+        var failedBlobs = Set<BlobID>()
         var blobs = 0
         var bytes: UInt64 = 0
     }
@@ -287,10 +287,10 @@ public final class Verifier {
     private static func checkBlobs(
         _ reader: PackReader,
         entries: [PackEntry]
-    ) -> (problems: [DamagedObject], failed: Set<Hash256>) {
+    ) -> (problems: [DamagedObject], failed: Set<BlobID>) {
         let name = "data/\(reader.handle.name)"
         var problems = [DamagedObject]()
-        var failed = Set<Hash256>()
+        var failed = Set<BlobID>()
         for e in entries {
             let sealed: [UInt8]
             do {
@@ -319,7 +319,7 @@ public final class Verifier {
         walker.visitEachTreeOnce = false
         walker.tracksPaths = true
         for (id, snapshot) in snapshots {
-            if damagedBlobs.contains(snapshot.tree.hash) {
+            if damagedBlobs.contains(snapshot.tree.blob) {
                 report.affected.append("snapshot \(id.short): the whole snapshot (its root tree)")
                 report.affectedSnapshots.append(id)
                 continue
@@ -329,12 +329,12 @@ public final class Verifier {
             walker.walk(from: [snapshot.tree]) { event in
                 guard case .node(let node, let path) = event else { return true }
                 if node.content.contains(where: {
-                    if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.hash) } else { false }
+                    if case .chunk(let c, _) = $0 { damagedBlobs.contains(c.blob) } else { false }
                 }) {
                     lines += 1
                     if lines <= 1000 { report.affected.append("snapshot \(id.short): \(PathBytes.display(path))") }
                 }
-                if let sub = node.subtree, damagedBlobs.contains(sub.hash) {
+                if let sub = node.subtree, damagedBlobs.contains(sub.blob) {
                     report.affected.append("snapshot \(id.short): \(PathBytes.display(path))/ (folder listing)")
                     return false
                 }

@@ -130,7 +130,7 @@ public final class BackupManager: Sendable {
                 out.reserveCapacity(Int(node.size))
                 for piece in node.content {
                     switch piece {
-                    case .chunk(let c, _): out += try repo.loadBlob(c.hash)
+                    case .chunk(let c, _): out += try repo.loadBlob(c.blob)
                     case .hole(let n): out += [UInt8](repeating: 0, count: Int(n))
                     }
                 }

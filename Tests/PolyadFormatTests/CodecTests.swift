@@ -32,8 +32,8 @@ final class CodecTests: XCTestCase {
 
     func testPackHeaderRoundTripAndTruncation() throws {
         let h = PackHeader(entries: [
-            PackEntry(type: .data, id: hash(1), offset: 0, length: 100, rawLength: 90),
-            PackEntry(type: .tree, id: hash(2), offset: 100, length: 50, rawLength: 200),
+            PackEntry(type: .data, id: BlobID(hash(1)), offset: 0, length: 100, rawLength: 90),
+            PackEntry(type: .tree, id: BlobID(hash(2)), offset: 100, length: 50, rawLength: 200),
         ])
         let bytes = h.encoded()
         XCTAssertEqual(try PackHeader(decoding: bytes), h)
@@ -52,7 +52,7 @@ final class CodecTests: XCTestCase {
             packs: [
                 .init(
                     id: PackID(hash(9)),
-                    entries: [PackEntry(type: .data, id: hash(4), offset: 0, length: 10, rawLength: 10)]
+                    entries: [PackEntry(type: .data, id: BlobID(hash(4)), offset: 0, length: 10, rawLength: 10)]
                 ),
                 .init(id: PackID(hash(8)), entries: []),
             ],

@@ -23,7 +23,7 @@ final class EnvelopeTests: XCTestCase {
         let key = SecureRandom.bytes(32)
         let sealer = BlobSealer(encryptionKey: key)
         var nonces = Set<[UInt8]>()
-        let id = Hash256([UInt8](repeating: 9, count: 32))
+        let id = BlobID(Hash256([UInt8](repeating: 9, count: 32)))
         for _ in 0..<1000 {
             var out = [UInt8]()
             [UInt8]([1, 2, 3]).withUnsafeBytes { sealer.seal($0, type: .data, id: id, appendingTo: &out) }
@@ -71,7 +71,7 @@ final class PathFilterTests: XCTestCase {
 final class MasterIndexTests: XCTestCase {
     func testReserveAndAdd() {
         let index = MasterIndex()
-        let id = Hash256([UInt8](repeating: 1, count: 32))
+        let id = BlobID(Hash256([UInt8](repeating: 1, count: 32)))
         XCTAssertTrue(index.reserve(id))
         XCTAssertFalse(index.reserve(id), "a second writer does not store it again")
         XCTAssertNil(index.lookup(id))
@@ -84,7 +84,7 @@ final class MasterIndexTests: XCTestCase {
 
     /// The sorted table, the entries added since, and their merges: every id is found where it was put.
     func testLoadThenAddAcrossMergesFindsEveryEntry() {
-        @Sendable func id(_ n: Int) -> Hash256 { Hash256(SHA256.hash(Array("blob \(n)".utf8))) }
+        @Sendable func id(_ n: Int) -> BlobID { BlobID(Hash256(SHA256.hash(Array("blob \(n)".utf8)))) }
         @Sendable func pack(_ n: Int) -> PackID { PackID(Hash256(SHA256.hash(Array("pack \(n)".utf8)))) }
         @Sendable func entries(_ range: Range<Int>, type: BlobType = .data) -> [PackEntry] {
             range.map { PackEntry(type: type, id: id($0), offset: UInt32($0), length: 10, rawLength: 20) }

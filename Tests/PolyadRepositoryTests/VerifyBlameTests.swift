@@ -62,8 +62,8 @@ final class VerifyBlameTests: XCTestCase {
         let keptInB = try treeID(of: scratch.sub("src/kept"), in: b.snapshot, repo)
         XCTAssertNotEqual(changedInA, changedInB)
         XCTAssertEqual(keptInA, keptInB, "B shares the unchanged folder's tree")
-        let loc = try XCTUnwrap(repo.index.lookup(changedInA.hash))
-        XCTAssertEqual(repo.index.lookup(keptInA.hash)?.pack, loc.pack, "both trees are in A's tree pack")
+        let loc = try XCTUnwrap(repo.index.lookup(changedInA.blob))
+        XCTAssertEqual(repo.index.lookup(keptInA.blob)?.pack, loc.pack, "both trees are in A's tree pack")
         XCTAssertTrue(try manager.verify(options: VerifyOptions(readData: true)).isClean)
 
         try flipByte(at: Int(loc.offset) + Int(loc.length) / 2, in: packPath(loc.pack, scratch))
@@ -106,7 +106,7 @@ final class VerifyBlameTests: XCTestCase {
         scratch.write("src/two/b.txt", textBytes(2_500))
         let a = try manager.createBackup(paths: [scratch.sub("src")])
         let repo = try manager.repository()
-        let loc = try XCTUnwrap(repo.index.lookup(a.snapshot.tree.hash))
+        let loc = try XCTUnwrap(repo.index.lookup(a.snapshot.tree.blob))
         let path = packPath(loc.pack, scratch)
         let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         try flipByte(at: size - PackLayout.trailerLength - 3, in: path)  // inside the sealed header

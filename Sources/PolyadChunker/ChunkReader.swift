@@ -1,26 +1,6 @@
 import Glibc
 import PolyadFileSystem
 
-/// A read error while chunking a file.
-public struct ChunkReaderError: Error, CustomStringConvertible, Equatable {
-    /// The `errno` value of the failed call.
-    public var errno: Int32
-    /// What failed, for example "read at offset 4096".
-    public var message: String
-
-    /// Creates an error from an `errno` value and a message.
-    public init(errno: Int32, message: String) {
-        self.errno = errno
-        self.message = message
-    }
-
-    /// "read at offset 4096: Input/output error", followed by a remedy.
-    public var description: String {
-        let reason = String(cString: strerror(errno))
-        return "\(message): \(reason). The file could not be read; check the disk and its permissions, then retry."
-    }
-}
-
 /// Reads a byte range of an open file in large blocks and yields its content-defined chunks in order.
 ///
 /// The reader owns one buffer (16 MiB by default, never less than two maximal chunks unless the range is
@@ -82,8 +62,8 @@ public final class ChunkReader {
 
     /// The next chunk's bytes, or nil after the last chunk.
     ///
-    /// - Throws: `ChunkReaderError` when `pread` fails (`EINTR` is retried).
-    public func next() throws(ChunkReaderError) -> [UInt8]? {
+    /// - Throws: `SystemError` (operation "read at offset N", no path: the caller knows it) when `pread` fails.
+    public func next() throws(SystemError) -> [UInt8]? {
         while true {
             if let buffer, end > start {
                 let available = UnsafeRawBufferPointer(start: buffer + start, count: end - start)
@@ -106,7 +86,7 @@ public final class ChunkReader {
     }
 
     /// Moves the unconsumed bytes to the front of the buffer and reads as much as fits.
-    private func fill() throws(ChunkReaderError) {
+    private func fill() throws(SystemError) {
         let base: UnsafeMutableRawPointer
         if let buffer {
             base = buffer
@@ -131,7 +111,7 @@ public final class ChunkReader {
                     offset: readOffset
                 )
             } catch {
-                throw ChunkReaderError(errno: error.errno, message: "read at offset \(readOffset)")
+                throw SystemError(errno: error.errno, operation: "read at offset \(readOffset)")
             }
             if count == 0 {
                 // The file shrank since its size was taken: chunk what there is.

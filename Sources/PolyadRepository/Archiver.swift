@@ -606,10 +606,8 @@ public final class Archiver {
                 total += UInt64(size - position)
             }
         } catch let e as SystemError {
-            warn("\(e)")
-            return nil
-        } catch let e as ChunkReaderError {
-            warn("\(PathBytes.display(path)): \(e)")
+            // The chunk reader's errors name the offset, not the file.
+            warn(e.path == nil ? "\(PathBytes.display(path)): \(e)" : "\(e)")
             return nil
         } catch let e as RepositoryError {
             throw e

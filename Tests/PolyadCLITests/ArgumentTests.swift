@@ -110,14 +110,7 @@ final class ArgumentTests: XCTestCase {
             ("  local_dir: \"sto\\0re\"\n", "backup.local_dir"),
             ("  local_dir: \"store\"\n  encryption_key_file: \"abc\\0def\"\n", "backup.encryption_key_file"),
         ] {
-            let text = "backup:\n" + line
-            XCTAssertTrue(
-                FileManager.default.createFile(
-                    atPath: f.conf,
-                    contents: Data(text.utf8),
-                    attributes: [.posixPermissions: 0o600]
-                )
-            )
+            f.writeConfig(line, storeLine: "")
             let o = try f.expect(2, ["init"])
             XCTAssertTrue(o.stderr.contains("\(key): contains a NUL character"), o.stderr)
             XCTAssertEqual(try entries(f.root), before)

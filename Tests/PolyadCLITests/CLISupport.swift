@@ -47,6 +47,25 @@ final class CLIFixture {
         folder.remove()
     }
 
+    /// Replaces the config with `backup:`, `storeLine` and `extra` (mode 0600).
+    func writeConfig(
+        _ extra: String,
+        storeLine: String = "  local_dir: \"store\"\n",
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        let text = "backup:\n" + storeLine + extra
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: conf,
+                contents: Data(text.utf8),
+                attributes: [.posixPermissions: 0o600]
+            ),
+            file: file,
+            line: line
+        )
+    }
+
     struct Output {
         var status: Int32
         var stdout: String

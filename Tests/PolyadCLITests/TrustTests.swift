@@ -128,7 +128,7 @@ final class TrustTests: XCTestCase {
             contents: Data(script.utf8),
             attributes: [.posixPermissions: 0o755]
         )
-        try writeConfig(f, "  encryption_key_command: \"\(program) --quiet\"\n")
+        f.writeConfig("  encryption_key_command: \"\(program) --quiet\"\n")
         let o = try f.expect(2, ["snapshots"])
         XCTAssertTrue(
             o.stderr.contains("backup.encryption_key_command: the folder \(bin) can be written by group or others"),
@@ -149,7 +149,7 @@ final class TrustTests: XCTestCase {
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         let command =
             #"if read -r line; then echo \"read: $line\"; elif [ -n \"$POLYAD_PASSWORD$CALLER_SECRET\" ]; then echo leaked; elif [ \"$PATH\" != \"\#(path)\" ]; then echo path; else echo 'test passphrase'; fi"#
-        try writeConfig(f, "  encryption_key_command: \"\(command)\"\n")
+        f.writeConfig("  encryption_key_command: \"\(command)\"\n")
         let o = try f.run(
             ["snapshots"],
             environment: ["CALLER_SECRET": "x", "PATH": "/tmp:" + path],
@@ -162,8 +162,7 @@ final class TrustTests: XCTestCase {
         let f = try CLIFixture()
         try f.expect(0, ["init"])
         let marker = f.root + "/late"
-        try writeConfig(
-            f,
+        f.writeConfig(
             "  encryption_key_command: \"sleep 30; touch \(marker); echo 'test passphrase'\"\n"
                 + "  encryption_key_command_timeout: 1\n"
         )
@@ -182,20 +181,8 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         let config = try f.expect(2, ["snapshots", "-c", fifo])
         XCTAssertTrue(config.stderr.contains("\(fifo): is not a regular file"), config.stderr)
-        try writeConfig(f, "  encryption_key_file: \"fifo\"\n")
+        f.writeConfig("  encryption_key_file: \"fifo\"\n")
         let key = try f.expect(2, ["snapshots"])
         XCTAssertTrue(key.stderr.contains("the key file \(fifo) is not a regular file"), key.stderr)
-    }
-
-    /// Replaces the fixture's config with its store line plus `extra` (mode 0600).
-    func writeConfig(_ f: CLIFixture, _ extra: String) throws {
-        let text = "backup:\n  local_dir: \"store\"\n" + extra
-        XCTAssertTrue(
-            FileManager.default.createFile(
-                atPath: f.conf,
-                contents: Data(text.utf8),
-                attributes: [.posixPermissions: 0o600]
-            )
-        )
     }
 }

@@ -73,9 +73,8 @@ enum FileTrust {
         let writableByOthers = status.permissions & 0o022 != 0
         let sticky = status.permissions & UInt32(S_ISVTX) != 0
         if writableByOthers && !(isFolder && sticky) {
-            let mode = String(status.permissions & 0o7777, radix: 8)
             return
-                "\(what) \(shown) can be written by group or others (mode \(String(repeating: "0", count: max(0, 4 - mode.count)) + mode)), "
+                "\(what) \(shown) can be written by group or others (mode \(octal(status.permissions & 0o7777))), "
                 + "so another user could make polyad run their commands; run `chmod go-w \(shown)`"
         }
         return nil

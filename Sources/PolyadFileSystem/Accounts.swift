@@ -22,7 +22,7 @@ public enum Accounts {
         let name = lookUp(
             { getpwuid_r(uid_t(uid), $0, $1, $2, $3) },
             read: { (entry: passwd) in
-                String(decoding: bytes(ofCString: entry.pw_name), as: UTF8.self)
+                String(decoding: PathBytes.bytes(ofCString: entry.pw_name), as: UTF8.self)
             }
         )
         cache.withLock { $0.userNames[uid] = .some(name) }
@@ -35,7 +35,7 @@ public enum Accounts {
         let name = lookUp(
             { getgrgid_r(gid_t(gid), $0, $1, $2, $3) },
             read: { (entry: group) in
-                String(decoding: bytes(ofCString: entry.gr_name), as: UTF8.self)
+                String(decoding: PathBytes.bytes(ofCString: entry.gr_name), as: UTF8.self)
             }
         )
         cache.withLock { $0.groupNames[gid] = .some(name) }

@@ -35,7 +35,9 @@ public enum FileSystem {
     /// The corresponding C function is `fstatat` with `AT_SYMLINK_NOFOLLOW`.
     public static func linkStatus(at directory: Int32, _ name: UnsafePointer<CChar>) throws(SystemError) -> FileStatus {
         var status = Glibc.stat()
-        _ = try check("fstatat", bytes(ofCString: name)) { fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) }
+        // The name becomes bytes only for the error: listing a folder stats every entry.
+        let (result, code) = retrying { fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) }
+        if result == -1 { throw SystemError(errno: code, operation: "fstatat", path: PathBytes.bytes(ofCString: name)) }
         return FileStatus(status)
     }
 
@@ -89,6 +91,16 @@ public enum FileSystem {
             }
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
             names.append(name)
+        }
+    }
+
+    /// Opens the folder at `path` (following symlinks) for `readdir`; the caller closes it with `closedir`.
+    ///
+    /// The corresponding C function is `opendir`.
+    public static func openDirectory(_ path: [UInt8]) throws(SystemError) -> OpaquePointer {
+        try withCPath(path, operation: "opendir") { (cPath) throws(SystemError) -> OpaquePointer in
+            guard let stream = opendir(cPath) else { throw SystemError(errno: errno, operation: "opendir", path: path) }
+            return stream
         }
     }
 
@@ -545,7 +557,7 @@ public enum FileSystem {
                 throw SystemError(errno: errno, operation: "realpath", path: path)
             }
             defer { free(resolved) }
-            return bytes(ofCString: resolved)
+            return PathBytes.bytes(ofCString: resolved)
         }
     }
 
@@ -555,7 +567,7 @@ public enum FileSystem {
     public static func currentDirectory() -> [UInt8] {
         guard let cwd = getcwd(nil, 0) else { return [PathBytes.separator] }
         defer { free(cwd) }
-        return bytes(ofCString: cwd)
+        return PathBytes.bytes(ofCString: cwd)
     }
 
     /// The bytes available to unprivileged users on the file system holding `path` (`f_bavail * f_frsize`).

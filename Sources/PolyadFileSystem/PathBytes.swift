@@ -1,3 +1,5 @@
+import Glibc
+
 /// Helpers for paths kept as raw bytes.
 ///
 /// Linux file names are arbitrary bytes except `/` and NUL: they may be invalid UTF-8 or contain newlines, so
@@ -23,6 +25,11 @@ public enum PathBytes {
         }
         result.append(contentsOf: rest)
         return result
+    }
+
+    /// The bytes of a NUL-terminated C string (a name or path the kernel or the C library gave).
+    public static func bytes(ofCString pointer: UnsafePointer<CChar>) -> [UInt8] {
+        [UInt8](UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
     }
 
     /// The components of a path: split on `/`, dropping empty components (so `/a//b/` gives `a`, `b`).

@@ -76,24 +76,14 @@ public enum PathText {
     /// The value of the environment variable `name` as the kernel gave it, or nil.
     public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
-        return string(
-            UnsafeBufferPointer(
-                start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self),
-                count: strlen(value)
-            )
-        )
+        return string(PathBytes.bytes(ofCString: value))
     }
 
     /// This process's arguments after the program name, as the kernel gave them.
     public static func commandLineArguments() -> [String] {
         (1..<Int(CommandLine.argc)).map { index in
             guard let argument = CommandLine.unsafeArgv[index] else { return "" }
-            return string(
-                UnsafeBufferPointer(
-                    start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self),
-                    count: strlen(argument)
-                )
-            )
+            return string(PathBytes.bytes(ofCString: argument))
         }
     }
 }

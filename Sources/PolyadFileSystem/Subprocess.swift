@@ -162,7 +162,7 @@ public enum Subprocess {
         var entries: [[UInt8]] = []
         var cursor = environ
         while let entry = cursor.pointee {
-            entries.append(bytes(ofCString: entry))
+            entries.append(PathBytes.bytes(ofCString: entry))
             cursor += 1
         }
         return entries

@@ -105,9 +105,3 @@ func check<T: BinaryInteger>(
     }
     return value
 }
-
-/// Copies a NUL-terminated C string into bytes.
-func bytes(ofCString pointer: UnsafePointer<CChar>) -> [UInt8] {
-    let length = strlen(pointer)
-    return [UInt8](UnsafeRawBufferPointer(start: pointer, count: length))
-}

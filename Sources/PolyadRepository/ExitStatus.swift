@@ -28,10 +28,4 @@ extension RepositoryError {
         case .partial: .partial
         }
     }
-
-    /// A bare storage error as the repository would wrap it.
-    public static func wrapping(_ error: StorageError) -> RepositoryError { storage(error) }
-
-    /// A bare system error as the repository would wrap it.
-    public static func wrapping(_ error: SystemError) -> RepositoryError { system(error) }
 }

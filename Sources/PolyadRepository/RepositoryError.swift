@@ -26,7 +26,7 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 
     /// Wraps a storage error.
-    static func storage(_ e: StorageError) -> RepositoryError {
+    public static func storage(_ e: StorageError) -> RepositoryError {
         switch e.code {
         case .noSpace:
             RepositoryError(
@@ -50,7 +50,8 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
         RepositoryError(.damaged, "damaged object \(what): \(detail); run `polyad verify` to see what it affects")
     }
 
-    static func system(_ e: SystemError) -> RepositoryError {
+    /// Wraps a system error.
+    public static func system(_ e: SystemError) -> RepositoryError {
         if e.errno == ENOSPC || e.errno == EDQUOT {
             return RepositoryError(.noSpace, "\(e) — free some space and run the command again", cause: e)
         }

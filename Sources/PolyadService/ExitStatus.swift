@@ -18,9 +18,9 @@ extension ExitCode {
         case let e as RepositoryError:
             self = e.exitCode
         case let e as StorageError:
-            self = RepositoryError.wrapping(e).exitCode
+            self = RepositoryError.storage(e).exitCode
         case let e as SystemError:
-            self = RepositoryError.wrapping(e).exitCode
+            self = RepositoryError.system(e).exitCode
         case is ConfigError:
             self = .usage
         case let e as any ExitCodeCarrying:

@@ -470,10 +470,13 @@ public final class LocalBackend: Backend {
     ) throws(StorageError)
         -> [(name: String, size: Int64)]
     {
-        guard let stream = Sys.openDirectory(folder) else {
-            let code = errno
-            if code == ENOENT || code == ENOTDIR { return [] }
-            throw storageError(SystemError(errno: code, operation: "opendir"), "cannot list", folder, nil)
+        let stream: OpaquePointer
+        do {
+            stream = try FileSystem.openDirectory(PathText.bytes(folder))
+        } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
+            return []
+        } catch {
+            throw storageError(error, "cannot list", folder, nil)
         }
         defer { closedir(stream) }
         let fd = dirfd(stream)

@@ -38,16 +38,6 @@ enum Sys {
     static func unlink(_ path: String) throws(SystemError) {
         try FileSystem.unlink(PathText.bytes(path))
     }
-
-    /// `opendir(3)`, or nil with `errno` set.
-    static func openDirectory(_ path: String) -> OpaquePointer? {
-        let bytes = PathText.bytes(path)
-        guard !bytes.contains(0) else {
-            errno = EINVAL
-            return nil
-        }
-        return opendir(bytes.map { CChar(bitPattern: $0) } + [0])
-    }
 }
 
 extension FileStatus {

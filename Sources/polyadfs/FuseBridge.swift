@@ -46,7 +46,7 @@ func caller(_ req: fuse_req_t?) -> Caller {
 /// A name from the kernel, as bytes.
 func name(_ c: UnsafePointer<CChar>?) -> [UInt8] {
     guard let c else { return [] }
-    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self), count: strlen(c)))
+    return PathBytes.bytes(ofCString: c)
 }
 
 /// The low-level operations. Every callback replies exactly once. The read operations are in

@@ -13,3 +13,40 @@ void polyad_keep_freed_heap(void) {
 }
 
 short polyad_posix_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+int polyad_open_path_flag(void) { return O_PATH; }
+int polyad_at_empty_path_flag(void) { return AT_EMPTY_PATH; }
+unsigned int polyad_rename_noreplace_flag(void) { return RENAME_NOREPLACE; }
+unsigned int polyad_rename_exchange_flag(void) { return RENAME_EXCHANGE; }
+
+int polyad_renameat2(int olddirfd, const char *oldname, int newdirfd, const char *newname, unsigned int flags) {
+    return renameat2(olddirfd, oldname, newdirfd, newname, flags);
+}
+
+int polyad_fallocate(int fd, int mode, long long offset, long long length) {
+    return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+
+int polyad_syncfs(int fd) { return syncfs(fd); }
+
+long polyad_getxattr(const char *path, const char *name, void *value, unsigned long size, int follow) {
+    return follow ? getxattr(path, name, value, size) : lgetxattr(path, name, value, size);
+}
+
+long polyad_listxattr(const char *path, char *list, unsigned long size, int follow) {
+    return follow ? listxattr(path, list, size) : llistxattr(path, list, size);
+}
+
+int polyad_setxattr(const char *path, const char *name, const void *value, unsigned long size, int flags,
+                    int follow) {
+    return follow ? setxattr(path, name, value, size, flags) : lsetxattr(path, name, value, size, flags);
+}
+
+int polyad_removexattr(const char *path, const char *name, int follow) {
+    return follow ? removexattr(path, name) : lremovexattr(path, name);
+}

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The settings of `mount.conf`: where the store is, how it is written, and how it is mounted and kept.
 ///
 /// Read a file with ``load(file:)`` (which also refuses secrets in a file others can read), or text with
@@ -100,6 +102,22 @@ public struct Configuration: Sendable {
         self.mount = mount
         self.retention = retention
         self.log = log
+    }
+
+    /// Where `/incoming` stages what is written to it: `mount.staging_dir`; by default beside a local store
+    /// (`<local_dir>.staging`), else `$XDG_STATE_HOME/polyad/staging` (`~/.local/state/polyad/staging`), or
+    /// `/var/lib/polyad/staging` for root.
+    public func stagingDirectory(environment: [String: String]) -> String {
+        if let given = mount.stagingDirectory { return given }
+        if let localDirectory {
+            let trimmed =
+                localDirectory.hasSuffix("/") && localDirectory.count > 1
+                ? String(localDirectory.dropLast()) : localDirectory
+            return trimmed + ".staging"
+        }
+        if getuid() == 0 { return "/var/lib/polyad/staging" }
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/polyad/staging" }
+        return (environment["HOME"] ?? "/tmp") + "/.local/state/polyad/staging"
     }
 
     /// Parses `text` as the config file `file` (used for messages and to resolve relative paths; a relative

@@ -94,6 +94,9 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
 public struct MountSettings: Sendable, Equatable {
     /// Seconds `/incoming` must be quiet (no file open for writing) before it becomes a snapshot. Default 5.
     public var settleSeconds: Int
+    /// `mount.staging_dir`: the private folder where `/incoming` keeps what is written to it until it is
+    /// committed (absolute). Default: see `Configuration.stagingDirectory`.
+    public var stagingDirectory: String?
     /// Size of the decrypted chunk cache of the mount in MiB. Default 64 (sequential reads need only the
     /// read-ahead window; more helps random access to the same files).
     public var cacheMiB: Int
@@ -101,8 +104,14 @@ public struct MountSettings: Sendable, Equatable {
     public var allowOther: Bool
 
     /// Creates mount settings with the defaults.
-    public init(settleSeconds: Int = 5, cacheMiB: Int = 64, allowOther: Bool = false) {
+    public init(
+        settleSeconds: Int = 5,
+        stagingDirectory: String? = nil,
+        cacheMiB: Int = 64,
+        allowOther: Bool = false
+    ) {
         self.settleSeconds = settleSeconds
+        self.stagingDirectory = stagingDirectory
         self.cacheMiB = cacheMiB
         self.allowOther = allowOther
     }

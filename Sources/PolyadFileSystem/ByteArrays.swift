@@ -50,3 +50,27 @@ func appendZeros(to output: inout [UInt8], count: Int) {
         }
     }
 }
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` that keeps the body's typed error (the standard one rethrows `any Error`).
+    public func withTypedBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        var result: Result<R, E>?
+        withUnsafeBytes { b in
+            do throws(E) { result = .success(try body(b)) } catch { result = .failure(error) }
+        }
+        return try result!.get()
+    }
+
+    /// `withUnsafeMutableBytes` that keeps the body's typed error.
+    public mutating func withTypedMutableBytes<R, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    )
+        throws(E) -> R
+    {
+        var result: Result<R, E>?
+        withUnsafeMutableBytes { b in
+            do throws(E) { result = .success(try body(b)) } catch { result = .failure(error) }
+        }
+        return try result!.get()
+    }
+}

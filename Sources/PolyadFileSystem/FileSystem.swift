@@ -69,6 +69,12 @@ public enum FileSystem {
     public static func directoryEntries(_ path: [UInt8]) throws(SystemError) -> [[UInt8]] {
         let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
         let fd = try openRetryingWithoutNoAccessTime(path, flags: flags, operation: "opendir")
+        return try directoryEntries(descriptor: fd, path: path)
+    }
+
+    /// The names in the open folder `fd` (which this call takes over and closes), excluding `.` and `..`;
+    /// `path` names it in errors.
+    public static func directoryEntries(descriptor fd: Int32, path: [UInt8]) throws(SystemError) -> [[UInt8]] {
         guard let directory = fdopendir(fd) else {
             let code = errno
             Glibc.close(fd)

@@ -10,6 +10,7 @@ final class ControlFilesProvider: TreeProvider {
         case metrics
         case statsJSON = "stats.json"
         case status
+        case statusJSON = "status.json"
 
         private static let inOrder = allCases
 
@@ -29,6 +30,7 @@ final class ControlFilesProvider: TreeProvider {
     private let storeLocation: String
     private let catalog: SnapshotCatalog
     private let counters: @Sendable () -> MountCounters
+    private let incomingStatus: @Sendable () -> IncomingStatus
     private let storeStatistics: @Sendable () throws -> any Encodable
     private let willBlock: @Sendable () -> Void
 
@@ -42,6 +44,7 @@ final class ControlFilesProvider: TreeProvider {
         storeLocation: String,
         catalog: SnapshotCatalog,
         counters: @escaping @Sendable () -> MountCounters,
+        incomingStatus: @escaping @Sendable () -> IncomingStatus,
         storeStatistics: @escaping @Sendable () throws -> any Encodable,
         willBlock: @escaping @Sendable () -> Void
     ) {
@@ -51,6 +54,7 @@ final class ControlFilesProvider: TreeProvider {
         self.storeLocation = storeLocation
         self.catalog = catalog
         self.counters = counters
+        self.incomingStatus = incomingStatus
         self.storeStatistics = storeStatistics
         self.willBlock = willBlock
         table.insertFixed(FixedInode.control, owner: id, entry: Entry(nil), parent: FixedInode.root, name: ".polyad")
@@ -92,10 +96,45 @@ final class ControlFilesProvider: TreeProvider {
         return a
     }
 
-    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenFile {
+    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenedContent {
         try requireReadOnly(flags)
         guard let f = try file(inode) else { throw FileSystemErrno(EISDIR) }
-        return OpenFile(generated: content(f), inode: inode.number)
+        return .content(OpenFile(generated: content(f), inode: inode.number))
+    }
+
+    /// The `incoming:` lines of `status`, e.g. `incoming: 1204 files, 3.1 GB pending, 0 open for writing,
+    /// commit in 2 s` and `last_commit: 5e1f0a2b at 2026-12-02T10:04:11Z, 38.2 s, 1204 files, 3.1 GB`.
+    static func describe(_ i: IncomingStatus) -> [String] {
+        var when: String
+        if i.committing {
+            when = "committing now"
+        } else if i.openWriters > 0 {
+            when = "commit once the writers close"
+        } else if let s = i.secondsToCommit {
+            when = "commit in \(Int(s.rounded(.up))) s"
+        } else if i.pendingFiles > 0 {
+            when = i.retryInSeconds.map { "commit retried in \(Int($0)) s" } ?? "commit waiting"
+        } else {
+            when = "nothing to commit"
+        }
+        var lines = [
+            "incoming: \(i.pendingFiles) files, \(ByteCountFormatter.string(fromByteCount: Int64(clamping: i.pendingBytes), countStyle: .file)) pending, "
+                + "\(i.openWriters) open for writing, \(when)",
+            "staging: \(i.stagingFolder)",
+        ]
+        if let id = i.lastCommitSnapshot, let t = i.lastCommitTime {
+            lines.append(
+                "last_commit: \(id) at \(t), \(i.lastCommitSeconds ?? 0) s, \(i.lastCommitFiles ?? 0) files, "
+                    + ByteCountFormatter.string(
+                        fromByteCount: Int64(clamping: i.lastCommitBytes ?? 0),
+                        countStyle: .file
+                    )
+            )
+        } else {
+            lines.append("last_commit: none since mounted")
+        }
+        if let e = i.lastError { lines.append("last_commit_error: \(i.lastErrorTime ?? "") \(e)") }
+        return lines
     }
 
     /// The bytes of a control file now.
@@ -109,22 +148,28 @@ final class ControlFilesProvider: TreeProvider {
             return Array(((try? e.encode(stats)) ?? Data("{}".utf8))) + [10]
         case .status:
             let c = counters()
-            var lines = [
-                "state: mounted (read-only snapshots)",
-                "store: \(storeLocation)",
-                "mounted_at: \(ISO8601DateFormatter().string(from: mountedAt))",
-                "snapshots: \(c.snapshots)",
-                "latest: \(String(decoding: catalog.latestTarget(), as: UTF8.self))",
-                "reads: \(c.reads) (\(c.bytesRead) bytes)",
-                "read_errors: \(c.readErrors)",
-                "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses",
-                "chunks_decoded: \(c.chunksDecoded)",
-                "incoming: not writable yet (commits from /incoming come with a later version)",
-            ]
-            if let e = c.lastError { lines.append("last_error: \(e)") }
+            let i = incomingStatus()
+            var lines =
+                [
+                    "state: mounted (snapshots read-only, /incoming writable)",
+                    "store: \(storeLocation)",
+                    "mounted_at: \(ISO8601DateFormatter().string(from: mountedAt))",
+                    "snapshots: \(c.snapshots)",
+                    "latest: \(String(decoding: catalog.latestTarget(), as: UTF8.self))",
+                    "reads: \(c.reads) (\(c.bytesRead) bytes)",
+                    "read_errors: \(c.readErrors)",
+                    "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses",
+                    "chunks_decoded: \(c.chunksDecoded)",
+                ] + Self.describe(i)
+            if let e = c.lastError { lines.append("last_read_error: \(e)") }
             return Array((lines.joined(separator: "\n") + "\n").utf8)
+        case .statusJSON:
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            return Array(((try? e.encode(incomingStatus())) ?? Data("{}".utf8))) + [10]
         case .metrics:
             let c = counters()
+            let i = incomingStatus()
             let text = """
                 # HELP polyad_mount_snapshots Snapshots visible in the mount.
                 # TYPE polyad_mount_snapshots gauge
@@ -147,6 +192,15 @@ final class ControlFilesProvider: TreeProvider {
                 # HELP polyad_mount_cache_misses_total Chunk cache misses.
                 # TYPE polyad_mount_cache_misses_total counter
                 polyad_mount_cache_misses_total \(c.chunkCacheMisses)
+                # HELP polyad_incoming_pending_files Files staged in /incoming and not yet in a snapshot.
+                # TYPE polyad_incoming_pending_files gauge
+                polyad_incoming_pending_files \(i.pendingFiles)
+                # HELP polyad_incoming_pending_bytes Bytes staged in /incoming and not yet in a snapshot.
+                # TYPE polyad_incoming_pending_bytes gauge
+                polyad_incoming_pending_bytes \(i.pendingBytes)
+                # HELP polyad_incoming_open_writers Files open for writing under /incoming.
+                # TYPE polyad_incoming_open_writers gauge
+                polyad_incoming_open_writers \(i.openWriters)
 
                 """
             return Array(text.utf8)

@@ -89,6 +89,12 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// Gives a fixed inode a new entry (`/incoming`'s live tree after a commit took the old one).
+    func replaceFixedEntry(_ number: UInt64, entry: any InodeEntry) {
+        precondition(FixedInode.isFixed(number), "inode \(number) is not a fixed one")
+        state.withLock { $0.records[number]?.entry = entry }
+    }
+
     /// The inode numbered `number`; `ENOENT` if the table holds none.
     func inode(_ number: UInt64) throws(FileSystemErrno) -> Inode {
         guard

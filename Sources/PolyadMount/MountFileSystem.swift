@@ -1,9 +1,11 @@
 import Dispatch
 import Foundation
+import PolyadFileSystem
 import PolyadFormat
 import PolyadRepository
 import PolyadService
 import PolyadStorage
+import Synchronization
 
 /// The view of the store that `polyadfs` serves: `/snapshots/<day>/<id>/<tree>`, `/snapshots/latest`,
 /// `/incoming`, `/.polyad/{stats.json,status,metrics}`. It routes each request to the provider that owns the
@@ -22,6 +24,12 @@ public final class MountFileSystem: Sendable {
     /// Where trees and chunks are decoded ahead and small files pushed to the kernel.
     private let readAhead = DispatchQueue(label: "polyad.mount.readahead", attributes: .concurrent)
     private let willBlock: @Sendable () -> Void
+    /// `/incoming` (a typed reference: its open files are not the reader's) and its commits.
+    private let incoming: IncomingFolder
+    private let committer: IncomingCommitter
+    private let committerStarted = Atomic<Bool>(false)
+    /// Handles of `/incoming`'s open files carry this bit; the reader's do not.
+    private static let stagedHandleBit: UInt64 = 1 << 63
 
     /// - Parameters:
     ///   - cacheBytes: the most decrypted chunk data kept in memory.
@@ -31,14 +39,21 @@ public final class MountFileSystem: Sendable {
     ///   - pushToKernel: given an inode the kernel knows and the whole content of that (small, one-chunk)
     ///     file, decoded ahead of a reader; puts it in the kernel's page cache so that reading it costs no
     ///     request.
+    ///   - staging: where `/incoming` keeps what is written to it until it is committed.
+    ///   - settleSeconds: how long `/incoming` must be quiet (no writer open) before it is committed.
+    ///   - invalidateEntry: tells the kernel to drop its cached entry `name` of folder `inode` (what a commit
+    ///     took out of `/incoming`).
     public init(
         manager: BackupManager,
         repository: Repository,
         cacheBytes: Int,
+        staging: StagingArea,
+        settleSeconds: Double,
         log: @escaping @Sendable (String) -> Void,
         willBlock: @escaping @Sendable () -> Void = {},
-        pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }
-    ) {
+        pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in },
+        invalidateEntry: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }
+    ) throws(RepositoryError) {
         self.repository = repository
         self.willBlock = willBlock
         let mountedAt = Date()
@@ -81,7 +96,21 @@ public final class MountFileSystem: Sendable {
             chunks: chunks,
             mountTime: mountTime
         )
-        let incoming = IncomingFolder(id: ProviderID(index: 2), table: table, mountTime: mountTime)
+        let incoming: IncomingFolder
+        do { incoming = try IncomingFolder(id: ProviderID(index: 2), table: table, staging: staging) } catch {
+            throw RepositoryError.system(error)
+        }
+        let committer = IncomingCommitter(
+            incoming: incoming,
+            staging: staging,
+            manager: manager,
+            catalog: catalog,
+            settleSeconds: settleSeconds,
+            log: log,
+            forgetEntry: { invalidateEntry(FixedInode.incoming, $0) }
+        )
+        self.incoming = incoming
+        self.committer = committer
         let control = ControlFilesProvider(
             id: ProviderID(index: 3),
             table: table,
@@ -89,6 +118,7 @@ public final class MountFileSystem: Sendable {
             storeLocation: repository.backend.location,
             catalog: catalog,
             counters: { Self.counters(activity: activity, chunks: chunks, catalog: catalog) },
+            incomingStatus: { committer.status },
             storeStatistics: { try manager.backupStatistics() },
             willBlock: willBlock
         )
@@ -98,6 +128,24 @@ public final class MountFileSystem: Sendable {
 
     /// The provider that owns `inode`.
     private func owner(_ inode: Inode) -> any TreeProvider { providers[inode.owner.index] }
+
+    // MARK: /incoming commits
+
+    /// Starts committing `/incoming` in the background (what earlier runs left staged first).
+    public func startCommitting() {
+        committerStarted.store(true, ordering: .relaxed)
+        committer.start()
+    }
+
+    /// At unmount: stops the background commits and commits what is staged if no file is open for writing;
+    /// what is not committed stays staged for the next mount.
+    public func finishCommitting() { committer.finish(started: committerStarted.load(ordering: .relaxed)) }
+
+    /// One look at `/incoming` now, as the background thread takes every 0.2 s (for tests that drive it).
+    public func commitIfSettled() { committer.tick() }
+
+    /// What `/.polyad/status` says about `/incoming`.
+    public var incomingStatus: IncomingStatus { committer.status }
 
     // MARK: Snapshots
 
@@ -172,8 +220,15 @@ public final class MountFileSystem: Sendable {
     /// Opens a file with the `open(2)` `flags` (anything but `O_RDONLY` is EROFS: the mount is read-only).
     public func open(_ inode: UInt64, flags: Int32 = O_RDONLY, caller: Caller) throws(FileSystemErrno) -> OpenedFile {
         let i = try table.inode(inode)
-        let file = try owner(i).open(i, flags: flags, caller: caller)
-        return OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
+        switch try owner(i).open(i, flags: flags, caller: caller) {
+        case .content(let file): return OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
+        case .staged(let handle): return OpenedFile(handle: handle | Self.stagedHandleBit, keepCache: false)
+        }
+    }
+
+    /// The handle of `/incoming`'s own open files, or nil for the reader's.
+    private static func staged(_ handle: UInt64) -> UInt64? {
+        handle & stagedHandleBit != 0 ? handle & ~stagedHandleBit : nil
     }
 
     /// Reads up to `size` bytes at `offset`: the bytes are the concatenation of the returned slices, which
@@ -187,7 +242,8 @@ public final class MountFileSystem: Sendable {
     ) throws(FileSystemErrno)
         -> [ArraySlice<UInt8>]
     {
-        try reader.read(handle, offset: offset, size: size)
+        if let h = Self.staged(handle) { return [try incoming.read(h, offset: offset, size: size)[...]] }
+        return try reader.read(handle, offset: offset, size: size)
     }
 
     /// `lseek` with `SEEK_DATA` or `SEEK_HOLE`: where the next data or hole starts at or after `offset`.
@@ -199,11 +255,154 @@ public final class MountFileSystem: Sendable {
     ) throws(FileSystemErrno)
         -> UInt64
     {
-        try reader.seek(handle, offset: offset, findData: findData)
+        if let h = Self.staged(handle) {
+            return try incoming.seek(h, offset: offset, whence: findData ? 3 : 4)  // SEEK_DATA, SEEK_HOLE
+        }
+        return try reader.seek(handle, offset: offset, findData: findData)
     }
 
-    /// Closes an open file.
-    public func release(_ handle: UInt64, caller: Caller) { reader.release(handle) }
+    /// Closes an open file (its last descriptor).
+    public func release(_ handle: UInt64, caller: Caller) {
+        if let h = Self.staged(handle) { incoming.release(h) } else { reader.release(handle) }
+    }
+
+    // MARK: Writing (only /incoming's files are open for writing)
+
+    /// Writes `bytes` at `offset`: the count written.
+    public func write(
+        _ handle: UInt64,
+        _ bytes: UnsafeRawBufferPointer,
+        offset: UInt64,
+        caller: Caller
+    ) throws(FileSystemErrno) -> Int {
+        guard let h = Self.staged(handle) else { throw FileSystemErrno(EBADF) }
+        return try incoming.write(h, bytes, offset: offset)
+    }
+
+    /// A `close` of one descriptor of the file: what was written is on the staging disk when it returns.
+    public func flush(_ handle: UInt64, caller: Caller) throws(FileSystemErrno) {
+        if let h = Self.staged(handle) { try incoming.flush(h) }
+    }
+
+    /// `fsync` (or `fdatasync`, `dataOnly`).
+    public func sync(_ handle: UInt64, dataOnly: Bool, caller: Caller) throws(FileSystemErrno) {
+        if let h = Self.staged(handle) { try incoming.sync(h, dataOnly: dataOnly) }
+    }
+
+    /// `fsync` of a folder.
+    public func syncFolder(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) {
+        let i = try table.inode(inode)
+        if i.owner == incoming.id { try incoming.syncFolder(i) }
+    }
+
+    /// `fallocate`.
+    public func allocate(
+        _ handle: UInt64,
+        mode: Int32,
+        offset: UInt64,
+        length: UInt64,
+        caller: Caller
+    ) throws(FileSystemErrno) {
+        guard let h = Self.staged(handle) else { throw FileSystemErrno(EBADF) }
+        try incoming.allocate(h, mode: mode, offset: offset, length: length)
+    }
+
+    // MARK: Changing the tree (the provider of the folder decides; read-only parts answer EROFS)
+
+    /// Creates and opens `name` in `parent`: its attributes (one lookup counted) and the open file.
+    public func create(
+        parent: UInt64,
+        name: [UInt8],
+        mode: UInt32,
+        flags: Int32,
+        caller: Caller
+    ) throws(FileSystemErrno) -> (Attributes, OpenedFile) {
+        let folder = try table.folder(parent)
+        let made = try owner(folder).create(name, in: folder, mode: mode, flags: flags, caller: caller)
+        let opened = OpenedFile(handle: made.handle | Self.stagedHandleBit, keepCache: false)
+        return (try attributes(made.inode, caller: caller), opened)
+    }
+
+    /// `mkdir`, `mknod` or `symlink`: the new entry's attributes (one lookup counted).
+    public func make(
+        parent: UInt64,
+        name: [UInt8],
+        kind: NewEntry,
+        caller: Caller
+    ) throws(FileSystemErrno)
+        -> Attributes
+    {
+        let folder = try table.folder(parent)
+        return try attributes(try owner(folder).make(name, in: folder, kind: kind, caller: caller), caller: caller)
+    }
+
+    /// A hard link: the attributes of the linked inode (one more lookup counted).
+    public func link(
+        _ inode: UInt64,
+        newParent: UInt64,
+        newName: [UInt8],
+        caller: Caller
+    ) throws(FileSystemErrno)
+        -> Attributes
+    {
+        let i = try table.inode(inode)
+        let folder = try table.folder(newParent)
+        guard i.owner == folder.owner else { throw FileSystemErrno(EXDEV) }
+        return try attributes(try owner(folder).link(i, as: newName, in: folder, caller: caller), caller: caller)
+    }
+
+    /// `unlink` (or `rmdir`, `isFolder`).
+    public func remove(parent: UInt64, name: [UInt8], isFolder: Bool, caller: Caller) throws(FileSystemErrno) {
+        let folder = try table.folder(parent)
+        try owner(folder).remove(name, in: folder, isFolder: isFolder, caller: caller)
+    }
+
+    /// `rename`/`renameat2`: EXDEV between parts of the tree (`/incoming` and a snapshot), as between disks.
+    public func rename(
+        parent: UInt64,
+        name: [UInt8],
+        newParent: UInt64,
+        newName: [UInt8],
+        flags: RenameFlags,
+        caller: Caller
+    ) throws(FileSystemErrno) {
+        let from = try table.folder(parent)
+        let to = try table.folder(newParent)
+        guard from.owner == to.owner else { throw FileSystemErrno(EXDEV) }
+        try owner(from).rename(name, in: from, to: newName, in: to, flags: flags, caller: caller)
+    }
+
+    /// `setattr`: the attributes after the change.
+    public func setAttributes(
+        _ inode: UInt64,
+        _ changes: AttributeChanges,
+        caller: Caller
+    ) throws(FileSystemErrno)
+        -> Attributes
+    {
+        let i = try table.inode(inode)
+        var changes = changes
+        changes.handle = changes.handle.flatMap(Self.staged)
+        return try owner(i).setAttributes(changes, of: i, caller: caller)
+    }
+
+    /// `setxattr`.
+    public func setExtendedAttribute(
+        _ inode: UInt64,
+        name: [UInt8],
+        value: [UInt8],
+        flags: Int32,
+        caller: Caller
+    ) throws(FileSystemErrno) {
+        let i = try table.inode(inode)
+        try owner(i).setExtendedAttribute(name, value: value, flags: flags, of: i, caller: caller)
+    }
+
+    /// `removexattr`.
+    public func removeExtendedAttribute(_ inode: UInt64, name: [UInt8], caller: Caller) throws(FileSystemErrno) {
+        let i = try table.inode(inode)
+        try owner(i).removeExtendedAttribute(name, of: i, caller: caller)
+    }
 
     /// Waits for the read-ahead work under way (decodes, pushes to the kernel) to finish.
     public func finishBackgroundWork() {
@@ -237,14 +436,19 @@ public final class MountFileSystem: Sendable {
         return c
     }
 
-    /// `statfs`: the store's size in 4 KiB blocks, no free space (read-only), the inode count in use.
-    public func statistics(caller: Caller) -> (blocks: UInt64, files: UInt64) {
+    /// `statfs`: the staging disk's figures, as that is where `/incoming` writes (`df` shows what can be
+    /// dropped in), or the store's size with no free space if the staging disk cannot be asked.
+    public func statistics(caller: Caller) -> VolumeStatistics {
+        if let v = incoming.volumeStatistics() { return v }
         // Object sizes from the listing only: `df` should not decrypt every snapshot.
         willBlock()
         var stored: UInt64 = 0
         for kind in ObjectKind.allCases {
             for info in (try? repository.backend.list(kind)) ?? [] { stored += UInt64(max(0, info.size)) }
         }
-        return ((stored + 4095) / 4096, UInt64(table.count))
+        var v = VolumeStatistics()
+        v.blocks = (stored + 4095) / 4096
+        v.files = UInt64(table.count)
+        return v
     }
 }

@@ -67,6 +67,56 @@ public struct Attributes: Sendable {
     }
 }
 
+/// What `open` of an inode gives: content the reader serves, or a staged file of `/incoming` (its handle
+/// in the incoming folder).
+enum OpenedContent: Sendable {
+    case content(OpenFile)
+    case staged(UInt64)
+}
+
+/// What `mkdir`, `mknod` and `symlink` make.
+public enum NewEntry: Sendable {
+    /// A folder with this mode.
+    case folder(mode: UInt32)
+    /// A node (fifo, socket, device, regular file) with this mode (type bits included) and device number.
+    case node(mode: UInt32, device: UInt64)
+    /// A symlink to this target.
+    case symlink(target: [UInt8])
+}
+
+/// A time `setattr` sets: a given one, or now.
+public enum TimeChange: Sendable, Equatable {
+    case at(Timestamp)
+    case now
+}
+
+/// What a `setattr` request changes (nil: unchanged), in the order it is applied: mode, owner, size, times.
+public struct AttributeChanges: Sendable {
+    public var mode: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var size: UInt64?
+    public var accessTime: TimeChange?
+    public var modificationTime: TimeChange?
+    /// The open file the request came through (`ftruncate`, `futimens`), if any.
+    public var handle: UInt64?
+
+    public init() {}
+}
+
+/// `statfs`: the figures `df` shows for the mount.
+public struct VolumeStatistics: Sendable {
+    public var blockSize: UInt64 = 4096
+    public var blocks: UInt64 = 0
+    public var freeBlocks: UInt64 = 0
+    public var availableBlocks: UInt64 = 0
+    public var files: UInt64 = 0
+    public var freeFiles: UInt64 = 0
+    public var nameMax: UInt64 = 255
+
+    public init() {}
+}
+
 /// A directory entry as `readdir` returns it.
 public struct DirectoryEntry: Sendable {
     public var name: [UInt8]

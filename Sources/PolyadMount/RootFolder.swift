@@ -35,7 +35,7 @@ final class RootFolder: TreeProvider {
         Attributes.folder(inode.number, time: mountTime)
     }
 
-    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenFile {
+    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenedContent {
         try requireReadOnly(flags)
         throw FileSystemErrno(EISDIR)
     }

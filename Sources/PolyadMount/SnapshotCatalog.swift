@@ -80,6 +80,11 @@ final class SnapshotCatalog: Sendable {
         state.withLock { s in s.snapshots.filter { $0.value.day == day }.map(\.key) }
     }
 
+    /// Whether a snapshot the catalog knows satisfies `matches`.
+    func contains(where matches: (Snapshot) -> Bool) -> Bool {
+        state.withLock { s in s.snapshots.values.contains { matches($0.snapshot) } }
+    }
+
     /// The newest snapshot (by time, then id).
     func latest() -> (SnapshotID, Info)? {
         state.withLock { s in

@@ -300,12 +300,12 @@ final class SnapshotTreeProvider: TreeProvider {
     // MARK: Opening
 
     /// Opens a snapshot file for reading, and starts decoding the files that follow it in walk order.
-    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenFile {
+    func open(_ inode: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenedContent {
         try requireReadOnly(flags)
         if let entry = inode.entry as? SnapshotNode, entry.node.kind == .file {
             let file = OpenFile(node: entry.node, inode: inode.number)
             walk.start(after: inode.number, node: entry.node)
-            return file
+            return .content(file)
         }
         if let entry = inode.entry as? CatalogEntry, case .latest = entry.kind { throw FileSystemErrno(ELOOP) }
         throw FileSystemErrno(EISDIR)

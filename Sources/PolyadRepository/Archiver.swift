@@ -27,8 +27,28 @@ public struct BackupOptions: Sendable {
     public var packSize = 16 << 20
     /// Free-form metadata stored in the snapshot.
     public var metadata: [String: String] = [:]
+    /// Store the one folder in `paths` as the snapshot's root: its entries become the top of the tree,
+    /// rather than sitting under the folder's full path (an `/incoming` commit of a staging folder).
+    public var folderAsRoot = false
+    /// The paths the snapshot records (default: the absolute paths backed up).
+    public var recordedPaths: [String]?
+    /// Who the snapshot is by (default: this process's user).
+    public var writer: SnapshotWriter?
 
     public init(paths: [[UInt8]]) { self.paths = paths }
+}
+
+/// The user a snapshot is recorded as made by.
+public struct SnapshotWriter: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var userName: String
+
+    public init(uid: UInt32, gid: UInt32, userName: String) {
+        self.uid = uid
+        self.gid = gid
+        self.userName = userName
+    }
 }
 
 /// Progress of a running backup, for a terminal display.
@@ -103,7 +123,12 @@ public final class Archiver {
         for p in absolute where !FileSystem.exists(p) {
             throw RepositoryError(.invalidArgument, "\(PathBytes.display(p)) does not exist; nothing was backed up")
         }
-        let displayPaths = absolute.map { PathBytes.display($0) }.sorted()
+        if options.folderAsRoot {
+            guard absolute.count == 1, (try? FileSystem.lstat(absolute[0]))?.kind == .directory else {
+                throw RepositoryError(.invalidArgument, "a folder backed up as the root must be one folder")
+            }
+        }
+        let displayPaths = options.recordedPaths?.sorted() ?? absolute.map { PathBytes.display($0) }.sorted()
         let host = options.host ?? Accounts.hostName
         let parent = try findParent(host: host, paths: displayPaths)
         let parentTree = try cachedTree(parent?.snapshot.tree)
@@ -128,15 +153,18 @@ public final class Archiver {
         let filter = self.filter
         let prefetcher = MetadataPrefetcher(roots: absolute, excluded: { filter.isExcluded($0) })
         defer { prefetcher.stop() }
-        if root.isTarget {  // one file system: the one of /
-            do { rootDevice = try FileSystem.lstat([UInt8(ascii: "/")]).dev } catch {
+        if root.isTarget || options.folderAsRoot {  // one file system: the one of / (or of the root folder)
+            do { rootDevice = try FileSystem.lstat(options.folderAsRoot ? absolute[0] : [UInt8(ascii: "/")]).dev } catch
+            {
                 throw RepositoryError.system(error)
             }
         }
         let treeID: TreeID
         do {
             let top: PendingDirectory
-            if root.isTarget {
+            if options.folderAsRoot {
+                top = try walkDirectory(absolute[0], parent: parentTree)
+            } else if root.isTarget {
                 top = try walkDirectory([UInt8(ascii: "/")], parent: parentTree)
             } else {
                 top = try assemble(root, path: [], parent: parentTree)
@@ -159,9 +187,9 @@ public final class Archiver {
         let snapshot = Snapshot(
             time: time,
             hostname: host,
-            username: Accounts.currentUserName,
-            uid: getuid(),
-            gid: getgid(),
+            username: options.writer?.userName ?? Accounts.currentUserName,
+            uid: options.writer?.uid ?? getuid(),
+            gid: options.writer?.gid ?? getgid(),
             paths: displayPaths,
             tags: options.tags.sorted(),
             parent: parent?.id,

@@ -9,6 +9,9 @@ public struct SnapshotInfo: Sendable, Codable {
     public var time: String
     public var hostname: String
     public var username: String
+    /// The user and group the snapshot was made by (for an `/incoming` commit, the writer's).
+    public var uid: UInt32
+    public var gid: UInt32
     public var tags: [String]
     public var paths: [String]
     public var files: Int
@@ -23,7 +26,7 @@ public struct SnapshotInfo: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case id
         case shortID = "short_id"
-        case time, hostname, username, tags, paths, files, parent, tree, metadata, summary
+        case time, hostname, username, uid, gid, tags, paths, files, parent, tree, metadata, summary
         case logicalBytes = "logical_bytes"
         case storedBytes = "stored_bytes"
     }
@@ -34,6 +37,8 @@ public struct SnapshotInfo: Sendable, Codable {
         time = TimeFormat.iso8601(s.time)
         hostname = s.hostname
         username = s.username
+        uid = s.uid
+        gid = s.gid
         tags = s.tags
         paths = s.paths
         files = s.summary.filesNew + s.summary.filesChanged + s.summary.filesUnchanged

@@ -82,8 +82,7 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
         replyDirectory(req, ino, size: size, offset: off, plus: true)
     }
     ops.statfs = { req, _ in
-        let (blocks, files) = context(req).fs.statistics(caller: caller(req))
-        replyStatistics(req, blocks: blocks, files: files)
+        replyStatistics(req, context(req).fs.statistics(caller: caller(req)))
     }
     ops.listxattr = { req, ino, size in
         answer(req) { () throws(FileSystemErrno) in

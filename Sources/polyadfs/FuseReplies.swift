@@ -80,18 +80,18 @@ func replyXattr(_ req: fuse_req_t?, _ value: [UInt8], size: Int) throws(FileSyst
     }
 }
 
-/// `statfs`: `blocks` 4 KiB blocks, none free (read-only), `files` inodes.
-func replyStatistics(_ req: fuse_req_t?, blocks: UInt64, files: UInt64) {
+/// `statfs`.
+func replyStatistics(_ req: fuse_req_t?, _ v: VolumeStatistics) {
     var s = statvfs()
-    s.f_bsize = 4096
-    s.f_frsize = 4096
-    s.f_blocks = UInt(blocks)
-    s.f_bfree = 0
-    s.f_bavail = 0
-    s.f_files = UInt(files)
-    s.f_ffree = 0
-    s.f_favail = 0
-    s.f_namemax = 255
+    s.f_bsize = UInt(v.blockSize)
+    s.f_frsize = UInt(v.blockSize)
+    s.f_blocks = UInt(v.blocks)
+    s.f_bfree = UInt(v.freeBlocks)
+    s.f_bavail = UInt(v.availableBlocks)
+    s.f_files = UInt(v.files)
+    s.f_ffree = UInt(v.freeFiles)
+    s.f_favail = UInt(v.freeFiles)
+    s.f_namemax = UInt(v.nameMax)
     fuse_reply_statfs(req, &s)
 }
 

@@ -179,26 +179,52 @@ enum PolyadFS {
         }
         // The session, once made, for pushing decoded files to the kernel from the read-ahead threads.
         let sessionBits = Atomic<UInt>(0)
-        let fs = MountFileSystem(
-            manager: manager,
-            repository: repository,
-            cacheBytes: max(16, configuration.mount.cacheMiB) << 20,
-            log: log,
-            willBlock: { polyad_fuse_worker_will_block() },
-            pushToKernel: { inode, bytes in
-                guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else { return }
-                bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
-            }
-        )
+        // `/incoming`'s staging folder: private, and used by this mount alone.
+        let staging: StagingArea
+        do {
+            staging = try StagingArea(
+                path: configuration.stagingDirectory(environment: ProcessInfo.processInfo.environment)
+            )
+        } catch {
+            fail(ExitCode(for: error), error.message)
+        }
+        raiseOpenFileLimit()  // every inode of /incoming the kernel holds is an open O_PATH descriptor
+        let fs: MountFileSystem
+        do {
+            fs = try MountFileSystem(
+                manager: manager,
+                repository: repository,
+                cacheBytes: max(16, configuration.mount.cacheMiB) << 20,
+                staging: staging,
+                settleSeconds: Double(configuration.mount.settleSeconds),
+                log: log,
+                willBlock: { polyad_fuse_worker_will_block() },
+                pushToKernel: { inode, bytes in
+                    guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else {
+                        return
+                    }
+                    bytes.withUnsafeBytes { _ = polyad_fuse_notify_store(session, inode, $0.baseAddress, $0.count) }
+                },
+                invalidateEntry: { parent, name in
+                    guard let session = OpaquePointer(bitPattern: sessionBits.load(ordering: .acquiring)) else {
+                        return
+                    }
+                    let cName = name.map { CChar(bitPattern: $0) } + [0]
+                    _ = fuse_lowlevel_notify_inval_entry(session, parent, cName, name.count)
+                }
+            )
+        } catch {
+            fail(ExitCode(for: error), error.message)
+        }
         fs.refreshSnapshots(interval: 0)
         let context = MountContext(fs: fs, readyDescriptor: readyFD, mountpoint: mountpoint)
         let userdata = Unmanaged.passRetained(context)
 
-        // Read-only as a whole (the kernel answers writes with EROFS), as /proc/mounts then says. The name's
-        // commas are escaped for libfuse's option parser.
+        // Writable for `/incoming`; the snapshots and control files answer EROFS themselves. The name's commas
+        // are escaped for libfuse's option parser.
         let fsname = "polyad:" + PathText.display(configuration.localDirectory ?? path)
         var fuseOptions = [
-            "fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs", "ro",
+            "fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs",
             "default_permissions", "max_read=\(1 << 20)",
         ]
         let passThrough = ["allow_other", "allow_root", "ro", "default_permissions", "noatime", "nodev", "nosuid"]
@@ -226,11 +252,14 @@ enum PolyadFS {
             fail(.fatal, "cannot mount on \(shownMountpoint)\(hint)")
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
+        fs.startCommitting()
         // 8 workers; the reading one polls for 100 µs after each request before it sleeps (see the shim).
         let status = polyad_fuse_session_loop(session, 8, 100)
         // No pushes to the kernel from here on, and none under way, before the session goes.
         sessionBits.store(0, ordering: .releasing)
         fs.finishBackgroundWork()
+        // Unmounted (or a signal): what /incoming holds settled is committed now, the rest kept for next time.
+        fs.finishCommitting()
         fuse_session_unmount(session)
         fuse_remove_signal_handlers(session)
         fuse_session_destroy(session)
@@ -240,6 +269,18 @@ enum PolyadFS {
         if status < 0 { standardError("polyadfs: reading /dev/fuse failed: \(String(cString: strerror(-status)))\n") }
         return status == 0 ? 0 : 1
     }
+}
+
+/// Raises the limit of open descriptors to the hard limit (as root, to the kernel's maximum).
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    if geteuid() == 0 {
+        var wide = rlimit(rlim_cur: 1 << 20, rlim_max: max(limit.rlim_max, 1 << 20))
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wide) == 0 { return }
+    }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Writes to standard error (unbuffered, from any thread).

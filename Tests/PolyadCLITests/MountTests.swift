@@ -383,9 +383,19 @@ final class MountTests: XCTestCase {
         XCTAssertFalse(isMounted(mountpoint))
     }
 
-    /// Everything outside `/incoming` is read-only, and so says the mount table (`ro`, not `rw`).
-    func testMountTableSaysReadOnly() throws {
-        _ = try mountBackupOfGeneratedTree()
+    /// The mount is `rw` for `/incoming`; everything else answers EROFS.
+    func testOnlyIncomingIsWritable() throws {
+        let src = try mountBackupOfGeneratedTree()
+        let root = try snapshotRoot() + src
+        for path in [root + "/docs/new", mountpoint + "/new", mountpoint + "/.polyad/new", mountpoint + "/snapshots/x"] {
+            XCTAssertThrowsError(try FileSystem.makeDirectory(bytes(path), mode: 0o755), path) { e in
+                XCTAssertEqual((e as? SystemError)?.errno, EROFS, path)
+            }
+        }
+        XCTAssertThrowsError(try FileSystem.open(bytes(root + "/docs/readme.txt"), flags: O_WRONLY, mode: 0)) { e in
+            XCTAssertEqual((e as? SystemError)?.errno, EROFS)
+        }
+        XCTAssertNoThrow(try FileSystem.makeDirectory(bytes(mountpoint + "/incoming/new"), mode: 0o755))
         let table = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
         let path = String(decoding: try FileSystem.realPath(bytes(fixture.root)), as: UTF8.self) + "/mnt"
         let line = try XCTUnwrap(
@@ -393,7 +403,7 @@ final class MountTests: XCTestCase {
             table
         )
         let options = line.split(separator: " ")[3].split(separator: ",")
-        XCTAssertEqual(options.first, "ro", String(line))
+        XCTAssertEqual(options.first, "rw", String(line))
         XCTAssertTrue(line.contains("fuse.polyadfs"), String(line))
     }
 

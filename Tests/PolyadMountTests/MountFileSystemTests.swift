@@ -20,17 +20,25 @@ final class MountFileSystemTests: XCTestCase {
     /// Who asks: this process (nothing checks it yet).
     private let caller = Caller.currentProcess
 
-    override func setUpWithError() throws {
-        temporary = try TemporaryFolder(prefix: "polyad-mount-test")
+    private var staging: StagingArea?
+
+    /// A new store in `folder` (config `extra` appended to its mount.conf), and its manager.
+    static func makeStore(in folder: String, extra: String = "") throws -> BackupManager {
         let conf = folder + "/mount.conf"
-        let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: false\n"
+        let text = "backup:\n  local_dir: \"store\"\n  compression_level: 6\n  verify_integrity: false\n" + extra
         _ = FileManager.default.createFile(
             atPath: conf,
             contents: Data(text.utf8),
             attributes: [.posixPermissions: 0o600]
         )
-        manager = BackupManager(config: try Configuration.load(file: conf), environment: ["POLYAD_PASSWORD": "pw"])
+        let manager = BackupManager(config: try Configuration.load(file: conf), environment: ["POLYAD_PASSWORD": "pw"])
         try manager.initialize()
+        return manager
+    }
+
+    override func setUpWithError() throws {
+        temporary = try TemporaryFolder(prefix: "polyad-mount-test")
+        manager = try Self.makeStore(in: folder)
         source = folder + "/src"
         try FileManager.default.createDirectory(atPath: source + "/sub", withIntermediateDirectories: true)
     }
@@ -57,10 +65,14 @@ final class MountFileSystemTests: XCTestCase {
     )
         throws -> MountFileSystem
     {
-        let fs = MountFileSystem(
+        let staging = try self.staging ?? StagingArea(path: folder + "/staging")
+        self.staging = staging
+        let fs = try MountFileSystem(
             manager: manager,
             repository: try manager.repository(),
             cacheBytes: cacheBytes,
+            staging: staging,
+            settleSeconds: 3600,
             log: log,
             willBlock: willBlock,
             pushToKernel: pushToKernel
@@ -146,7 +158,7 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertTrue(target.hasPrefix(day + "/"), target)
         XCTAssertEqual(
             names(try fs.readDirectory(try inode(fs, ".polyad"), caller: caller)),
-            [".", "..", "metrics", "stats.json", "status"]
+            [".", "..", "metrics", "stats.json", "status", "status.json"]
         )
         XCTAssertEqual(try fs.readDirectory(try inode(fs, "incoming"), caller: caller).count, 2)
         XCTAssertThrowsError(try fs.lookup(parent: snapshots, name: Array("1999-01-01".utf8), caller: caller)) {
@@ -433,20 +445,20 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertEqual(try inode(fs, "snapshots"), FixedInode.snapshots)
         XCTAssertEqual(try inode(fs, "incoming"), FixedInode.incoming)
         XCTAssertEqual(try inode(fs, ".polyad"), FixedInode.control)
-        for (i, name) in ["metrics", "stats.json", "status"].enumerated() {
+        for (i, name) in ["metrics", "stats.json", "status", "status.json"].enumerated() {
             XCTAssertEqual(try inode(fs, ".polyad/" + name), FixedInode.firstControlFile + UInt64(i))
         }
         let day = try inode(fs, "snapshots/latest")
         XCTAssertGreaterThanOrEqual(day, FixedInode.firstDynamic)
         XCTAssertEqual(fs.path(of: try inode(fs, ".polyad/status")), "/.polyad/status")
-        // /incoming: an empty folder, read-only for now.
+        // /incoming: an empty folder (writable: see IncomingFolderTests).
         XCTAssertEqual(try fs.attributes(FixedInode.incoming, caller: caller).mode, S_IFDIR | 0o755)
         XCTAssertThrowsError(try fs.lookup(parent: FixedInode.incoming, name: Array("x".utf8), caller: caller)) {
             XCTAssertEqual(($0 as? FileSystemErrno)?.code, ENOENT)
         }
-        // Writes anywhere: EROFS; reading access is allowed.
+        // Writes anywhere but /incoming: EROFS; reading access is allowed.
         let file = try inode(fs, try latestSource(fs) + "/a.txt")
-        for target in [FixedInode.root, FixedInode.incoming, FixedInode.control, FixedInode.firstControlFile, file] {
+        for target in [FixedInode.root, FixedInode.control, FixedInode.firstControlFile, file] {
             XCTAssertThrowsError(try fs.open(target, flags: O_WRONLY, caller: caller)) {
                 XCTAssertEqual(($0 as? FileSystemErrno)?.code, EROFS)
             }

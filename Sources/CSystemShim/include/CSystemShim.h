@@ -20,3 +20,28 @@ void polyad_keep_freed_heap(void);
 /// does not define. polyadfs starts its daemon in a session of its own with it.
 short polyad_posix_spawn_setsid_flag(void);
 #endif
+
+#ifndef C_SYSTEM_SHIM_STAGING
+#define C_SYSTEM_SHIM_STAGING
+
+// The calls the mount's `/incoming` passes through to its staging folder. Why a shim: glibc declares
+// renameat2, fallocate, syncfs, O_PATH, AT_EMPTY_PATH and the RENAME_* flags only under _GNU_SOURCE, and
+// <sys/xattr.h> is not part of Swift's Glibc module. Each returns what the C call returns (-1 and errno).
+// Plain C types only: a system header included here would make Glibc's types come from this module.
+
+/// `O_PATH`: a descriptor that names a file without opening it for reading or writing.
+int polyad_open_path_flag(void);
+/// `AT_EMPTY_PATH`: an empty name means the descriptor itself.
+int polyad_at_empty_path_flag(void);
+/// `RENAME_NOREPLACE`, `RENAME_EXCHANGE`.
+unsigned int polyad_rename_noreplace_flag(void);
+unsigned int polyad_rename_exchange_flag(void);
+int polyad_renameat2(int olddirfd, const char *oldname, int newdirfd, const char *newname, unsigned int flags);
+int polyad_fallocate(int fd, int mode, long long offset, long long length);
+int polyad_syncfs(int fd);
+long polyad_getxattr(const char *path, const char *name, void *value, unsigned long size, int follow);
+long polyad_listxattr(const char *path, char *list, unsigned long size, int follow);
+int polyad_setxattr(const char *path, const char *name, const void *value, unsigned long size, int flags,
+                    int follow);
+int polyad_removexattr(const char *path, const char *name, int follow);
+#endif

@@ -90,7 +90,9 @@ final class ControlFilesProvider: TreeProvider {
         if let f = try file(inode) {
             a.mode = S_IFREG | 0o444
             a.links = 1
-            a.size = UInt64(content(f).count)
+            // Size 0, as /proc's files: the content is made anew at each open, and readers read to the end
+            // (the open is direct I/O, so the kernel does not cut a read at an older size).
+            a.size = 0
             a.cacheSeconds = 0
         }
         return a

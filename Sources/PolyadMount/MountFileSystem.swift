@@ -221,7 +221,10 @@ public final class MountFileSystem: Sendable {
     public func open(_ inode: UInt64, flags: Int32 = O_RDONLY, caller: Caller) throws(FileSystemErrno) -> OpenedFile {
         let i = try table.inode(inode)
         switch try owner(i).open(i, flags: flags, caller: caller) {
-        case .content(let file): return OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
+        case .content(let file):
+            var opened = OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
+            opened.directIO = file.generated != nil
+            return opened
         case .staged(let handle): return OpenedFile(handle: handle | Self.stagedHandleBit, keepCache: false)
         }
     }

@@ -132,6 +132,9 @@ public struct OpenedFile: Sendable {
     /// Whether the kernel may keep the file's pages between opens (true for snapshot content, which never
     /// changes; false for the control files, generated anew on each open).
     public var keepCache: Bool
+    /// Whether reads go to the daemon whatever size the kernel last saw (content generated at open: the
+    /// control files).
+    public var directIO = false
 }
 
 /// What the mount has done since it started: the figures `/.polyad/status` and `/.polyad/metrics` show.

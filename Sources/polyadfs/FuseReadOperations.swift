@@ -40,6 +40,7 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
             let opened = try context(req).fs.open(ino, flags: fi!.pointee.flags, caller: caller(req))
             fi!.pointee.fh = opened.handle
             if opened.keepCache { polyad_fuse_file_info_keep_cache(fi) }  // snapshot files never change
+            if opened.directIO { polyad_fuse_file_info_direct_io(fi) }
             fuse_reply_open(req, fi)
         }
     }

@@ -387,7 +387,8 @@ final class MountTests: XCTestCase {
     func testOnlyIncomingIsWritable() throws {
         let src = try mountBackupOfGeneratedTree()
         let root = try snapshotRoot() + src
-        for path in [root + "/docs/new", mountpoint + "/new", mountpoint + "/.polyad/new", mountpoint + "/snapshots/x"] {
+        for path in [root + "/docs/new", mountpoint + "/new", mountpoint + "/.polyad/new", mountpoint + "/snapshots/x"]
+        {
             XCTAssertThrowsError(try FileSystem.makeDirectory(bytes(path), mode: 0o755), path) { e in
                 XCTAssertEqual((e as? SystemError)?.errno, EROFS, path)
             }

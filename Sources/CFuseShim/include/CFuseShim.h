@@ -30,6 +30,10 @@ int polyad_fuse_notify_store(struct fuse_session *se, fuse_ino_t ino, const void
 /// Why a shim: `keep_cache` is a bit-field of `struct fuse_file_info`.
 void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi);
 
+/// Reads bypass the page cache and the size the kernel knows (content generated at open, whose size may
+/// differ from the last `getattr`). Why a shim: `direct_io` is a bit-field.
+void polyad_fuse_file_info_direct_io(struct fuse_file_info *fi);
+
 /// Large reads and read-ahead (up to `max_io` bytes) where the kernel allows them.
 void polyad_fuse_conn_configure(struct fuse_conn_info *conn, unsigned int max_io);
 

@@ -2,14 +2,18 @@ import Foundation
 import PolyadFileSystem
 import XCTest
 
-/// A store and a real mount of it: `polyadfs CONF MNT` in daemon mode (it returns once the mount is up),
-/// unmounted with `fusermount3 -u`, the daemon then waited for (it commits `/incoming` before it exits).
+/// A store and a real mount of it. `mount()` runs `polyadfs CONF MNT` in daemon mode (it returns once the mount
+/// is up); `mount(inForeground: true)` runs `polyadfs CONF MNT -f` as a child `Process` and waits for the mount.
+/// `unmount()` runs `fusermount3 -u` and then waits for the daemon (it commits `/incoming` before it exits).
 /// Under CI a missing FUSE is a failure; elsewhere the test is skipped with the reason.
 final class MountedStore {
     let fixture: CLIFixture
     let mountpoint: String
-    /// The daemon of the current mount (read from the staging folder's lock file).
+    /// The daemon of the current mount: in daemon mode read from the staging folder's lock file, in the
+    /// foreground the child's PID.
     private(set) var daemonPID: pid_t?
+    /// The foreground daemon (`mount(inForeground: true)`), a child of this process; nil in daemon mode.
+    private(set) var daemon: Process?
 
     static var polyadfs: String { CLIFixture.productsDirectory + "/polyadfs" }
 
@@ -47,16 +51,55 @@ final class MountedStore {
         }
     }
 
-    /// Mounts (daemon mode) and records the daemon's PID.
-    func mount(file: StaticString = #filePath, line: UInt = #line) throws {
-        let o = try fixture.run([fixture.conf, mountpoint], executable: Self.polyadfs)
-        guard o.status == 0 else {
-            XCTFail("polyadfs exited \(o.status): \(o.stderr)", file: file, line: line)
-            throw XCTSkip("not mounted")
+    /// Mounts and returns once the mount is up. Daemon mode (the default) records the daemon's PID from the
+    /// staging folder's lock file. In the foreground the daemon's stderr goes to `<fixture root>/polyadfs.log`
+    /// (a file, not a pipe that nobody drains), which a failure to mount quotes.
+    func mount(inForeground: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard inForeground else {
+            let o = try fixture.run([fixture.conf, mountpoint], executable: Self.polyadfs)
+            guard o.status == 0 else {
+                XCTFail("polyadfs exited \(o.status): \(o.stderr)", file: file, line: line)
+                throw XCTSkip("not mounted")
+            }
+            let staging = try stagingFolder()
+            let pid = try String(contentsOfFile: staging + "/lock", encoding: .utf8)
+            daemonPID = pid_t(pid.trimmingCharacters(in: .whitespacesAndNewlines))
+            return
         }
-        let staging = try stagingFolder()
-        let pid = try String(contentsOfFile: staging + "/lock", encoding: .utf8)
-        daemonPID = pid_t(pid.trimmingCharacters(in: .whitespacesAndNewlines))
+        let log = fixture.root + "/polyadfs.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.polyadfs)
+        p.arguments = [fixture.conf, mountpoint, "-f"]
+        p.environment = fixture.environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try p.run()
+        daemon = p
+        daemonPID = p.processIdentifier
+        for _ in 0..<1000 {
+            if isMounted { return }
+            if !p.isRunning {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                XCTFail("polyadfs exited \(p.terminationStatus): \(text)", file: file, line: line)
+                throw XCTSkip("not mounted")
+            }
+            usleep(10_000)
+        }
+        XCTFail("not mounted after 10 s", file: file, line: line)
+    }
+
+    /// Whether `mountpoint -q` sees a mount on the mount point.
+    var isMounted: Bool { Self.shell(["mountpoint", "-q", mountpoint]).status == 0 }
+
+    /// The mounted root of the only snapshot.
+    func snapshotRoot() throws -> String {
+        let days = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots").filter {
+            $0 != "latest"
+        }
+        let day = try XCTUnwrap(days.first)
+        let ids = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day)
+        return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
     }
 
     /// The staging folder the config names (default: beside the store).
@@ -71,7 +114,7 @@ final class MountedStore {
         return (local.hasPrefix("/") ? local : fixture.root + "/" + local) + ".staging"
     }
 
-    /// Unmounts if mounted and waits (up to 120 s) for the daemon to exit.
+    /// Unmounts if mounted and waits (up to 120 s, then `kill -9`) for the daemon to exit.
     func unmount() {
         // Also a dead mount (its daemon killed), which `mountpoint` cannot stat.
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
@@ -81,10 +124,15 @@ final class MountedStore {
                 _ = Self.shell(["fusermount3", "-uz", mountpoint])
             }
         }
-        if let pid = daemonPID {
+        if let d = daemon {
+            for _ in 0..<12_000 where d.isRunning { usleep(10_000) }
+            if d.isRunning { kill(d.processIdentifier, SIGKILL) }
+            d.waitUntilExit()
+        } else if let pid = daemonPID {
             for _ in 0..<12_000 where kill(pid, 0) == 0 { usleep(10_000) }
             if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
         }
+        daemon = nil
         daemonPID = nil
     }
 
@@ -92,7 +140,11 @@ final class MountedStore {
     func killDaemon() {
         guard let pid = daemonPID else { return }
         kill(pid, SIGKILL)
-        for _ in 0..<1000 where kill(pid, 0) == 0 { usleep(10_000) }
+        if let d = daemon {
+            d.waitUntilExit()
+        } else {
+            for _ in 0..<1000 where kill(pid, 0) == 0 { usleep(10_000) }
+        }
     }
 
     /// Runs a command and returns its status and combined output. posix_spawn and waitpid directly, not

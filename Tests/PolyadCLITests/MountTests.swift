@@ -4,126 +4,24 @@ import XCTest
 
 /// The mount, for real: polyadfs on a temporary folder, read with the ordinary tools.
 final class MountTests: XCTestCase {
-    var fixture: CLIFixture!
-    var mountpoint = ""
-    var daemon: Process?
+    var store: MountedStore!
+    var fixture: CLIFixture { store.fixture }
+    var mountpoint: String { store.mountpoint }
 
-    static var polyadfs: String { CLIFixture.productsDirectory + "/polyadfs" }
+    static var polyadfs: String { MountedStore.polyadfs }
 
     override func setUpWithError() throws {
-        guard FileManager.default.fileExists(atPath: "/dev/fuse"),
-            FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3")
-                || FileManager.default.isExecutableFile(atPath: "/bin/fusermount3")
-        else {
-            if underCI {
-                XCTFail("/dev/fuse or fusermount3 is missing: the mount tests need FUSE (apt-get install fuse3)")
-            }
-            throw XCTSkip("/dev/fuse or fusermount3 is missing: mount tests skipped")
-        }
-        guard FileManager.default.isExecutableFile(atPath: Self.polyadfs) else {
-            throw XCTSkip("polyadfs is not built at \(Self.polyadfs): run `swift build` first (Scripts/test does)")
-        }
-        fixture = try CLIFixture()
-        mountpoint = fixture.root + "/mnt"
-        try FileSystem.makeDirectories(bytes(mountpoint), mode: 0o755)
+        store = try MountedStore()
     }
 
     override func tearDown() {
-        unmount()
-        fixture = nil
+        store?.unmount()
+        store = nil
     }
 
-    /// Starts polyadfs in the foreground and waits until the mount is up.
+    /// Mounts in the foreground (polyadfs a child of this process), as these tests always have.
     func mount(file: StaticString = #filePath, line: UInt = #line) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.polyadfs)
-        p.arguments = [fixture.conf, mountpoint, "-f"]
-        p.environment = fixture.environment
-        p.standardOutput = FileHandle.nullDevice
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        daemon = p
-        for _ in 0..<1000 {
-            if isMounted(mountpoint) { return }
-            if !p.isRunning {
-                let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                XCTFail("polyadfs exited \(p.terminationStatus): \(text)", file: file, line: line)
-                throw XCTSkip("not mounted")
-            }
-            usleep(10_000)
-        }
-        XCTFail("not mounted after 10 s", file: file, line: line)
-    }
-
-    func unmount() {
-        if !mountpoint.isEmpty, isMounted(mountpoint) { _ = shell(["fusermount3", "-u", mountpoint]) }
-        if let d = daemon {
-            for _ in 0..<500 where d.isRunning { usleep(10_000) }
-            if d.isRunning { d.terminate() }
-            d.waitUntilExit()
-        }
-        daemon = nil
-    }
-
-    func isMounted(_ path: String) -> Bool {
-        shell(["mountpoint", "-q", path]).status == 0
-    }
-
-    /// Runs a command and returns its status and combined output. posix_spawn and waitpid directly, not
-    /// Foundation's Process: its exit monitoring can miss a child whose own child daemonizes (polyadfs).
-    @discardableResult
-    func shell(_ args: [String], environment: [String: String]? = nil) -> (status: Int32, out: String) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return (-1, "pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-        let cArgs = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup($0) } + [nil]
-        defer {
-            for pointer in cArgs + cEnv { free(pointer) }
-        }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
-        close(fds[1])
-        guard spawned == 0 else {
-            close(fds[0])
-            return (-1, "spawn failed: \(spawned)")
-        }
-        var output = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fds[0], &buffer, buffer.count)
-            if n > 0 {
-                output += buffer[0..<n]
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
-                break
-            }
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (code, String(decoding: output, as: UTF8.self))
-    }
-
-    /// The mounted root of the only snapshot.
-    func snapshotRoot() throws -> String {
-        let days = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots").filter {
-            $0 != "latest"
-        }
-        let day = try XCTUnwrap(days.first)
-        let ids = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/snapshots/" + day)
-        return mountpoint + "/snapshots/" + day + "/" + (try XCTUnwrap(ids.first))
+        try store.mount(inForeground: true, file: file, line: line)
     }
 
     /// Writes `files` (name → bytes) into a new source folder, creates the store and backs the folder up;
@@ -169,7 +67,7 @@ final class MountTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/.polyad/metrics"))
         // cp -a out and compare with the source: bytes, modes, owners, times, xattrs, hard links, holes, names.
         let out = fixture.root + "/out"
-        let cp = shell(["cp", "-a", try snapshotRoot() + src, out])
+        let cp = MountedStore.shell(["cp", "-a", try store.snapshotRoot() + src, out])
         XCTAssertEqual(cp.status, 0, cp.out)
         let before = try RoundTripTests.describe(bytes(src), checkAtime: false)
         let after = try RoundTripTests.describe(bytes(out), checkAtime: false)
@@ -180,7 +78,7 @@ final class MountTests: XCTestCase {
 
     func testToolsBehave() throws {
         let src = try mountBackupOfGeneratedTree()
-        let root = try snapshotRoot() + src
+        let root = try store.snapshotRoot() + src
         // stat, readlink, getfattr, find, du.
         let st = try FileSystem.lstat(bytes(root + "/docs/run.sh"))
         XCTAssertEqual(st.mode & 0o7777, 0o4751)
@@ -190,21 +88,21 @@ final class MountTests: XCTestCase {
         let b = try FileSystem.lstat(bytes(root + "/docs/hard2"))
         XCTAssertEqual(a.ino, b.ino, "hard links are one inode")
         XCTAssertEqual(a.nlink, 3)
-        let hash = shell([
+        let hash = MountedStore.shell([
             "getfattr", "--absolute-names", "--only-values", "-n", "user.polyad.hash", root + "/docs/readme.txt",
         ])
         XCTAssertEqual(hash.status, 0, hash.out)
         XCTAssertEqual(hash.out.count, 64, hash.out)
-        let listed = shell(["getfattr", "--absolute-names", "-d", "-m", "-", root + "/docs/readme.txt"])
+        let listed = MountedStore.shell(["getfattr", "--absolute-names", "-d", "-m", "-", root + "/docs/readme.txt"])
         XCTAssertTrue(listed.out.contains("user.comment") || !listed.out.contains("user."), listed.out)
         XCTAssertFalse(
             listed.out.contains("user.polyad.hash"),
             "readable by name, not listed (cp -a copies what was backed up)"
         )
-        let find = shell(["find", root, "-print0"])
+        let find = MountedStore.shell(["find", root, "-print0"])
         XCTAssertEqual(find.status, 0)
         XCTAssertEqual(find.out.split(separator: "\0").count, try Self.count(src) + 1)
-        let du = shell(["du", "-sb", root])
+        let du = MountedStore.shell(["du", "-sb", root])
         XCTAssertEqual(du.status, 0, du.out)
         XCTAssertEqual(try FileSystem.lstat(bytes(root + "/fifo")).kind, .fifo)
         XCTAssertEqual(try FileSystem.lstat(bytes(root)).kind, .directory)
@@ -278,7 +176,7 @@ final class MountTests: XCTestCase {
         try h.close()
         try mount()
         let root = mountpoint + "/snapshots/latest" + src
-        let bad = shell(["cat", root + "/bad.bin"])
+        let bad = MountedStore.shell(["cat", root + "/bad.bin"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.out.contains("Input/output error"), bad.out)
         XCTAssertEqual(try String(contentsOfFile: root + "/good.txt", encoding: .utf8), "all good\n")
@@ -350,43 +248,45 @@ final class MountTests: XCTestCase {
     func testUnmountBySignalLeavesNoMount() throws {
         try fixture.expect(0, ["init"])
         try mount()
-        let d = try XCTUnwrap(daemon)
+        let d = try XCTUnwrap(store.daemon)
         kill(d.processIdentifier, SIGTERM)
         d.waitUntilExit()
         XCTAssertEqual(d.terminationStatus, 0)
-        XCTAssertFalse(isMounted(mountpoint))
-        daemon = nil
+        XCTAssertFalse(store.isMounted)
     }
 
     func testDaemonModeAndStartupErrors() throws {
         try fixture.expect(0, ["init"])
         // Missing mount point: one message, exit 2, nothing mounted.
-        let missing = shell([Self.polyadfs, fixture.conf, fixture.root + "/nope"], environment: fixture.environment)
+        let missing = MountedStore.shell(
+            [Self.polyadfs, fixture.conf, fixture.root + "/nope"],
+            environment: fixture.environment
+        )
         XCTAssertEqual(missing.status, 2, missing.out)
         XCTAssertTrue(missing.out.contains("does not exist"), missing.out)
         // Wrong passphrase: exit 12 before anything is mounted.
         var env = fixture.environment
         env["POLYAD_PASSWORD"] = "wrong"
-        let wrong = shell([Self.polyadfs, fixture.conf, mountpoint], environment: env)
+        let wrong = MountedStore.shell([Self.polyadfs, fixture.conf, mountpoint], environment: env)
         XCTAssertEqual(wrong.status, 12, wrong.out)
-        XCTAssertFalse(isMounted(mountpoint))
+        XCTAssertFalse(store.isMounted)
         // Daemon mode: returns once mounted.
-        let ok = shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
+        let ok = MountedStore.shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
         XCTAssertEqual(ok.status, 0, ok.out)
-        XCTAssertTrue(isMounted(mountpoint))
+        XCTAssertTrue(store.isMounted)
         // Busy mount point.
-        let busy = shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
+        let busy = MountedStore.shell([Self.polyadfs, fixture.conf, mountpoint], environment: fixture.environment)
         XCTAssertEqual(busy.status, 2, busy.out)
         XCTAssertTrue(busy.out.contains("already a mount point"), busy.out)
-        XCTAssertEqual(shell(["fusermount3", "-u", mountpoint]).status, 0)
-        for _ in 0..<100 where isMounted(mountpoint) { usleep(20_000) }
-        XCTAssertFalse(isMounted(mountpoint))
+        XCTAssertEqual(MountedStore.shell(["fusermount3", "-u", mountpoint]).status, 0)
+        for _ in 0..<100 where store.isMounted { usleep(20_000) }
+        XCTAssertFalse(store.isMounted)
     }
 
     /// The mount is `rw` for `/incoming`; everything else answers EROFS.
     func testOnlyIncomingIsWritable() throws {
         let src = try mountBackupOfGeneratedTree()
-        let root = try snapshotRoot() + src
+        let root = try store.snapshotRoot() + src
         for path in [root + "/docs/new", mountpoint + "/new", mountpoint + "/.polyad/new", mountpoint + "/snapshots/x"]
         {
             XCTAssertThrowsError(try FileSystem.makeDirectory(bytes(path), mode: 0o755), path) { e in
@@ -428,12 +328,15 @@ final class MountTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: installed)
             if hadOne { try? FileManager.default.moveItem(atPath: aside, toPath: installed) }
         }
-        let r = shell(["mount", "-t", "fuse.polyadfs", fixture.conf, mountpoint], environment: fixture.environment)
+        let r = MountedStore.shell(
+            ["mount", "-t", "fuse.polyadfs", fixture.conf, mountpoint],
+            environment: fixture.environment
+        )
         XCTAssertEqual(r.status, 0, r.out)
-        XCTAssertTrue(isMounted(mountpoint))
+        XCTAssertTrue(store.isMounted)
         XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/snapshots"))
-        XCTAssertEqual(shell(["umount", mountpoint]).status, 0)
-        for _ in 0..<100 where isMounted(mountpoint) { usleep(20_000) }
-        XCTAssertFalse(isMounted(mountpoint))
+        XCTAssertEqual(MountedStore.shell(["umount", mountpoint]).status, 0)
+        for _ in 0..<100 where store.isMounted { usleep(20_000) }
+        XCTAssertFalse(store.isMounted)
     }
 }

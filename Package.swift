@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PolyadCLITests",
-            dependencies: ["PolyadFileSystem", "PolyadTestSupport"],
+            dependencies: ["CSystemShim", "PolyadFileSystem", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

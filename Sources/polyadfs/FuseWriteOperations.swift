@@ -25,45 +25,9 @@ func installWriteOperations(into ops: inout fuse_lowlevel_ops) {
             }
         }
     }
-    ops.mkdir = { req, parent, n, mode in
-        answer(req) { () throws(FileSystemErrno) in
-            replyEntry(
-                req,
-                try context(req).fs.make(
-                    parent: parent,
-                    name: name(n),
-                    kind: .folder(mode: mode),
-                    caller: caller(req)
-                )
-            )
-        }
-    }
-    ops.mknod = { req, parent, n, mode, device in
-        answer(req) { () throws(FileSystemErrno) in
-            replyEntry(
-                req,
-                try context(req).fs.make(
-                    parent: parent,
-                    name: name(n),
-                    kind: .node(mode: mode, device: UInt64(device)),
-                    caller: caller(req)
-                )
-            )
-        }
-    }
-    ops.symlink = { req, target, parent, n in
-        answer(req) { () throws(FileSystemErrno) in
-            replyEntry(
-                req,
-                try context(req).fs.make(
-                    parent: parent,
-                    name: name(n),
-                    kind: .symlink(target: name(target)),
-                    caller: caller(req)
-                )
-            )
-        }
-    }
+    ops.mkdir = { req, parent, n, mode in make(req, parent, n, .folder(mode: mode)) }
+    ops.mknod = { req, parent, n, mode, device in make(req, parent, n, .node(mode: mode, device: UInt64(device))) }
+    ops.symlink = { req, target, parent, n in make(req, parent, n, .symlink(target: name(target))) }
     ops.link = { req, ino, newParent, newName in
         answer(req) { () throws(FileSystemErrno) in
             replyEntry(
@@ -184,5 +148,12 @@ func installWriteOperations(into ops: inout fuse_lowlevel_ops) {
             try context(req).fs.removeExtendedAttribute(ino, name: name(n), caller: caller(req))
             fuse_reply_err(req, 0)
         }
+    }
+}
+
+/// `mkdir`, `mknod` and `symlink`: makes the entry and replies with it.
+private func make(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ n: UnsafePointer<CChar>?, _ kind: NewEntry) {
+    answer(req) { () throws(FileSystemErrno) in
+        replyEntry(req, try context(req).fs.make(parent: parent, name: name(n), kind: kind, caller: caller(req)))
     }
 }

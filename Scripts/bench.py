@@ -10,7 +10,10 @@ benchmark), applied to every tool and to three datasets:
   many    >= 200,000 small files in >= 5,000 folders                     (benchmany.py gen / mutate)
 
 Phases per tool and dataset: backup-1st, backup-nochange, backup-changed, restore (verified with
-benchdata.py compare), mount-ls-lR, mount-read-all, check-read-all. Before every phase the page cache
+benchdata.py compare), mount-ls-lR, mount-read-all, check-read-all; for Polyad also incoming-cp and
+incoming-drop-commit (cp -a of the dataset into /incoming of a new store until its snapshot appears, the snapshot
+restored and compared) and, once, incoming-dd and disk-dd (dd through /incoming and dd to the same disk,
+interleaved, medians of five). Before every phase the page cache
 is dropped. Wall time is measured around /usr/bin/time -v, which gives peak RSS and CPU seconds
 (for mount rows: the FUSE daemon over the mount's life).
 
@@ -89,6 +92,26 @@ READ_ALL = 'set -o pipefail; cd "$0" && find . -type f -print0 | xargs -0 cat --
 # single-core decode limit: zlib inflate of level-6 1 MiB blocks plus AES-256-GCM over the compressed bytes.
 LARGE_FILE = {"mixed": "big/server.log"}
 READ_LARGE = 'set -o pipefail; cat "$0/$1" | wc -c'
+
+# /incoming (issue 8): copy the dataset in with cp -a, then wait until the commit has made it a snapshot.
+# Prints "<seconds until cp returned> <seconds until committed> <snapshot id>"; $1 dataset, $2 mount point.
+DROP_AND_COMMIT = r"""
+import json, os, subprocess, sys, time
+src, mnt = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+subprocess.run(["cp", "-a", src, mnt + "/incoming/"], check=True)
+copied = time.perf_counter() - t0
+while True:
+    with open(mnt + "/.polyad/status.json") as f:
+        s = json.load(f)
+    if s.get("last_error"):
+        sys.exit("commit failed: " + s["last_error"])
+    if s.get("last_commit_snapshot") and s.get("pending_files") == 0 and not s.get("committing"):
+        break
+    time.sleep(0.02)
+print(f"{copied:.3f} {time.perf_counter() - t0:.3f} {s['last_commit_snapshot']}")
+"""
+INCOMING_SETTLE = 1         # mount.settle_seconds for the drop-and-commit phase
 
 COLUMNS = ["tool", "setting", "dataset", "phase", "seconds", "MB_per_s", "peak_rss_MiB", "cpu_s",
            "logical_bytes", "repo_bytes", "delta_repo_bytes", "note"]
@@ -549,6 +572,14 @@ class Polyad:
             return None
         return mount_start(name, [self.exe("polyadfs"), self.conf(repo), MNT, "-f"], env=self.env(repo))
 
+    def incoming_mount(self, repo, settle, name):
+        """Mounts the store `repo` (init'ed with a config of its own) with mount.settle_seconds = settle."""
+        with open(self.conf(repo), "w") as f:
+            f.write(f'backup:\n  local_dir: "{repo}"\n  compression_level: {self.level}\n'
+                    f'  verify_integrity: false\nmount:\n  settle_seconds: {settle}\n')
+        os.chmod(self.conf(repo), 0o600)
+        return mount_start(name, [self.exe("polyadfs"), self.conf(repo), MNT, "-f"], env=self.env(repo))
+
     def mounted_root(self, snap, ds):
         snaps = os.path.join(MNT, "snapshots")
         for day in sorted(os.listdir(snaps)):
@@ -606,6 +637,7 @@ class Bench:
         self.mount_read()
         self.mount_read_large()
         self.check()
+        self.incoming()
         run(["rm", "-rf", self.work])
 
     def backup_first(self):         # a + d: first backup; repository size against the logical size
@@ -692,6 +724,70 @@ class Bench:
         t = self.d.check(self.repo, f"{self.ident}-check")
         self.result("check-read-all", fmt_s(t.wall), mbps(self.repo_bytes, t.wall), t.rss, t.cpu, self.logical,
                     "", "MB/s over repo bytes")
+
+
+    def incoming(self):             # issue 8: cp -a into /incoming until the snapshot appears; dd through it
+        if not isinstance(self.d, Polyad) or not self.d.has_mount():
+            return
+        repo = self.repo + "-incoming"
+        run(["rm", "-rf", repo, repo + ".staging"])
+        reset_work(self.ds)         # the dataset as backup-1st saw it, not as backup-changed left it
+        self.d.init(repo, f"{self.ident}-incoming")
+        drop_caches()
+        self.d.incoming_mount(repo, INCOMING_SETTLE, f"{self.ident}-incoming-daemon")
+        try:
+            t = run_timed(f"{self.ident}-incoming", [PY, "-c", DROP_AND_COMMIT, self.work, MNT])
+        finally:
+            rss, cpu = mount_stop(f"{self.ident}-incoming-daemon")
+        copied, total, snap = t.last_line().split()
+        copied, total = float(copied), float(total)
+        # What the commit stored, restored and compared with the source.
+        run(["rm", "-rf", RESTORE])
+        os.makedirs(RESTORE)
+        run([self.d.exe("polyad"), "restore", snap, "--target", RESTORE], f"{self.ident}-incoming-restore",
+            self.d.env(repo))
+        with open(os.path.join(LOGS, f"{self.ident}-incoming-verify.log"), "wb") as err:
+            p = subprocess.run([PY, DATA_PY, "compare", os.path.join(DATA, self.ds), os.path.join(RESTORE, self.ds)],
+                               stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        verdict = p.stdout.decode(errors="replace").strip() or f"compare exited {p.returncode}"
+        if p.returncode != 0:
+            log(f"WARNING: {self.ident}: the /incoming snapshot differs from the source: {verdict}")
+            State.restore_failures += 1
+        run(["rm", "-rf", RESTORE])
+        stored = du_b(repo)
+        row(self.key, self.d.tool, self.d.setting, self.ds, "incoming-cp", fmt_s(copied), mbps(self.logical, copied),
+            "-", "-", self.logical, stored, "", "cp -a into /incoming until cp returned")
+        row(self.key, self.d.tool, self.d.setting, self.ds, "incoming-drop-commit", fmt_s(total),
+            mbps(self.logical, total), rss, cpu, self.logical, stored, "",
+            f"cp -a, settle {INCOMING_SETTLE} s, commit: snapshot {snap}; restored: {verdict}; RSS/CPU: daemon")
+        if self.ds == BENCH_DATASETS[0]:
+            self.incoming_dd(repo)
+        run(["rm", "-rf", repo, repo + ".staging"])
+
+    def incoming_dd(self, repo):    # one large file written through /incoming, beside dd to the same disk
+        """Five rounds, each a dd to the staging disk and one through the mount, interleaved; the medians.
+        Page cache not dropped: the source is /dev/zero, and on a virtual machine the first touch of memory
+        the host took back is slow, which would land on whichever dd ran first after a drop."""
+        n = max(64, int(512 * float(BENCH_SCALE)))
+        self.d.incoming_mount(repo, 3600, f"{self.ident}-incoming-dd-daemon")
+        through, disk = [], []
+        try:
+            for i in range(5):
+                for target, times in ((os.path.join(REPOS, "dd-disk.tmp"), disk),
+                                      (os.path.join(MNT, "incoming", "dd.tmp"), through)):
+                    t = run_timed(f"{self.ident}-incoming-dd-{i}",
+                                  ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={n}", "conv=fdatasync"])
+                    os.unlink(target)   # before the unmount's commit
+                    times.append(t)
+        finally:
+            rss, cpu = mount_stop(f"{self.ident}-incoming-dd-daemon")
+        for phase, times, where in (("disk-dd", disk, "to the staging disk"), ("incoming-dd", through, "into /incoming")):
+            walls = sorted(t.wall for t in times)
+            median = walls[len(walls) // 2]
+            row(self.key, self.d.tool, self.d.setting, "-", phase, fmt_s(median), mbps(n * 1048576, median),
+                rss if phase == "incoming-dd" else "-", cpu if phase == "incoming-dd" else "-", n * 1048576, "", "",
+                f"dd bs=1M count={n} conv=fdatasync {where}; median of 5 interleaved: "
+                + " ".join(fmt_s(w) for w in walls) + " s")
 
 
 class State:
@@ -858,6 +954,13 @@ def print_ratios():
         ("mount ready s ÷ restic", "lower", lambda k, d: (ready(k, d), ready("restic", d))),
         (f"mount read-all MB/s ÷ {borg_mount} mount", "higher", faster("mount-read-all", borg_mount)),
         ("mount ls-lR s: restic ÷ Polyad", "higher", faster("mount-ls-lR", "restic")),
+        ("incoming drop+commit s ÷ own backup-1st s (target ≤ 1.5)", "lower",
+         lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
+        ("incoming drop+commit s ÷ restic backup-1st s", "lower",
+         lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup("restic", d, "backup-1st", "seconds"))),
+        ("incoming dd MB/s ÷ disk dd MB/s (target ≥ 0.70)", "higher",
+         lambda k, d: (lookup(k, "-", "disk-dd", "seconds"), lookup(k, "-", "incoming-dd", "seconds"))
+         if d == BENCH_DATASETS[0] else (None, None)),
     ]
     heads = [f"Polyad zlib {k.split('-')[1]}" for k in polyads]
     print("Ratios (Polyad against restic and borg, same data, same run; '-' where a row is missing):")
@@ -869,7 +972,7 @@ def print_ratios():
         for ds in BENCH_DATASETS:
             for label, better, fn in specs:
                 vals = [ratio(*fn(k, ds)) for k in polyads]
-                if label.startswith(("peak RSS ÷ restic: mount", "mount ")) and all(v == "-" for v in vals):
+                if label.startswith(("peak RSS ÷ restic: mount", "mount ", "incoming ")) and all(v == "-" for v in vals):
                     continue        # no mount rows for Polyad yet
                 print(f"| {ds} | {label} | " + " | ".join(vals) + f" | {better} |")
                 tsv.write(f"{ds}\t{label}\t" + "\t".join(vals) + f"\t{better}\n")

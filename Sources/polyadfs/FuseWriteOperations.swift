@@ -18,6 +18,7 @@ func installWriteOperations(into ops: inout fuse_lowlevel_ops) {
                 caller: caller(req)
             )
             fi!.pointee.fh = opened.handle
+            if opened.directIO { polyad_fuse_file_info_direct_io(fi) }
             var e = entryParameters(a)
             if fuse_reply_create(req, &e, fi) != 0 {
                 // The process was interrupted before it got the file: close it again.

@@ -12,7 +12,7 @@ benchmark), applied to every tool and to three datasets:
 Phases per tool and dataset: backup-1st, backup-nochange, backup-changed, restore (verified with
 benchdata.py compare), mount-ls-lR, mount-read-all, check-read-all; for Polyad also incoming-cp and
 incoming-drop-commit (cp -a of the dataset into /incoming of a new store until its snapshot appears, the snapshot
-restored and compared) and, once, incoming-dd and disk-dd (dd through /incoming and dd to the same disk,
+restored and compared; again with mount.sync_on_close false: the -nosync rows) and, once, incoming-dd and disk-dd (dd through /incoming and dd to the same disk,
 interleaved, medians of five). Before every phase the page cache
 is dropped. Wall time is measured around /usr/bin/time -v, which gives peak RSS and CPU seconds
 (for mount rows: the FUSE daemon over the mount's life).
@@ -572,11 +572,12 @@ class Polyad:
             return None
         return mount_start(name, [self.exe("polyadfs"), self.conf(repo), MNT, "-f"], env=self.env(repo))
 
-    def incoming_mount(self, repo, settle, name):
+    def incoming_mount(self, repo, settle, name, sync_on_close=True):
         """Mounts the store `repo` (init'ed with a config of its own) with mount.settle_seconds = settle."""
         with open(self.conf(repo), "w") as f:
             f.write(f'backup:\n  local_dir: "{repo}"\n  compression_level: {self.level}\n'
-                    f'  verify_integrity: false\nmount:\n  settle_seconds: {settle}\n')
+                    f'  verify_integrity: false\nmount:\n  settle_seconds: {settle}\n'
+                    f'  sync_on_close: {"true" if sync_on_close else "false"}\n')
         os.chmod(self.conf(repo), 0o600)
         return mount_start(name, [self.exe("polyadfs"), self.conf(repo), MNT, "-f"], env=self.env(repo))
 
@@ -730,23 +731,30 @@ class Bench:
         if not isinstance(self.d, Polyad) or not self.d.has_mount():
             return
         repo = self.repo + "-incoming"
+        for sync_on_close, suffix in ((True, ""), (False, "-nosync")):
+            self.drop_and_commit(repo, sync_on_close, suffix)
+        if self.ds == BENCH_DATASETS[0]:
+            self.incoming_dd(repo)
+        run(["rm", "-rf", repo, repo + ".staging"])
+
+    def drop_and_commit(self, repo, sync_on_close, suffix):
+        """A new store; cp -a of the dataset into its /incoming; the commit; the snapshot restored, compared."""
         run(["rm", "-rf", repo, repo + ".staging"])
         reset_work(self.ds)         # the dataset as backup-1st saw it, not as backup-changed left it
-        self.d.init(repo, f"{self.ident}-incoming")
+        self.d.init(repo, f"{self.ident}-incoming{suffix}")
         drop_caches()
-        self.d.incoming_mount(repo, INCOMING_SETTLE, f"{self.ident}-incoming-daemon")
+        self.d.incoming_mount(repo, INCOMING_SETTLE, f"{self.ident}-incoming{suffix}-daemon", sync_on_close)
         try:
-            t = run_timed(f"{self.ident}-incoming", [PY, "-c", DROP_AND_COMMIT, self.work, MNT])
+            t = run_timed(f"{self.ident}-incoming{suffix}", [PY, "-c", DROP_AND_COMMIT, self.work, MNT])
         finally:
-            rss, cpu = mount_stop(f"{self.ident}-incoming-daemon")
+            rss, cpu = mount_stop(f"{self.ident}-incoming{suffix}-daemon")
         copied, total, snap = t.last_line().split()
         copied, total = float(copied), float(total)
-        # What the commit stored, restored and compared with the source.
         run(["rm", "-rf", RESTORE])
         os.makedirs(RESTORE)
-        run([self.d.exe("polyad"), "restore", snap, "--target", RESTORE], f"{self.ident}-incoming-restore",
+        run([self.d.exe("polyad"), "restore", snap, "--target", RESTORE], f"{self.ident}-incoming{suffix}-restore",
             self.d.env(repo))
-        with open(os.path.join(LOGS, f"{self.ident}-incoming-verify.log"), "wb") as err:
+        with open(os.path.join(LOGS, f"{self.ident}-incoming{suffix}-verify.log"), "wb") as err:
             p = subprocess.run([PY, DATA_PY, "compare", os.path.join(DATA, self.ds), os.path.join(RESTORE, self.ds)],
                                stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         verdict = p.stdout.decode(errors="replace").strip() or f"compare exited {p.returncode}"
@@ -755,14 +763,13 @@ class Bench:
             State.restore_failures += 1
         run(["rm", "-rf", RESTORE])
         stored = du_b(repo)
-        row(self.key, self.d.tool, self.d.setting, self.ds, "incoming-cp", fmt_s(copied), mbps(self.logical, copied),
-            "-", "-", self.logical, stored, "", "cp -a into /incoming until cp returned")
-        row(self.key, self.d.tool, self.d.setting, self.ds, "incoming-drop-commit", fmt_s(total),
+        how = "sync_on_close: true" if sync_on_close else "sync_on_close: false"
+        row(self.key, self.d.tool, self.d.setting, self.ds, f"incoming-cp{suffix}", fmt_s(copied),
+            mbps(self.logical, copied), "-", "-", self.logical, stored, "", f"cp -a into /incoming ({how})")
+        row(self.key, self.d.tool, self.d.setting, self.ds, f"incoming-drop-commit{suffix}", fmt_s(total),
             mbps(self.logical, total), rss, cpu, self.logical, stored, "",
-            f"cp -a, settle {INCOMING_SETTLE} s, commit: snapshot {snap}; restored: {verdict}; RSS/CPU: daemon")
-        if self.ds == BENCH_DATASETS[0]:
-            self.incoming_dd(repo)
-        run(["rm", "-rf", repo, repo + ".staging"])
+            f"cp -a ({how}), settle {INCOMING_SETTLE} s, commit: snapshot {snap}; restored: {verdict}; "
+            "RSS/CPU: daemon")
 
     def incoming_dd(self, repo):    # one large file written through /incoming, beside dd to the same disk
         """Five rounds, each a dd to the staging disk and one through the mount, interleaved; the medians.
@@ -958,6 +965,8 @@ def print_ratios():
          lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
         ("incoming drop+commit s ÷ restic backup-1st s", "lower",
          lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup("restic", d, "backup-1st", "seconds"))),
+        ("incoming drop+commit, sync_on_close false, s ÷ own backup-1st s", "lower",
+         lambda k, d: (lookup(k, d, "incoming-drop-commit-nosync", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
         ("incoming dd MB/s ÷ disk dd MB/s (target ≥ 0.70)", "higher",
          lambda k, d: (lookup(k, "-", "disk-dd", "seconds"), lookup(k, "-", "incoming-dd", "seconds"))
          if d == BENCH_DATASETS[0] else (None, None)),

@@ -10,7 +10,7 @@ enum Schema {
             "pack_size_mib",
         ],
         "s3": ["endpoint", "region", "prefix", "access_key_id", "secret_access_key", "path_style"],
-        "mount": ["settle_seconds", "staging_dir", "cache_mib", "allow_other"],
+        "mount": ["settle_seconds", "staging_dir", "cache_mib", "allow_other", "sync_on_close"],
         "retention": ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"],
         "log": ["level", "file"],
     ]
@@ -139,6 +139,7 @@ struct ConfigParser {
             case "staging_dir": config.mount.stagingDirectory = try path(entry)
             case "cache_mib": config.mount.cacheMiB = try integer(entry, in: 0...Int.max)
             case "allow_other": config.mount.allowOther = try boolean(entry)
+            case "sync_on_close": config.mount.syncOnClose = try boolean(entry)
             default: break
             }
         }

@@ -102,18 +102,25 @@ public struct MountSettings: Sendable, Equatable {
     public var cacheMiB: Int
     /// Whether users other than the mounting one may use the mount (then `access:` decides). Default `false`.
     public var allowOther: Bool
+    /// `mount.sync_on_close`: whether a `close` of a file written under `/incoming` returns only once the file
+    /// (and every folder changed since) is on the staging disk (`true`, the default), or only `fsync`,
+    /// `fdatasync` and `fsyncdir` wait for that, as on a local disk (`false`: faster for many small files;
+    /// `kill -9` of polyadfs still loses nothing, a power cut may lose what was closed and not synced).
+    public var syncOnClose: Bool
 
     /// Creates mount settings with the defaults.
     public init(
         settleSeconds: Int = 5,
         stagingDirectory: String? = nil,
         cacheMiB: Int = 64,
-        allowOther: Bool = false
+        allowOther: Bool = false,
+        syncOnClose: Bool = true
     ) {
         self.settleSeconds = settleSeconds
         self.stagingDirectory = stagingDirectory
         self.cacheMiB = cacheMiB
         self.allowOther = allowOther
+        self.syncOnClose = syncOnClose
     }
 }
 

@@ -203,6 +203,9 @@ final class ControlFilesProvider: TreeProvider {
                 # HELP polyad_incoming_open_writers Files open for writing under /incoming.
                 # TYPE polyad_incoming_open_writers gauge
                 polyad_incoming_open_writers \(i.openWriters)
+                # HELP polyad_incoming_syncs_total Files and folders under /incoming synced to the staging disk.
+                # TYPE polyad_incoming_syncs_total counter
+                polyad_incoming_syncs_total \(i.syncs)
 
                 """
             return Array(text.utf8)

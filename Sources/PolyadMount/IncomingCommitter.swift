@@ -12,6 +12,8 @@ public struct IncomingStatus: Sendable, Codable, Equatable {
     public var pendingBytes: UInt64 = 0
     /// Files open for writing under `/incoming`.
     public var openWriters = 0
+    /// Files and folders synced to the staging disk since the mount started (closes, fsyncs, commits).
+    public var syncs = 0
     /// Seconds until the live tree is committed if nothing changes (nil: nothing to commit, or a writer open).
     public var secondsToCommit: Double?
     /// Whether a commit is running now.
@@ -36,6 +38,7 @@ public struct IncomingStatus: Sendable, Codable, Equatable {
         case pendingFiles = "pending_files"
         case pendingBytes = "pending_bytes"
         case openWriters = "open_writers"
+        case syncs
         case secondsToCommit = "seconds_to_commit"
         case committing
         case commitsWaiting = "commits_waiting"
@@ -275,6 +278,7 @@ final class IncomingCommitter: Sendable {
             status.pendingBytes += c.bytes
         }
         status.openWriters = incoming.openWriters
+        status.syncs = incoming.syncs
         status.committing = s.committing
         if status.openWriters == 0, !staging.liveIsEmpty() {
             status.secondsToCommit = max(0, settleSeconds - incoming.secondsSinceChange)

@@ -64,8 +64,9 @@ struct IncomingWriter: Hashable, Sendable {
 /// kernel's file system (ext4, xfs, ...) decides the semantics and errors of every call, and hard links,
 /// renames of open files and unlinked-but-open files behave as they do there.
 ///
-/// Durability: a `close` of a written file, an `fsync` or an `fsyncdir` that returns success has flushed the
-/// file and every folder changed since (and every file whose metadata changed) to the staging disk.
+/// Durability: a `close` of a written file (unless `syncOnClose` is off), an `fsync` or an `fsyncdir` that
+/// returns success has flushed the file and every folder changed since (and every file whose metadata
+/// changed) to the staging disk.
 ///
 /// Commits: `handOver()` gives the live tree to a commit in one rename (see `StagingArea`), only while no
 /// file is open for writing; the nodes of the old tree then answer ENOENT to any change or open, and the
@@ -90,9 +91,17 @@ final class IncomingFolder: TreeProvider {
     private let lastChangeBits: Atomic<UInt64>
     /// Whether the daemon runs as root (then new files are given to the caller, as the kernel would).
     private let isRoot = geteuid() == 0
+    /// Whether a `close` of a written file syncs it (`mount.sync_on_close`).
+    private let syncOnClose: Bool
+    /// Files and folders synced to the staging disk so far (each an fsync).
+    private let syncCount = Atomic<Int>(0)
 
-    init(id: ProviderID, table: InodeTable, staging: StagingArea) throws(SystemError) {
+    /// Files and folders synced to the staging disk since the mount started.
+    var syncs: Int { syncCount.load(ordering: .relaxed) }
+
+    init(id: ProviderID, table: InodeTable, staging: StagingArea, syncOnClose: Bool = true) throws(SystemError) {
         self.id = id
+        self.syncOnClose = syncOnClose
         self.table = table
         self.staging = staging
         let fd = try staging.openLive()
@@ -121,7 +130,7 @@ final class IncomingFolder: TreeProvider {
         try state.withLock {
             (s) throws(SystemError) -> (commit: [UInt8], writers: Set<IncomingWriter>, names: [[UInt8]])? in
             guard s.openWriters == 0, !staging.liveIsEmpty() else { return nil }
-            try Self.flush(&s.dirty)
+            try flush(&s.dirty)
             let names = (try? Self.entries(of: s.live)) ?? []
             let commit = try staging.handOver()
             let fd = try staging.openLive()
@@ -318,10 +327,10 @@ final class IncomingFolder: TreeProvider {
     }
 
     /// `close` (FUSE's flush, once per `close` of a descriptor): a written file is flushed to the staging
-    /// disk with every folder changed since, before the `close` returns.
+    /// disk with every folder changed since, before the `close` returns (with `syncOnClose`).
     func flush(_ number: UInt64) throws(FileSystemErrno) {
         let h = try handle(number)
-        guard h.writes else { return }
+        guard h.writes, syncOnClose else { return }
         try sync(h, dataOnly: false)
     }
 
@@ -334,6 +343,7 @@ final class IncomingFolder: TreeProvider {
         if h.dirty.exchange(false, ordering: .relaxed) {
             do {
                 if dataOnly { try FileSystem.fdatasync(h.fd) } else { try FileSystem.fsync(h.fd) }
+                syncCount.add(1, ordering: .relaxed)
             } catch {
                 h.dirty.store(true, ordering: .relaxed)
                 throw FileSystemErrno(error.errno)
@@ -346,6 +356,7 @@ final class IncomingFolder: TreeProvider {
     func syncFolder(_ inode: Inode) throws(FileSystemErrno) {
         let n = inode.number == FixedInode.incoming ? state.withLock { $0.live } : try node(inode)
         try errno { () throws(SystemError) in try Self.flush(node: n) }
+        syncCount.add(1, ordering: .relaxed)
         try syncChanged()
     }
 
@@ -357,16 +368,17 @@ final class IncomingFolder: TreeProvider {
             return d
         }
         guard !pending.isEmpty else { return }
-        do { try Self.flush(&pending) } catch {
+        do { try flush(&pending) } catch {
             state.withLock { s in s.dirty.merge(pending) { a, _ in a } }
             throw FileSystemErrno(error.errno)
         }
     }
 
     /// Flushes the nodes in `nodes`, removing each once flushed.
-    private static func flush(_ nodes: inout [ObjectIdentifier: StagedNode]) throws(SystemError) {
+    private func flush(_ nodes: inout [ObjectIdentifier: StagedNode]) throws(SystemError) {
         for (key, n) in nodes {
-            try flush(node: n)
+            try Self.flush(node: n)
+            syncCount.add(1, ordering: .relaxed)
             nodes[key] = nil
         }
     }

@@ -41,6 +41,8 @@ public final class MountFileSystem: Sendable {
     ///     request.
     ///   - staging: where `/incoming` keeps what is written to it until it is committed.
     ///   - settleSeconds: how long `/incoming` must be quiet (no writer open) before it is committed.
+    ///   - syncOnClose: whether a `close` of a written file waits until it is on the staging disk
+    ///     (`mount.sync_on_close`).
     ///   - invalidateEntry: tells the kernel to drop its cached entry `name` of folder `inode` (what a commit
     ///     took out of `/incoming`).
     public init(
@@ -49,6 +51,7 @@ public final class MountFileSystem: Sendable {
         cacheBytes: Int,
         staging: StagingArea,
         settleSeconds: Double,
+        syncOnClose: Bool = true,
         log: @escaping @Sendable (String) -> Void,
         willBlock: @escaping @Sendable () -> Void = {},
         pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in },
@@ -97,7 +100,14 @@ public final class MountFileSystem: Sendable {
             mountTime: mountTime
         )
         let incoming: IncomingFolder
-        do { incoming = try IncomingFolder(id: ProviderID(index: 2), table: table, staging: staging) } catch {
+        do {
+            incoming = try IncomingFolder(
+                id: ProviderID(index: 2),
+                table: table,
+                staging: staging,
+                syncOnClose: syncOnClose
+            )
+        } catch {
             throw RepositoryError.system(error)
         }
         let committer = IncomingCommitter(

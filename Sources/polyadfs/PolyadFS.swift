@@ -197,6 +197,7 @@ enum PolyadFS {
                 cacheBytes: max(16, configuration.mount.cacheMiB) << 20,
                 staging: staging,
                 settleSeconds: Double(configuration.mount.settleSeconds),
+                syncOnClose: configuration.mount.syncOnClose,
                 log: log,
                 willBlock: { polyad_fuse_worker_will_block() },
                 pushToKernel: { inode, bytes in

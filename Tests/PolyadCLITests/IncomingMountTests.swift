@@ -67,6 +67,12 @@ final class IncomingMountTests: XCTestCase {
     func testCopyRsyncAndTarIntoIncomingBecomeSnapshotsWithEveryByteAndAttribute() throws {
         let src = fixture.root + "/src"
         try RoundTripTests.makeTree(at: src)
+        // Symlinks, fifos and devices made this very second: rsync, seeing the same whole second on its
+        // copy, would not set their times (on any disk). Their times are set a while back.
+        run([
+            "find", src, "!", "-type", "f", "!", "-type", "d", "-exec", "touch", "-h", "-d", "@1600000000.123456789",
+            "{}", "+",
+        ])
         try fixture.expect(0, ["init"])
         try store.mount()
         run(["cp", "-a", src, incoming + "/cp"])

@@ -75,6 +75,7 @@ final class ConfigParseTests: XCTestCase {
               settle_seconds: 0
               cache_mib: 1_024
               allow_other: true
+              sync_on_close: false
             retention:
               keep_last: 3
               keep_hourly: 24
@@ -105,7 +106,10 @@ final class ConfigParseTests: XCTestCase {
                 pathStyle: true
             )
         )
-        XCTAssertEqual(config.mount, MountSettings(settleSeconds: 0, cacheMiB: 1024, allowOther: true))
+        XCTAssertEqual(
+            config.mount,
+            MountSettings(settleSeconds: 0, cacheMiB: 1024, allowOther: true, syncOnClose: false)
+        )
         XCTAssertEqual(
             config.retention,
             RetentionPolicy(keepLast: 3, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 10)

@@ -26,13 +26,18 @@ final class IncomingFolderTests: XCTestCase {
         temporary.remove()
     }
 
-    private func makeFileSystem(settle: Double = 0) throws -> MountFileSystem {
+    private func makeFileSystem(
+        settle: Double = 0,
+        syncOnClose: Bool = true,
+        staging: String = "staging"
+    ) throws -> MountFileSystem {
         let fs = try MountFileSystem(
             manager: manager,
             repository: try manager.repository(),
             cacheBytes: 16 << 20,
-            staging: try StagingArea(path: folder + "/staging"),
+            staging: try StagingArea(path: folder + "/" + staging),
             settleSeconds: settle,
+            syncOnClose: syncOnClose,
             log: { _ in }
         )
         fs.refreshSnapshots(interval: 0)
@@ -71,6 +76,35 @@ final class IncomingFolderTests: XCTestCase {
 
     private func stagingEntries() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: folder + "/staging").sorted()
+    }
+
+    /// A close syncs the file and the folder it was made in (`mount.sync_on_close`, the default); without it
+    /// only fsync does: that file, and the folders changed since.
+    func testACloseSyncsTheFileAndItsFolderUnlessSyncOnCloseIsOff() throws {
+        let fs = try makeFileSystem(settle: 3600)
+        try drop(fs, "a", [1, 2, 3])
+        XCTAssertEqual(fs.incomingStatus.syncs, 2, "the file and /incoming")
+        try drop(fs, "b", [4])
+        XCTAssertEqual(fs.incomingStatus.syncs, 4)
+
+        let lazy = try makeFileSystem(settle: 3600, syncOnClose: false, staging: "staging-lazy")
+        try drop(lazy, "c", [5, 6])
+        XCTAssertEqual(lazy.incomingStatus.syncs, 0, "a close does not wait for the disk")
+        let (_, file) = try lazy.create(
+            parent: FixedInode.incoming,
+            name: Array("d".utf8),
+            mode: S_IFREG | 0o600,
+            flags: O_WRONLY,
+            caller: caller
+        )
+        _ = try [7].withUnsafeBytes { try lazy.write(file.handle, $0, offset: 0, caller: caller) }
+        try lazy.sync(file.handle, dataOnly: false, caller: caller)
+        XCTAssertEqual(
+            lazy.incomingStatus.syncs,
+            2,
+            "fsync: the file and /incoming (changed since); not c, as on a disk"
+        )
+        lazy.release(file.handle, caller: caller)
     }
 
     func testDroppedFilesBecomeOneSnapshotAndLeaveIncoming() throws {

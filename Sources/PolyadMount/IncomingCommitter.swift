@@ -77,8 +77,8 @@ final class IncomingCommitter: Sendable {
     private let catalog: SnapshotCatalog
     private let settleSeconds: Double
     private let log: @Sendable (String) -> Void
-    /// Tells the kernel that `name` left `/incoming` (its cached entry is dropped).
-    private let forgetEntry: @Sendable ([UInt8]) -> Void
+    /// Tells the kernel to drop its cached entry `name` of folder `inode`.
+    private let invalidateEntry: @Sendable (UInt64, [UInt8]) -> Void
     private let state = Mutex(State())
     private let finished = DispatchSemaphore(value: 0)
     /// Metadata key of a snapshot naming the staged tree it was made from (so that a tree whose snapshot was
@@ -92,7 +92,7 @@ final class IncomingCommitter: Sendable {
         catalog: SnapshotCatalog,
         settleSeconds: Double,
         log: @escaping @Sendable (String) -> Void,
-        forgetEntry: @escaping @Sendable ([UInt8]) -> Void
+        invalidateEntry: @escaping @Sendable (UInt64, [UInt8]) -> Void
     ) {
         self.incoming = incoming
         self.staging = staging
@@ -100,10 +100,11 @@ final class IncomingCommitter: Sendable {
         self.catalog = catalog
         self.settleSeconds = settleSeconds
         self.log = log
-        self.forgetEntry = forgetEntry
+        self.invalidateEntry = invalidateEntry
     }
 
-    /// Starts the background thread that watches `/incoming` and commits.
+    /// Starts the background threads: one watches `/incoming` and commits, one keeps the staged nodes'
+    /// descriptors under their budget (a commit can take a while, and writers go on meanwhile).
     func start() {
         let thread = Thread { [self] in
             while !state.withLock({ $0.stopped }) {
@@ -114,6 +115,15 @@ final class IncomingCommitter: Sendable {
         }
         thread.name = "polyad.incoming.commit"
         thread.start()
+        let keeper = Thread { [self] in
+            while !state.withLock({ $0.stopped }) {
+                incoming.relieveDescriptors(invalidate: invalidateEntry)
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            finished.signal()
+        }
+        keeper.name = "polyad.incoming.descriptors"
+        keeper.start()
     }
 
     /// Stops the background thread (waiting for a commit under way), then, if no file is open for writing,
@@ -122,6 +132,7 @@ final class IncomingCommitter: Sendable {
     func finish(started: Bool) {
         if started {
             state.withLock { $0.stopped = true }
+            finished.wait()
             finished.wait()
         }
         commitWaiting(ignoringBackoff: true)
@@ -153,7 +164,7 @@ final class IncomingCommitter: Sendable {
         {
             try? writeWriter(writer, for: handed.commit)
         }
-        for name in handed.names { forgetEntry(name) }
+        for name in handed.names { invalidateEntry(FixedInode.incoming, name) }
         commitWaiting(ignoringBackoff: true)
     }
 

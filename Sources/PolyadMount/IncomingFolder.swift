@@ -7,6 +7,9 @@ import Synchronization
 /// One inode of `/incoming`: an `O_PATH` descriptor on the staged file, which keeps it reachable (renamed,
 /// unlinked while open) and lets the kernel's own file system answer every call on it.
 final class StagedNode: Sendable {
+    /// Staged nodes alive in this process: each holds a descriptor (see `IncomingFolder.relieveDescriptors`).
+    static let alive = Atomic<Int>(0)
+
     let fd: Int32
     let device: UInt64
     let fileInode: UInt64
@@ -21,9 +24,13 @@ final class StagedNode: Sendable {
         fileInode = status.ino
         type = status.mode & S_IFMT
         self.generation = generation
+        Self.alive.add(1, ordering: .relaxed)
     }
 
-    deinit { FileSystem.close(fd) }
+    deinit {
+        FileSystem.close(fd)
+        Self.alive.subtract(1, ordering: .relaxed)
+    }
 
     var isSymlink: Bool { type == S_IFLNK }
 }
@@ -98,10 +105,21 @@ final class IncomingFolder: TreeProvider {
 
     /// Files and folders synced to the staging disk since the mount started.
     var syncs: Int { syncCount.load(ordering: .relaxed) }
+    /// Staged nodes (descriptors) above which `relieveDescriptors` asks the kernel to forget closed ones.
+    let descriptorBudget: Int
 
-    init(id: ProviderID, table: InodeTable, staging: StagingArea, syncOnClose: Bool = true) throws(SystemError) {
+    /// - Parameter descriptorBudget: how many staged nodes (each an open descriptor) to keep at most before
+    ///   asking the kernel to forget closed ones; default half the open-file limit.
+    init(
+        id: ProviderID,
+        table: InodeTable,
+        staging: StagingArea,
+        syncOnClose: Bool = true,
+        descriptorBudget: Int? = nil
+    ) throws(SystemError) {
         self.id = id
         self.syncOnClose = syncOnClose
+        self.descriptorBudget = descriptorBudget ?? Self.defaultDescriptorBudget()
         self.table = table
         self.staging = staging
         let fd = try staging.openLive()
@@ -109,6 +127,35 @@ final class IncomingFolder: TreeProvider {
         state = Mutex(State(live: live, generation: 1))
         lastChangeBits = Atomic(PolyadRepository.Clock.monotonic().bitPattern)
         table.insertFixed(FixedInode.incoming, owner: id, entry: live, parent: FixedInode.root, name: "incoming")
+    }
+
+    // MARK: Descriptors
+
+    /// Half the soft open-file limit (the rest: open files, the store's packs, FUSE itself).
+    private static func defaultDescriptorBudget() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
+        return max(64, Int(clamping: min(limit.rlim_cur, 1 << 30)) / 2)
+    }
+
+    /// Every inode of `/incoming` the kernel holds is an open `O_PATH` descriptor, and the kernel keeps
+    /// inodes (its dentry cache) long after the files are closed: `cp -a` of more files than the open-file
+    /// limit would fail with EMFILE. Above the budget, this names closed files (and folders with no cached
+    /// children) to `invalidate`, which tells the kernel to drop its entries for them; the kernel then
+    /// forgets those inodes and their descriptors close. Down to 80% of the budget. Call it from a thread
+    /// that is not answering a request (the kernel takes the folder's lock).
+    func relieveDescriptors(invalidate: (UInt64, [UInt8]) -> Void) {
+        let alive = StagedNode.alive.load(ordering: .relaxed)
+        guard alive > descriptorBudget else { return }
+        let open = state.withLock { s in
+            Set(s.handles.values.map { ObjectIdentifier($0.node) } + [ObjectIdentifier(s.live)])
+        }
+        var excess = alive - descriptorBudget * 8 / 10
+        for leaf in table.leaves(ownedBy: id) where excess > 0 {
+            guard let n = leaf.entry as? StagedNode, !open.contains(ObjectIdentifier(n)) else { continue }
+            invalidate(leaf.parent, leaf.name)
+            excess -= 1
+        }
     }
 
     // MARK: Commit hand-over and status

@@ -183,12 +183,25 @@ final class InodeTable: Sendable {
             r.lookups = r.lookups > count ? r.lookups - count : 0
             if r.lookups == 0 && (r.children?.isEmpty ?? true) {
                 s.records[number] = nil
-                if var parent = s.records[r.parent] {
-                    parent.children = parent.children?.filter { $0.value != number }
-                    s.records[r.parent] = parent
+                // In place (no copy of a large folder's children); by value if the name went stale.
+                if s.records[r.parent]?.children?[r.name] == number {
+                    s.records[r.parent]?.children?[r.name] = nil
+                } else if let children = s.records[r.parent]?.children, children.values.contains(number) {
+                    s.records[r.parent]?.children = children.filter { $0.value != number }
                 }
             } else {
                 s.records[number] = r
+            }
+        }
+    }
+
+    /// Inodes of `owner` the kernel holds that have no children in the table (files, and folders whose
+    /// entries the kernel has forgotten), with the folder and name the kernel reached them by.
+    func leaves(ownedBy owner: ProviderID) -> [(inode: UInt64, parent: UInt64, name: [UInt8], entry: any InodeEntry)] {
+        state.withLock { s in
+            s.records.compactMap { number, r in
+                guard r.owner == owner, !FixedInode.isFixed(number), r.children?.isEmpty ?? true else { return nil }
+                return (number, r.parent, r.name, r.entry)
             }
         }
     }

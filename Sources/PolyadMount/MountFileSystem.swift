@@ -25,7 +25,7 @@ public final class MountFileSystem: Sendable {
     private let readAhead = DispatchQueue(label: "polyad.mount.readahead", attributes: .concurrent)
     private let willBlock: @Sendable () -> Void
     /// `/incoming` (a typed reference: its open files are not the reader's) and its commits.
-    private let incoming: IncomingFolder
+    let incoming: IncomingFolder
     private let committer: IncomingCommitter
     private let committerStarted = Atomic<Bool>(false)
     /// Handles of `/incoming`'s open files carry this bit; the reader's do not.
@@ -43,6 +43,8 @@ public final class MountFileSystem: Sendable {
     ///   - settleSeconds: how long `/incoming` must be quiet (no writer open) before it is committed.
     ///   - syncOnClose: whether a `close` of a written file waits until it is on the staging disk
     ///     (`mount.sync_on_close`).
+    ///   - descriptorBudget: staged inodes (open descriptors) `/incoming` keeps before it asks the kernel to
+    ///     forget closed ones (default: half the open-file limit).
     ///   - invalidateEntry: tells the kernel to drop its cached entry `name` of folder `inode` (what a commit
     ///     took out of `/incoming`).
     public init(
@@ -52,6 +54,7 @@ public final class MountFileSystem: Sendable {
         staging: StagingArea,
         settleSeconds: Double,
         syncOnClose: Bool = true,
+        descriptorBudget: Int? = nil,
         log: @escaping @Sendable (String) -> Void,
         willBlock: @escaping @Sendable () -> Void = {},
         pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in },
@@ -105,7 +108,8 @@ public final class MountFileSystem: Sendable {
                 id: ProviderID(index: 2),
                 table: table,
                 staging: staging,
-                syncOnClose: syncOnClose
+                syncOnClose: syncOnClose,
+                descriptorBudget: descriptorBudget
             )
         } catch {
             throw RepositoryError.system(error)
@@ -117,7 +121,7 @@ public final class MountFileSystem: Sendable {
             catalog: catalog,
             settleSeconds: settleSeconds,
             log: log,
-            forgetEntry: { invalidateEntry(FixedInode.incoming, $0) }
+            invalidateEntry: invalidateEntry
         )
         self.incoming = incoming
         self.committer = committer

@@ -321,6 +321,45 @@ final class IncomingMountTests: XCTestCase {
         try fixture.expect(0, ["verify", "--read-data"])
     }
 
+    /// Each inode of /incoming the kernel holds is a descriptor of the daemon, and the kernel holds inodes long
+    /// after their files are closed: with an open-file limit of 1,024, `cp -a` of 3,000 files must still work
+    /// (the daemon asks the kernel to forget closed ones).
+    func testCopyingInMoreFilesThanTheDaemonMayOpen() throws {
+        let src = fixture.root + "/many"
+        for d in 0..<30 {
+            try FileSystem.makeDirectories(bytes("\(src)/d\(d)"), mode: 0o755)
+            for f in 0..<100 {
+                XCTAssertTrue(
+                    FileManager.default.createFile(atPath: "\(src)/d\(d)/f\(f)", contents: Data("\(d)/\(f)".utf8))
+                )
+            }
+        }
+        try fixture.expect(0, ["init"])
+        try store.mount(openFileLimit: 1024)
+        let pid = try XCTUnwrap(store.daemonPID)
+        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        let soft = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(
+            separator: " ",
+            omittingEmptySubsequences: true
+        ).dropFirst(3).first
+        if soft != "1024" {
+            print(
+                "testCopyingInMoreFilesThanTheDaemonMayOpen: the daemon raised its open-file limit to \(soft ?? "?"): the budget is not reached here"
+            )
+        }
+        run(["cp", "-a", src, incoming + "/"])
+        let id = try waitForCommit()
+        let out = fixture.root + "/out"
+        try fixture.expect(0, ["restore", id, "--target", out])
+        for d in [0, 17, 29] {
+            for f in [0, 55, 99] {
+                XCTAssertEqual(FileManager.default.contents(atPath: "\(out)/many/d\(d)/f\(f)"), Data("\(d)/\(f)".utf8))
+            }
+        }
+        let restored = try FileManager.default.subpathsOfDirectory(atPath: out + "/many").count
+        XCTAssertEqual(restored, 30 + 3000)
+    }
+
     func testConcurrentWritersAndOneMountPerStagingFolder() throws {
         try fixture.expect(0, ["init"])
         try store.mount()

@@ -54,9 +54,21 @@ final class MountedStore {
     /// Mounts and returns once the mount is up. Daemon mode (the default) records the daemon's PID from the
     /// staging folder's lock file. In the foreground the daemon's stderr goes to `<fixture root>/polyadfs.log`
     /// (a file, not a pipe that nobody drains), which a failure to mount quotes.
-    func mount(inForeground: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `openFileLimit` starts the daemon under `prlimit --nofile=N:N` (daemon mode).
+    func mount(
+        inForeground: Bool = false,
+        openFileLimit: Int? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         guard inForeground else {
-            let o = try fixture.run([fixture.conf, mountpoint], executable: Self.polyadfs)
+            let o =
+                try openFileLimit.map {
+                    try fixture.run(
+                        ["--nofile=\($0):\($0)", Self.polyadfs, fixture.conf, mountpoint],
+                        executable: "/usr/bin/prlimit"
+                    )
+                } ?? fixture.run([fixture.conf, mountpoint], executable: Self.polyadfs)
             guard o.status == 0 else {
                 XCTFail("polyadfs exited \(o.status): \(o.stderr)", file: file, line: line)
                 throw XCTSkip("not mounted")

@@ -29,7 +29,8 @@ final class IncomingFolderTests: XCTestCase {
     private func makeFileSystem(
         settle: Double = 0,
         syncOnClose: Bool = true,
-        staging: String = "staging"
+        staging: String = "staging",
+        descriptorBudget: Int? = nil
     ) throws -> MountFileSystem {
         let fs = try MountFileSystem(
             manager: manager,
@@ -38,6 +39,7 @@ final class IncomingFolderTests: XCTestCase {
             staging: try StagingArea(path: folder + "/" + staging),
             settleSeconds: settle,
             syncOnClose: syncOnClose,
+            descriptorBudget: descriptorBudget,
             log: { _ in }
         )
         fs.refreshSnapshots(interval: 0)
@@ -105,6 +107,35 @@ final class IncomingFolderTests: XCTestCase {
             "fsync: the file and /incoming (changed since); not c, as on a disk"
         )
         lazy.release(file.handle, caller: caller)
+    }
+
+    /// More staged inodes than the budget (each an open descriptor): the kernel is asked to forget closed
+    /// files, never an open one, and their descriptors close once it does.
+    func testAboveTheDescriptorBudgetTheKernelIsAskedToForgetClosedFiles() throws {
+        let fs = try makeFileSystem(settle: 3600, descriptorBudget: 10)
+        for i in 0..<40 { try drop(fs, "f\(i)", [UInt8(i)]) }
+        let (_, open) = try fs.create(
+            parent: FixedInode.incoming,
+            name: Array("open".utf8),
+            mode: S_IFREG | 0o600,
+            flags: O_WRONLY,
+            caller: caller
+        )
+        let before = StagedNode.alive.load(ordering: .relaxed)
+        var asked = [(UInt64, [UInt8])]()
+        fs.incoming.relieveDescriptors { asked.append(($0, $1)) }
+        XCTAssertGreaterThanOrEqual(asked.count, 40 - 8 - 1, "down to 80% of the budget")
+        XCTAssertFalse(asked.contains { $0.1 == Array("open".utf8) }, "an open file is never dropped")
+        XCTAssertTrue(asked.allSatisfy { $0.0 == FixedInode.incoming })
+        // The kernel forgets them (one lookup each, from the create).
+        for (parent, name) in asked {
+            let inode = try fs.lookup(parent: parent, name: name, caller: caller).inode
+            fs.forget(inode, count: 2)
+        }
+        XCTAssertEqual(StagedNode.alive.load(ordering: .relaxed), before - asked.count, "their descriptors closed")
+        // What was forgotten is still there, found again by name.
+        XCTAssertEqual(try names(fs, FixedInode.incoming).count, 41)
+        fs.release(open.handle, caller: caller)
     }
 
     func testDroppedFilesBecomeOneSnapshotAndLeaveIncoming() throws {

@@ -731,11 +731,22 @@ class Bench:
         if not isinstance(self.d, Polyad) or not self.d.has_mount():
             return
         repo = self.repo + "-incoming"
+        self.disk_cp()
         for sync_on_close, suffix in ((True, ""), (False, "-nosync")):
             self.drop_and_commit(repo, sync_on_close, suffix)
         if self.ds == BENCH_DATASETS[0]:
             self.incoming_dd(repo)
         run(["rm", "-rf", repo, repo + ".staging"])
+
+    def disk_cp(self):              # the floor under incoming-cp: the same cp -a to a folder on the same disk
+        target = os.path.join(REPOS, "cp-reference")
+        run(["rm", "-rf", target])
+        os.makedirs(target)
+        drop_caches()
+        t = run_timed(f"{self.ident}-disk-cp", ["cp", "-a", self.work, target + "/"])
+        run(["rm", "-rf", target])
+        row(self.key, self.d.tool, self.d.setting, self.ds, "disk-cp", fmt_s(t.wall), mbps(self.logical, t.wall),
+            t.rss, t.cpu, self.logical, "", "", "cp -a to a folder on the staging disk (no mount), cold source")
 
     def drop_and_commit(self, repo, sync_on_close, suffix):
         """A new store; cp -a of the dataset into its /incoming; the commit; the snapshot restored, compared."""
@@ -965,6 +976,10 @@ def print_ratios():
          lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
         ("incoming drop+commit s ÷ restic backup-1st s", "lower",
          lambda k, d: (lookup(k, d, "incoming-drop-commit", "seconds"), lookup("restic", d, "backup-1st", "seconds"))),
+        ("incoming cp s ÷ disk cp s (cp -a through /incoming vs to the same disk)", "lower",
+         lambda k, d: (lookup(k, d, "incoming-cp", "seconds"), lookup(k, d, "disk-cp", "seconds"))),
+        ("disk cp s ÷ own backup-1st s (the floor: cp -a alone)", "lower",
+         lambda k, d: (lookup(k, d, "disk-cp", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
         ("incoming drop+commit, sync_on_close false, s ÷ own backup-1st s", "lower",
          lambda k, d: (lookup(k, d, "incoming-drop-commit-nosync", "seconds"), lookup(k, d, "backup-1st", "seconds"))),
         ("incoming dd MB/s ÷ disk dd MB/s (target ≥ 0.70)", "higher",

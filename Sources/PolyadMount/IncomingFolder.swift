@@ -147,6 +147,7 @@ final class IncomingFolder: TreeProvider {
     func relieveDescriptors(invalidate: (UInt64, [UInt8]) -> Void) {
         let alive = StagedNode.alive.load(ordering: .relaxed)
         guard alive > descriptorBudget else { return }
+        flushChangedIfMany()
         let open = state.withLock { s in
             Set(s.handles.values.map { ObjectIdentifier($0.node) } + [ObjectIdentifier(s.live)])
         }
@@ -155,6 +156,25 @@ final class IncomingFolder: TreeProvider {
             guard let n = leaf.entry as? StagedNode, !open.contains(ObjectIdentifier(n)) else { continue }
             invalidate(leaf.parent, leaf.name)
             excess -= 1
+        }
+    }
+
+    /// The nodes changed since the last flush hold their descriptors until it (without `syncOnClose`, no
+    /// close flushes them): past a quarter of the budget, one `syncfs` of the staging disk flushes them all
+    /// and lets them go.
+    private func flushChangedIfMany() {
+        let changed = state.withLock { s -> [ObjectIdentifier: StagedNode]? in
+            guard s.dirty.count > max(64, descriptorBudget / 4) else { return nil }
+            let d = s.dirty
+            s.dirty = [:]
+            return d
+        }
+        guard let changed else { return }
+        do {
+            try FileSystem.syncFileSystem(staging.folder)
+            syncCount.add(1, ordering: .relaxed)
+        } catch {
+            state.withLock { s in s.dirty.merge(changed) { a, _ in a } }
         }
     }
 

@@ -335,29 +335,40 @@ final class IncomingMountTests: XCTestCase {
             }
         }
         try fixture.expect(0, ["init"])
-        try store.mount(openFileLimit: 1024)
-        let pid = try XCTUnwrap(store.daemonPID)
-        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
-        let soft = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(
-            separator: " ",
-            omittingEmptySubsequences: true
-        ).dropFirst(3).first
-        if soft != "1024" {
-            print(
-                "testCopyingInMoreFilesThanTheDaemonMayOpen: the daemon raised its open-file limit to \(soft ?? "?"): the budget is not reached here"
+        // Closes that sync (the default), and closes that do not (then changed nodes pile up until a flush).
+        for (round, sync) in ["true", "false"].enumerated() {
+            store = try MountedStore(
+                reusing: store,
+                extraConfig: "mount:\n  settle_seconds: 1\n  sync_on_close: \(sync)\n"
             )
-        }
-        run(["cp", "-a", src, incoming + "/"])
-        let id = try waitForCommit()
-        let out = fixture.root + "/out"
-        try fixture.expect(0, ["restore", id, "--target", out])
-        for d in [0, 17, 29] {
-            for f in [0, 55, 99] {
-                XCTAssertEqual(FileManager.default.contents(atPath: "\(out)/many/d\(d)/f\(f)"), Data("\(d)/\(f)".utf8))
+            try store.mount(openFileLimit: 1024)
+            let pid = try XCTUnwrap(store.daemonPID)
+            let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+            let soft = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(
+                separator: " ",
+                omittingEmptySubsequences: true
+            ).dropFirst(3).first
+            if soft != "1024" {
+                print(
+                    "testCopyingInMoreFilesThanTheDaemonMayOpen: the daemon raised its open-file limit to \(soft ?? "?"): the budget is not reached here"
+                )
             }
+            run(["cp", "-a", src, incoming + "/"])
+            let id = try waitForCommit()
+            let out = fixture.root + "/out\(round)"
+            try fixture.expect(0, ["restore", id, "--target", out])
+            for d in [0, 17, 29] {
+                for f in [0, 55, 99] {
+                    XCTAssertEqual(
+                        FileManager.default.contents(atPath: "\(out)/many/d\(d)/f\(f)"),
+                        Data("\(d)/\(f)".utf8),
+                        "sync_on_close: \(sync)"
+                    )
+                }
+            }
+            let restored = try FileManager.default.subpathsOfDirectory(atPath: out + "/many").count
+            XCTAssertEqual(restored, 30 + 3000, "sync_on_close: \(sync)")
         }
-        let restored = try FileManager.default.subpathsOfDirectory(atPath: out + "/many").count
-        XCTAssertEqual(restored, 30 + 3000)
     }
 
     func testConcurrentWritersAndOneMountPerStagingFolder() throws {

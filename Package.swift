@@ -3,7 +3,8 @@
 //
 // Layering (dependencies point one way, downwards):
 //   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim)
-//   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig
+//   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig,
+//         PolyadS3 (S3 requests: SigV4 signing so far)
 //   repository: PolyadRepository (backup, restore, verify)
 //   service: PolyadService (BackupManager, backend factory, statistics)
 //   mount model: PolyadMount
@@ -46,6 +47,7 @@ let package = Package(
         .target(name: "PolyadFileSystem", dependencies: ["CSystemShim"], swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
+        .target(name: "PolyadS3", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
         .target(
             name: "PolyadConfig",
             dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
@@ -130,6 +132,7 @@ let package = Package(
             dependencies: ["PolyadStorage", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "PolyadS3Tests", dependencies: ["PolyadS3", "PolyadCrypto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PolyadConfigTests",
             dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"],

@@ -2,7 +2,7 @@
 // Polyad Backup: encrypted, compressed, deduplicated backups that people mount.
 //
 // Layering (dependencies point one way, downwards):
-//   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim)
+//   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim, CCurlShim)
 //   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig,
 //         PolyadS3 (S3 requests: SigV4 signing so far)
 //   repository: PolyadRepository (backup, restore, verify)
@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "CCryptoShim", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CSystemShim"),
         .target(name: "CFuseShim", linkerSettings: [.linkedLibrary("fuse3")]),
+        .target(name: "CCurlShim", linkerSettings: [.linkedLibrary("curl")]),
 
         // Core.
         .target(name: "PolyadCrypto", dependencies: ["CCryptoShim", "PolyadFileSystem"], swiftSettings: swiftSettings),
@@ -47,7 +48,11 @@ let package = Package(
         .target(name: "PolyadFileSystem", dependencies: ["CSystemShim"], swiftSettings: swiftSettings),
         .target(name: "PolyadFormat", swiftSettings: swiftSettings),
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
-        .target(name: "PolyadS3", dependencies: ["PolyadCrypto", "PolyadFormat"], swiftSettings: swiftSettings),
+        .target(
+            name: "PolyadS3",
+            dependencies: ["CCurlShim", "PolyadCrypto", "PolyadFormat"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "PolyadConfig",
             dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],

@@ -1,0 +1,163 @@
+import CCurlShim
+import PolyadCrypto
+import PolyadFormat
+import Synchronization
+
+/// Where a bucket is: the endpoint (`https://s3.eu-west-3.amazonaws.com`, `http://127.0.0.1:9000`), its region,
+/// and whether the bucket goes in the path (`/bucket/key`, MinIO and moto) or the host (`bucket.host`, AWS).
+public struct S3Endpoint: Sendable, Equatable {
+    public var url: String
+    public var region: String
+    public var bucket: String
+    public var pathStyle: Bool
+
+    public init(url: String, region: String, bucket: String, pathStyle: Bool) {
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.region = region
+        self.bucket = bucket
+        self.pathStyle = pathStyle
+    }
+
+    /// The host (with port) and scheme of the endpoint.
+    var parts: (scheme: String, host: String) {
+        guard let range = url.range(of: "://") else { return ("https", url) }
+        return (String(url[..<range.lowerBound]), String(url[range.upperBound...]))
+    }
+}
+
+/// What S3 answered.
+public struct S3Response: Sendable {
+    public var status: Int
+    /// Header names lower-cased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+}
+
+/// A transfer that did not complete (connection refused, reset, timed out, cut for being too slow).
+public struct S3TransportError: Error, Sendable, CustomStringConvertible {
+    public var url: String
+    public var message: String
+    public var description: String { "\(url): \(message)" }
+}
+
+/// Signed requests to one bucket over one libcurl handle (its connections are kept and reused). One request
+/// at a time per client: the handle sits behind a mutex.
+public final class S3Client: Sendable {
+    public let endpoint: S3Endpoint
+    private let credentials: S3Credentials
+    /// The easy handle, as an address (a libcurl handle may be used by one thread at a time: the mutex).
+    private let handle: Mutex<UInt>
+    /// Whole-transfer and stall limits (seconds).
+    public let timeout: Int
+    public let stallSeconds: Int
+
+    private static let started: Bool = polyad_http_global_init() == 0
+
+    public init(endpoint: S3Endpoint, credentials: S3Credentials, timeout: Int = 300, stallSeconds: Int = 30) {
+        _ = Self.started
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.timeout = timeout
+        self.stallSeconds = stallSeconds
+        handle = Mutex(UInt(bitPattern: polyad_http_new()))
+    }
+
+    deinit { polyad_http_free(UnsafeMutableRawPointer(bitPattern: handle.withLock { $0 })) }
+
+    /// Sends one signed request for `key` (empty: the bucket itself) and returns the answer, whatever its status.
+    public func request(
+        _ method: String,
+        key: String = "",
+        query: [(name: String, value: String)] = [],
+        headers extra: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        at seconds: Int64
+    ) throws(S3TransportError) -> S3Response {
+        let (scheme, endpointHost) = endpoint.parts
+        let host = endpoint.pathStyle ? endpointHost : "\(endpoint.bucket).\(endpointHost)"
+        let path = (endpoint.pathStyle ? "/\(endpoint.bucket)" : "") + "/" + key
+        let payloadHash = SigV4.hex(SHA256.hash(body))
+        let amzDate = SigV4.amzDate(secondsSince1970: seconds)
+        var headers: [(name: String, value: String)] = [
+            ("host", host), ("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash),
+        ]
+        if let token = credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
+        headers += extra
+        let signature = SigV4.sign(
+            SigV4Request(method: method, path: path, query: query, headers: headers, payloadHash: payloadHash),
+            credentials: credentials,
+            region: endpoint.region,
+            amzDate: amzDate
+        )
+        let queryText = query.map {
+            "\(SigV4.encode($0.name, keepSlash: false))=\(SigV4.encode($0.value, keepSlash: false))"
+        }
+        .joined(separator: "&")
+        let url =
+            "\(scheme)://\(endpointHost)\(SigV4.encode(path, keepSlash: true))"
+            .replacingFirstHost(with: host, pathStyle: endpoint.pathStyle) + (queryText.isEmpty ? "" : "?" + queryText)
+        let lines =
+            headers.filter { $0.name != "host" }.map { "\($0.name): \($0.value)" }
+            + ["Authorization: \(signature.authorization)"]
+        var out = polyad_http_response()
+        defer { polyad_http_response_free(&out) }
+        let code = handle.withLock { address -> Int32 in
+            let cLines = lines.map { strdupBytes($0) }
+            defer {
+                for line in cLines { line.deallocate() }
+            }
+            var pointers = cLines.map { UnsafePointer($0) as UnsafePointer<CChar>? }
+            return body.withUnsafeBufferPointer { b in
+                pointers.withUnsafeMutableBufferPointer { p in
+                    polyad_http_perform(
+                        UnsafeMutableRawPointer(bitPattern: address),
+                        method,
+                        url,
+                        p.baseAddress,
+                        p.count,
+                        b.baseAddress,
+                        b.count,
+                        timeout,
+                        stallSeconds,
+                        &out
+                    )
+                }
+            }
+        }
+        guard code == 0 else {
+            let message = withUnsafeBytes(of: out.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw S3TransportError(url: url, message: message)
+        }
+        var responseHeaders = [String: String]()
+        if let h = out.headers {
+            let text = String(cString: h)
+            for line in text.split(separator: "\r\n") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].drop { $0 == " " }
+                responseHeaders[name] = String(value)
+            }
+        }
+        let bytes = out.body.map { Array(UnsafeBufferPointer(start: $0, count: out.body_length)) } ?? []
+        return S3Response(status: Int(out.status), headers: responseHeaders, body: bytes)
+    }
+}
+
+/// A NUL-terminated copy of `text` (freed by the caller with `deallocate`).
+private func strdupBytes(_ text: String) -> UnsafeMutablePointer<CChar> {
+    let utf8 = Array(text.utf8)
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
+    for (i, b) in utf8.enumerated() { p[i] = CChar(bitPattern: b) }
+    p[utf8.count] = 0
+    return p
+}
+
+extension String {
+    /// The URL with the bucket's host in place of the endpoint's (virtual-hosted style).
+    fileprivate func replacingFirstHost(with host: String, pathStyle: Bool) -> String {
+        guard !pathStyle, let scheme = range(of: "://") else { return self }
+        let rest = self[scheme.upperBound...]
+        let end = rest.firstIndex(of: "/") ?? rest.endIndex
+        return String(self[..<scheme.upperBound]) + host + String(rest[end...])
+    }
+}

@@ -47,6 +47,11 @@ final class S3ClientTests: XCTestCase {
         let xml = String(decoding: list.body, as: UTF8.self)
         XCTAssertTrue(xml.contains("<Key>data/ab/abcdef</Key>"), xml)
         XCTAssertFalse(xml.contains("index/0001"), xml)
+        // Page by page, with continuation tokens.
+        for i in 0..<7 { _ = try client.request("PUT", key: "data/p/\(i) & more", body: [UInt8(i)], at: now) }
+        let listed = try client.list(prefix: "data/", pageSize: 2, at: self.now)
+        XCTAssertEqual(listed.map(\.key), ["data/ab/abcdef"] + (0..<7).map { "data/p/\($0) & more" })
+        XCTAssertEqual(listed.first?.size, 100_000)
         XCTAssertEqual(try client.request("DELETE", key: "data/ab/abcdef", at: now).status, 204)
         XCTAssertEqual(try client.request("GET", key: "data/ab/abcdef", at: now).status, 404)
     }
@@ -72,5 +77,29 @@ final class S3ClientTests: XCTestCase {
             XCTAssertEqual(e.url, "http://127.0.0.1:1/b/k")
             XCTAssertFalse(e.message.isEmpty)
         }
+    }
+}
+
+/// ListObjectsV2 answers, read without a server.
+final class S3ListPageTests: XCTestCase {
+    func testKeysSizesTokensAndEntities() {
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>data/</Prefix>
+            <KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
+            <Contents><Key>data/a&amp;b &#233;&#x263A;</Key><LastModified>2026-12-03T00:00:00.000Z</LastModified>
+            <ETag>&quot;x&quot;</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents>
+            <Contents><Key>data/c</Key><Size>0</Size></Contents>
+            <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken></ListBucketResult>
+            """
+        let page = S3ListPage.parse(Array(xml.utf8))
+        XCTAssertEqual(page?.objects, [.init(key: "data/a&b é☺", size: 12), .init(key: "data/c", size: 0)])
+        XCTAssertEqual(page?.nextContinuationToken, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
+        let last = S3ListPage.parse(Array("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>".utf8))
+        XCTAssertEqual(last, S3ListPage(objects: [], nextContinuationToken: nil))
+        XCTAssertNil(S3ListPage.parse(Array("<Error><Code>NoSuchBucket</Code></Error>".utf8)))
+        XCTAssertNil(
+            S3ListPage.parse(Array("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>".utf8))
+        )
     }
 }

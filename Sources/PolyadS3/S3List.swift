@@ -1,0 +1,116 @@
+/// One page of a ListObjectsV2 answer.
+public struct S3ListPage: Sendable, Equatable {
+    public struct Object: Sendable, Equatable {
+        public var key: String
+        public var size: Int64
+    }
+
+    public var objects: [Object]
+    /// Set when the listing goes on: the `continuation-token` of the next request.
+    public var nextContinuationToken: String?
+
+    /// Reads the XML of a ListObjectsV2 answer: each `<Contents>`'s `<Key>` and `<Size>`, and
+    /// `<NextContinuationToken>` when `<IsTruncated>` is true. Entities (`&amp;`, `&#38;`, `&#x26;`, ...) are
+    /// decoded. Nil if the text is not such an answer.
+    public static func parse(_ xml: [UInt8]) -> S3ListPage? {
+        let text = String(decoding: xml, as: UTF8.self)
+        guard text.contains("<ListBucketResult") else { return nil }
+        var objects = [Object]()
+        for contents in elements("Contents", in: Substring(text)) {
+            guard let key = elements("Key", in: contents).first else { return nil }
+            let size = elements("Size", in: contents).first.flatMap { Int64($0) } ?? 0
+            objects.append(Object(key: decodeEntities(key), size: size))
+        }
+        let truncated = elements("IsTruncated", in: Substring(text)).first == "true"
+        let token = truncated ? elements("NextContinuationToken", in: Substring(text)).first.map(decodeEntities) : nil
+        if truncated && token == nil { return nil }
+        return S3ListPage(objects: objects, nextContinuationToken: token)
+    }
+
+    /// The contents of each `<name>...</name>` in `text`, in order (not nested in one another).
+    private static func elements(_ name: String, in text: Substring) -> [Substring] {
+        var out = [Substring]()
+        var rest = text
+        while let open = rest.range(of: "<\(name)>"), let close = rest[open.upperBound...].range(of: "</\(name)>") {
+            out.append(rest[open.upperBound..<close.lowerBound])
+            rest = rest[close.upperBound...]
+        }
+        return out
+    }
+
+    static func decodeEntities(_ text: Substring) -> String {
+        guard text.contains("&") else { return String(text) }
+        var out = ""
+        var rest = text
+        while let amp = rest.firstIndex(of: "&") {
+            out += rest[..<amp]
+            guard let semi = rest[amp...].firstIndex(of: ";") else { break }
+            let entity = rest[rest.index(after: amp)..<semi]
+            switch entity {
+            case "amp": out += "&"
+            case "lt": out += "<"
+            case "gt": out += ">"
+            case "quot": out += "\""
+            case "apos": out += "'"
+            default:
+                let number =
+                    entity.hasPrefix("#x") || entity.hasPrefix("#X")
+                    ? UInt32(entity.dropFirst(2), radix: 16) : entity.hasPrefix("#") ? UInt32(entity.dropFirst()) : nil
+                if let number, let scalar = Unicode.Scalar(number) {
+                    out.unicodeScalars.append(scalar)
+                } else {
+                    out += rest[amp...semi]
+                }
+            }
+            rest = rest[rest.index(after: semi)...]
+        }
+        return out + rest
+    }
+}
+
+extension S3Client {
+    /// Every object under `prefix`, page by page (`max-keys` per page, 1,000 by default as S3 gives).
+    public func list(
+        prefix: String,
+        pageSize: Int = 1000,
+        at seconds: @autoclosure () -> Int64
+    ) throws(S3Error) -> [S3ListPage.Object] {
+        var all = [S3ListPage.Object]()
+        var token: String?
+        repeat {
+            var query: [(name: String, value: String)] = [
+                ("list-type", "2"), ("prefix", prefix), ("max-keys", String(pageSize)),
+            ]
+            if let token { query.append(("continuation-token", token)) }
+            let response: S3Response
+            do { response = try request("GET", query: query, at: seconds()) } catch { throw .transport(error) }
+            guard response.status == 200 else {
+                throw .status(response.status, String(decoding: response.body, as: UTF8.self))
+            }
+            guard let page = S3ListPage.parse(response.body) else {
+                throw .malformed(
+                    "the listing of \(prefix.isEmpty ? "the bucket" : prefix) is not a ListObjectsV2 answer"
+                )
+            }
+            all += page.objects
+            token = page.nextContinuationToken
+        } while token != nil
+        return all
+    }
+}
+
+/// Why an S3 call failed.
+public enum S3Error: Error, Sendable, CustomStringConvertible {
+    case transport(S3TransportError)
+    /// An HTTP status S3 answered with, and its body (S3's XML error).
+    case status(Int, String)
+    case malformed(String)
+
+    public var description: String {
+        switch self {
+        case .transport(let e): "\(e)"
+        case .status(let code, let body): "S3 answered \(code): \(body.prefix(300))"
+        case .malformed(let what): what
+        }
+    }
+}

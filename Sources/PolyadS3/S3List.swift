@@ -105,12 +105,18 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
     /// An HTTP status S3 answered with, and its body (S3's XML error).
     case status(Int, String)
     case malformed(String)
+    /// An answer retrying cannot change, with what to fix.
+    case failed(String)
+    /// Faults that lasted past the retry time (the store is unreachable).
+    case unavailable(String)
 
     public var description: String {
         switch self {
         case .transport(let e): "\(e)"
         case .status(let code, let body): "S3 answered \(code): \(body.prefix(300))"
         case .malformed(let what): what
+        case .failed(let message): message
+        case .unavailable(let message): "S3 is unreachable: \(message)"
         }
     }
 }

@@ -66,6 +66,24 @@ final class S3ClientTests: XCTestCase {
         XCTAssertEqual(Base64.encode(try XCTUnwrap(MD5.hash([]))), "1B2M2Y8AsgTpgAmY7PhCfg==")
     }
 
+    func testAMissingBucketFailsAtOnceNamingTheFix() throws {
+        let missing = S3Client(
+            endpoint: S3Endpoint(
+                url: client.endpoint.url,
+                region: "us-east-1",
+                bucket: "no-such-bucket-here",
+                pathStyle: true
+            ),
+            credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")
+        )
+        var waits = 0
+        XCTAssertThrowsError(try missing.send("GET", key: "k", sleep: { _ in waits += 1 })) { error in
+            guard case S3Error.failed(let message) = error as! S3Error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("no-such-bucket-here does not exist"), message)
+        }
+        XCTAssertEqual(waits, 0, "not retried")
+    }
+
     func testAnUnreachableEndpointIsATransportErrorNamingTheURL() throws {
         let closed = S3Client(
             endpoint: S3Endpoint(url: "http://127.0.0.1:1", region: "us-east-1", bucket: "b", pathStyle: true),
@@ -101,5 +119,71 @@ final class S3ListPageTests: XCTestCase {
         XCTAssertNil(
             S3ListPage.parse(Array("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>".utf8))
         )
+    }
+}
+
+/// Which answers are retried, which fail at once with the fix, and how long a fault is retried.
+final class S3RetryTests: XCTestCase {
+    private let client = S3Client(
+        endpoint: S3Endpoint(url: "http://127.0.0.1:1", region: "eu-west-3", bucket: "b", pathStyle: true),
+        credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "s"),
+        timeout: 2
+    )
+
+    private func answer(_ status: Int, _ code: String? = nil, headers: [String: String] = [:]) -> S3Response {
+        S3Response(
+            status: status,
+            headers: headers,
+            body: Array((code.map { "<Error><Code>\($0)</Code></Error>" } ?? "").utf8)
+        )
+    }
+
+    func testVerdicts() {
+        XCTAssertEqual(client.verdict(answer(200), method: "PUT", key: "k"), .done)
+        XCTAssertEqual(client.verdict(answer(404, "NoSuchKey"), method: "GET", key: "k"), .done, "missing is an answer")
+        for (status, code) in [(500, "InternalError"), (503, "SlowDown"), (429, nil), (400, "RequestTimeout")] {
+            guard case .retry = client.verdict(answer(status, code), method: "PUT", key: "k") else {
+                return XCTFail("\(status) \(code ?? "") should be retried")
+            }
+        }
+        guard case .fail(let noBucket) = client.verdict(answer(404, "NoSuchBucket"), method: "GET", key: "k"),
+            case .fail(let denied) = client.verdict(answer(403, "SignatureDoesNotMatch"), method: "GET", key: "k"),
+            case .fail(let region) = client.verdict(
+                answer(301, "PermanentRedirect", headers: ["x-amz-bucket-region": "us-west-2"]),
+                method: "GET",
+                key: "k"
+            ),
+            case .fail(let skew) = client.verdict(answer(403, "RequestTimeTooSkewed"), method: "GET", key: "k")
+        else { return XCTFail("4xx that cannot succeed must fail at once") }
+        XCTAssertTrue(noBucket.contains("--create-bucket"), noBucket)
+        XCTAssertTrue(denied.contains("s3.access_key_id"), denied)
+        XCTAssertTrue(region.contains("it is in us-west-2") && region.contains("s3.region"), region)
+        XCTAssertTrue(skew.contains("clock"), skew)
+    }
+
+    func testBackoffGrowsToItsCap() {
+        let p = S3RetryPolicy(firstDelay: 0.1, maxDelay: 32, totalSeconds: 900)
+        XCTAssertEqual((1...10).map { p.bound(beforeRetry: $0) }, [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 32])
+    }
+
+    func testAnOutageIsRetriedForTheTimeGivenThenReported() {
+        var waits = [Double]()
+        var logged = [String]()
+        XCTAssertThrowsError(
+            try client.send(
+                "GET",
+                key: "k",
+                policy: S3RetryPolicy(firstDelay: 0.01, maxDelay: 0.05, totalSeconds: 0.5),
+                sleep: { waits.append($0) },
+                log: { logged.append($0) }
+            )
+        ) { error in
+            guard case S3Error.unavailable(let message) = error as! S3Error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("http://127.0.0.1:1"), message)
+            XCTAssertTrue(message.contains("gave up after"), message)
+        }
+        XCTAssertGreaterThan(waits.count, 1)
+        XCTAssertTrue(waits.allSatisfy { $0 <= 0.05 })
+        XCTAssertEqual(logged.count, waits.count)
     }
 }

@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "PolyadStorage", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(
             name: "PolyadS3",
-            dependencies: ["CCurlShim", "PolyadCrypto", "PolyadFormat"],
+            dependencies: ["CCurlShim", "PolyadCrypto", "PolyadFormat", "PolyadStorage"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PolyadStorageTests",
-            dependencies: ["PolyadStorage", "PolyadTestSupport"],
+            dependencies: ["PolyadStorage", "PolyadS3", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "PolyadS3Tests", dependencies: ["PolyadS3", "PolyadCrypto"], swiftSettings: swiftSettings),

@@ -41,8 +41,8 @@ extension S3Response {
 }
 
 extension S3Client {
-    /// What the answer to `method` on `key` means: done (2xx, and 404 for GET/HEAD, which callers read as
-    /// "missing"), a fault to retry, or a failure whose message says what to fix.
+    /// What the answer to `method` on `key` means: done (2xx; 404 for GET, HEAD and DELETE, which callers read
+    /// as "missing"; 416 for GET), a fault to retry, or a failure whose message says what to fix.
     public func verdict(_ r: S3Response, method: String, key: String) -> S3Verdict {
         let what = key.isEmpty ? "bucket \(endpoint.bucket)" : "\(endpoint.bucket)/\(key)"
         switch r.status {
@@ -53,6 +53,7 @@ extension S3Client {
                     + "`polyad init --create-bucket`, or fix backup.s3_bucket"
             )
         case 404 where method == "GET" || method == "HEAD" || method == "DELETE": return .done
+        case 416 where method == "GET": return .done  // a range past the end: the caller says what that means
         case 301, 307,
             400 where r.errorCode == "AuthorizationHeaderMalformed" || r.errorCode == "PermanentRedirect":
             let region = r.headers["x-amz-bucket-region"].map { " (it is in \($0))" } ?? ""

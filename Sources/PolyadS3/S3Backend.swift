@@ -1,0 +1,188 @@
+import Glibc
+import PolyadStorage
+
+/// A store in an S3 bucket under `prefix`: `config`, `keys/<name>`, `snapshots/<name>`, `index/<name>`,
+/// `locks/<name>` and `data/<first two hex digits>/<name>`, the local layout as keys. A PUT is atomic on S3 (an
+/// object is visible whole or not at all), so saving needs no temporary name.
+public final class S3Backend: Backend {
+    public let client: S3Client
+    /// The key prefix, empty or ending in `/`.
+    public let prefix: String
+    public let policy: S3RetryPolicy
+    private let log: @Sendable (String) -> Void
+
+    public init(
+        client: S3Client,
+        prefix: String = "",
+        policy: S3RetryPolicy = S3RetryPolicy(),
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.policy = policy
+        self.log = log
+    }
+
+    public var location: String { "s3://\(client.endpoint.bucket)/\(prefix)" }
+
+    /// The object key of `handle`.
+    func key(_ handle: ObjectHandle) -> String {
+        switch handle.kind {
+        case .config: prefix + "config"
+        case .data: "\(prefix)data/\(handle.name.prefix(2))/\(handle.name)"
+        default: "\(prefix)\(handle.kind.rawValue)/\(handle.name)"
+        }
+    }
+
+    private func fail(_ error: S3Error, _ handle: ObjectHandle?) -> StorageError {
+        let code: StorageError.Code =
+            switch error {
+            case .transport, .unavailable: .unreachable
+            case .failed(let message) where message.contains("refused the access key"): .permissionDenied
+            case .malformed: .damaged
+            default: .io
+            }
+        return StorageError(code: code, handle: handle, location: location, message: "\(error)")
+    }
+
+    private func send(
+        _ method: String,
+        _ handle: ObjectHandle?,
+        key: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = []
+    ) throws(StorageError) -> S3Response {
+        if let handle, !handle.isValid {
+            throw StorageError(
+                code: .invalidRequest,
+                handle: handle,
+                location: location,
+                message: "invalid object name"
+            )
+        }
+        do {
+            return try client.send(method, key: key, headers: headers, body: body, policy: policy, log: log)
+        } catch {
+            throw fail(error, handle)
+        }
+    }
+
+    private func notFound(_ handle: ObjectHandle) -> StorageError {
+        StorageError(code: .notFound, handle: handle, location: location, message: "no such object")
+    }
+
+    public func create() throws(StorageError) {
+        if try exists() {
+            throw StorageError(
+                code: .alreadyExists,
+                handle: .config,
+                location: location,
+                message: "a store exists here"
+            )
+        }
+    }
+
+    public func exists() throws(StorageError) -> Bool {
+        try send("HEAD", .config, key: key(.config)).status == 200
+    }
+
+    public func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
+        if handle.kind != .locks {
+            let head = try send("HEAD", handle, key: key(handle))
+            if head.status == 200 {
+                if head.headers["content-length"].flatMap(Int.init) == data.count { return }
+                throw StorageError(
+                    code: .alreadyExists,
+                    handle: handle,
+                    location: location,
+                    message: "an object of another size exists under this name"
+                )
+            }
+        }
+        _ = try send("PUT", handle, key: key(handle), body: Array(data))
+    }
+
+    public func load(_ handle: ObjectHandle, offset: Int64, length: Int?) throws(StorageError) -> [UInt8] {
+        guard offset >= 0, (length ?? 0) >= 0 else {
+            throw StorageError(code: .invalidRequest, handle: handle, location: location, message: "negative range")
+        }
+        if length == 0 {
+            // No byte range can be empty: the size says whether the range lies inside the object.
+            guard try size(handle) >= offset else { throw damaged(handle, offset: offset, length: 0) }
+            return []
+        }
+        var range = "bytes=\(offset)-"
+        if let length {
+            let (end, overflow) = offset.addingReportingOverflow(Int64(length))
+            if overflow { throw damaged(handle, offset: offset, length: length) }
+            range += String(end - 1)
+        }
+        let r = try send("GET", handle, key: key(handle), headers: [("Range", range)])
+        switch r.status {
+        case 404: throw notFound(handle)
+        case 416:
+            // Past the end: an offset at the very end of the whole object reads nothing.
+            if length == nil, try size(handle) == offset { return [] }
+            throw damaged(handle, offset: offset, length: length)
+        default:
+            if let length, r.body.count != length { throw damaged(handle, offset: offset, length: length) }
+            if offset > 0 && r.status == 200 {
+                // A server that ignored the range sent the whole object.
+                return Array(r.body.dropFirst(Int(offset)))
+            }
+            return r.body
+        }
+    }
+
+    private func damaged(_ handle: ObjectHandle, offset: Int64, length: Int?) -> StorageError {
+        StorageError(
+            code: .damaged,
+            handle: handle,
+            location: location,
+            message: "shorter than the \(length.map { "\($0) bytes" } ?? "bytes") asked for at offset \(offset)"
+        )
+    }
+
+    public func size(_ handle: ObjectHandle) throws(StorageError) -> Int64 {
+        let r = try send("HEAD", handle, key: key(handle))
+        guard r.status == 200 else { throw notFound(handle) }
+        guard let size = r.headers["content-length"].flatMap(Int64.init) else {
+            throw StorageError(code: .io, handle: handle, location: location, message: "S3 gave no Content-Length")
+        }
+        return size
+    }
+
+    public func remove(_ handle: ObjectHandle) throws(StorageError) {
+        guard try send("HEAD", handle, key: key(handle)).status == 200 else { throw notFound(handle) }
+        _ = try send("DELETE", handle, key: key(handle))
+    }
+
+    public func list(_ kind: ObjectKind) throws(StorageError) -> [ObjectInfo] {
+        if kind == .config {
+            let head = try send("HEAD", .config, key: key(.config))
+            guard head.status == 200 else { return [] }
+            return [ObjectInfo(handle: .config, size: head.headers["content-length"].flatMap(Int64.init) ?? 0)]
+        }
+        let objects: [S3ListPage.Object]
+        do {
+            objects = try client.list(prefix: "\(prefix)\(kind.rawValue)/", at: Int64(PolyadS3Clock.now()))
+        } catch {
+            throw fail(error, nil)
+        }
+        return objects.compactMap { object in
+            let name = String(object.key.split(separator: "/").last ?? "")
+            let handle = ObjectHandle(kind: kind, name: name)
+            guard handle.isValid, key(handle) == object.key else { return nil }
+            return ObjectInfo(handle: handle, size: object.size)
+        }
+    }
+}
+
+/// Seconds since 1970, for request dates.
+enum PolyadS3Clock {
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}

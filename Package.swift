@@ -137,7 +137,11 @@ let package = Package(
             dependencies: ["PolyadStorage", "PolyadS3", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "PolyadS3Tests", dependencies: ["PolyadS3", "PolyadCrypto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PolyadS3Tests",
+            dependencies: ["PolyadS3", "PolyadCrypto", "PolyadFormat"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PolyadConfigTests",
             dependencies: ["PolyadConfig", "PolyadFileSystem", "PolyadTestSupport"],

@@ -152,7 +152,8 @@ final class IncomingFolder: TreeProvider {
             Set(s.handles.values.map { ObjectIdentifier($0.node) } + [ObjectIdentifier(s.live)])
         }
         var excess = alive - descriptorBudget * 8 / 10
-        for leaf in table.leaves(ownedBy: id) where excess > 0 {
+        for leaf in table.leaves(ownedBy: id) {
+            guard excess > 0 else { break }
             guard let n = leaf.entry as? StagedNode, !open.contains(ObjectIdentifier(n)) else { continue }
             invalidate(leaf.parent, leaf.name)
             excess -= 1
@@ -425,8 +426,7 @@ final class IncomingFolder: TreeProvider {
     /// `fsyncdir`: the folder and everything changed since the last flush.
     func syncFolder(_ inode: Inode) throws(FileSystemErrno) {
         let n = inode.number == FixedInode.incoming ? state.withLock { $0.live } : try node(inode)
-        try errno { () throws(SystemError) in try Self.flush(node: n) }
-        syncCount.add(1, ordering: .relaxed)
+        try errno { () throws(SystemError) in try flush(node: n) }
         try syncChanged()
     }
 
@@ -447,13 +447,18 @@ final class IncomingFolder: TreeProvider {
     /// Flushes the nodes in `nodes`, removing each once flushed.
     private func flush(_ nodes: inout [ObjectIdentifier: StagedNode]) throws(SystemError) {
         for (key, n) in nodes {
-            try Self.flush(node: n)
-            syncCount.add(1, ordering: .relaxed)
+            try flush(node: n)
             nodes[key] = nil
         }
     }
 
-    private static func flush(node n: StagedNode) throws(SystemError) {
+    /// Flushes one node, counted in `syncs`.
+    private func flush(node n: StagedNode) throws(SystemError) {
+        try Self.flushToDisk(n)
+        syncCount.add(1, ordering: .relaxed)
+    }
+
+    private static func flushToDisk(_ n: StagedNode) throws(SystemError) {
         if n.isSymlink { return }  // a symlink cannot be opened; its folder's flush covers it
         let flags = n.type == S_IFDIR ? O_RDONLY | O_DIRECTORY : (n.type == S_IFREG ? O_RDONLY : -1)
         guard flags >= 0 else { return }  // fifos, devices: nothing of theirs is in their own data

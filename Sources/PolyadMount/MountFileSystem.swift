@@ -239,14 +239,14 @@ public final class MountFileSystem: Sendable {
             var opened = OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
             opened.directIO = file.generated != nil
             return opened
-        case .staged(let handle): return Self.staged(handle, flags: flags)
+        case .staged(let handle): return Self.openedStaged(handle, flags: flags)
         }
     }
 
     /// A file opened under `/incoming`. Opened write-only, its writes go straight to the daemon (direct I/O),
     /// not through a page cache of the mount's own in front of the staging disk's: one copy of the data in
     /// memory instead of two, and nothing lost (no read or mmap can use that descriptor).
-    private static func staged(_ handle: UInt64, flags: Int32) -> OpenedFile {
+    private static func openedStaged(_ handle: UInt64, flags: Int32) -> OpenedFile {
         var opened = OpenedFile(handle: handle | stagedHandleBit, keepCache: false)
         opened.directIO = flags & O_ACCMODE == O_WRONLY
         return opened
@@ -345,7 +345,7 @@ public final class MountFileSystem: Sendable {
     ) throws(FileSystemErrno) -> (Attributes, OpenedFile) {
         let folder = try table.folder(parent)
         let made = try owner(folder).create(name, in: folder, mode: mode, flags: flags, caller: caller)
-        return (try attributes(made.inode, caller: caller), Self.staged(made.handle, flags: flags))
+        return (try attributes(made.inode, caller: caller), Self.openedStaged(made.handle, flags: flags))
     }
 
     /// `mkdir`, `mknod` or `symlink`: the new entry's attributes (one lookup counted).

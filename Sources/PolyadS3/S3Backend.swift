@@ -1,4 +1,3 @@
-import Glibc
 import PolyadStorage
 
 /// A store in an S3 bucket under `prefix`: `config`, `keys/<name>`, `snapshots/<name>`, `index/<name>`,
@@ -38,7 +37,7 @@ public final class S3Backend: Backend {
         let code: StorageError.Code =
             switch error {
             case .transport, .unavailable: .unreachable
-            case .failed(let message) where message.contains("refused the access key"): .permissionDenied
+            case .failed(403, _): .permissionDenied
             case .malformed: .damaged
             default: .io
             }
@@ -165,7 +164,7 @@ public final class S3Backend: Backend {
         }
         let objects: [S3ListPage.Object]
         do {
-            objects = try client.list(prefix: "\(prefix)\(kind.rawValue)/", at: Int64(PolyadS3Clock.now()))
+            objects = try client.list(prefix: "\(prefix)\(kind.rawValue)/", policy: policy, log: log)
         } catch {
             throw fail(error, nil)
         }
@@ -175,14 +174,5 @@ public final class S3Backend: Backend {
             guard handle.isValid, key(handle) == object.key else { return nil }
             return ObjectInfo(handle: handle, size: object.size)
         }
-    }
-}
-
-/// Seconds since 1970, for request dates.
-enum PolyadS3Clock {
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

@@ -1,4 +1,5 @@
 import CCurlShim
+import Glibc
 import PolyadCrypto
 import PolyadFormat
 import Synchronization
@@ -31,13 +32,6 @@ public struct S3Response: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
     public var body: [UInt8]
-}
-
-/// A transfer that did not complete (connection refused, reset, timed out, cut for being too slow).
-public struct S3TransportError: Error, Sendable, CustomStringConvertible {
-    public var url: String
-    public var message: String
-    public var description: String { "\(url): \(message)" }
 }
 
 /// Signed requests to one bucket over one libcurl handle (its connections are kept and reused). One request
@@ -76,7 +70,7 @@ public final class S3Client: Sendable {
         let (scheme, endpointHost) = endpoint.parts
         let host = endpoint.pathStyle ? endpointHost : "\(endpoint.bucket).\(endpointHost)"
         let path = (endpoint.pathStyle ? "/\(endpoint.bucket)" : "") + "/" + key
-        let payloadHash = SigV4.hex(SHA256.hash(body))
+        let payloadHash = HexCoding.encode(SHA256.hash(body))
         let amzDate = SigV4.amzDate(secondsSince1970: seconds)
         var headers: [(name: String, value: String)] = [
             ("host", host), ("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash),
@@ -100,19 +94,18 @@ public final class S3Client: Sendable {
         }
         .joined(separator: "&")
         let url =
-            "\(scheme)://\(endpointHost)\(SigV4.encode(path, keepSlash: true))"
-            .replacingFirstHost(with: host, pathStyle: endpoint.pathStyle) + (queryText.isEmpty ? "" : "?" + queryText)
+            "\(scheme)://\(host)\(SigV4.encode(path, keepSlash: true))" + (queryText.isEmpty ? "" : "?" + queryText)
         let lines =
             headers.filter { $0.name != "host" }.map { "\($0.name): \($0.value)" }
             + ["Authorization: \(signature.authorization)"]
         var out = polyad_http_response()
         defer { polyad_http_response_free(&out) }
         let code = handle.withLock { address -> Int32 in
-            let cLines = lines.map { strdupBytes($0) }
+            let cLines = lines.map { strdup($0) }
             defer {
-                for line in cLines { line.deallocate() }
+                for line in cLines { free(line) }
             }
-            var pointers = cLines.map { UnsafePointer($0) as UnsafePointer<CChar>? }
+            var pointers = cLines.map { $0.map { UnsafePointer<CChar>($0) } }
             return body.withUnsafeBufferPointer { b in
                 pointers.withUnsafeMutableBufferPointer { p in
                     polyad_http_perform(
@@ -146,25 +139,6 @@ public final class S3Client: Sendable {
         }
         let bytes = out.body.map { Array(UnsafeBufferPointer(start: $0, count: out.body_length)) } ?? []
         return S3Response(status: Int(out.status), headers: responseHeaders, body: bytes)
-    }
-}
-
-/// A NUL-terminated copy of `text` (freed by the caller with `deallocate`).
-private func strdupBytes(_ text: String) -> UnsafeMutablePointer<CChar> {
-    let utf8 = Array(text.utf8)
-    let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
-    for (i, b) in utf8.enumerated() { p[i] = CChar(bitPattern: b) }
-    p[utf8.count] = 0
-    return p
-}
-
-extension String {
-    /// The URL with the bucket's host in place of the endpoint's (virtual-hosted style).
-    fileprivate func replacingFirstHost(with host: String, pathStyle: Bool) -> String {
-        guard !pathStyle, let scheme = range(of: "://") else { return self }
-        let rest = self[scheme.upperBound...]
-        let end = rest.firstIndex(of: "/") ?? rest.endIndex
-        return String(self[..<scheme.upperBound]) + host + String(rest[end...])
     }
 }
 

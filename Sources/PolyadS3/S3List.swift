@@ -69,11 +69,13 @@ public struct S3ListPage: Sendable, Equatable {
 }
 
 extension S3Client {
-    /// Every object under `prefix`, page by page (`max-keys` per page, 1,000 by default as S3 gives).
+    /// Every object under `prefix`, page by page (`max-keys` per page, 1,000 by default as S3 gives), each
+    /// page retried through faults as ``send(_:key:query:headers:body:policy:sleep:log:)`` does.
     public func list(
         prefix: String,
         pageSize: Int = 1000,
-        at seconds: @autoclosure () -> Int64
+        policy: S3RetryPolicy = S3RetryPolicy(),
+        log: (String) -> Void = { _ in }
     ) throws(S3Error) -> [S3ListPage.Object] {
         var all = [S3ListPage.Object]()
         var token: String?
@@ -82,8 +84,7 @@ extension S3Client {
                 ("list-type", "2"), ("prefix", prefix), ("max-keys", String(pageSize)),
             ]
             if let token { query.append(("continuation-token", token)) }
-            let response: S3Response
-            do { response = try request("GET", query: query, at: seconds()) } catch { throw .transport(error) }
+            let response = try send("GET", query: query, policy: policy, log: log)
             guard response.status == 200 else {
                 throw .status(response.status, String(decoding: response.body, as: UTF8.self))
             }
@@ -96,27 +97,5 @@ extension S3Client {
             token = page.nextContinuationToken
         } while token != nil
         return all
-    }
-}
-
-/// Why an S3 call failed.
-public enum S3Error: Error, Sendable, CustomStringConvertible {
-    case transport(S3TransportError)
-    /// An HTTP status S3 answered with, and its body (S3's XML error).
-    case status(Int, String)
-    case malformed(String)
-    /// An answer retrying cannot change, with what to fix.
-    case failed(String)
-    /// Faults that lasted past the retry time (the store is unreachable).
-    case unavailable(String)
-
-    public var description: String {
-        switch self {
-        case .transport(let e): "\(e)"
-        case .status(let code, let body): "S3 answered \(code): \(body.prefix(300))"
-        case .malformed(let what): what
-        case .failed(let message): message
-        case .unavailable(let message): "S3 is unreachable: \(message)"
-        }
     }
 }

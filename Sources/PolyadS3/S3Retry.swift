@@ -106,7 +106,7 @@ extension S3Client {
                 )
                 switch verdict(r, method: method, key: key) {
                 case .done: return r
-                case .fail(let message): throw S3Error.failed(message)
+                case .fail(let message): throw S3Error.failed(r.status, message)
                 case .retry(let reason): fault = reason
                 }
             } catch let e as S3TransportError {

@@ -93,13 +93,13 @@ public enum SigV4 {
         ].joined(separator: "\n")
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let stringToSign = [
-            "AWS4-HMAC-SHA256", amzDate, scope, hex(SHA256.hash(Array(canonicalRequest.utf8))),
+            "AWS4-HMAC-SHA256", amzDate, scope, HexCoding.encode(SHA256.hash(Array(canonicalRequest.utf8))),
         ].joined(separator: "\n")
         var key = Array("AWS4\(credentials.secretAccessKey)".utf8)
         for part in [day, region, service, "aws4_request"] {
             key = HMACSHA256(key: key).authenticationCode(for: Array(part.utf8))
         }
-        let signature = hex(HMACSHA256(key: key).authenticationCode(for: Array(stringToSign.utf8)))
+        let signature = HexCoding.encode(HMACSHA256(key: key).authenticationCode(for: Array(stringToSign.utf8)))
         return SigV4Signature(
             canonicalRequest: canonicalRequest,
             stringToSign: stringToSign,
@@ -152,8 +152,6 @@ public enum SigV4 {
         value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             .trimmingWhitespace()
     }
-
-    static func hex(_ bytes: [UInt8]) -> String { HexCoding.encode(bytes) }
 }
 
 extension String {

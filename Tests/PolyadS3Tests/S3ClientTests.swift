@@ -49,7 +49,7 @@ final class S3ClientTests: XCTestCase {
         XCTAssertFalse(xml.contains("index/0001"), xml)
         // Page by page, with continuation tokens.
         for i in 0..<7 { _ = try client.request("PUT", key: "data/p/\(i) & more", body: [UInt8(i)], at: now) }
-        let listed = try client.list(prefix: "data/", pageSize: 2, at: self.now)
+        let listed = try client.list(prefix: "data/", pageSize: 2)
         XCTAssertEqual(listed.map(\.key), ["data/ab/abcdef"] + (0..<7).map { "data/p/\($0) & more" })
         XCTAssertEqual(listed.first?.size, 100_000)
         XCTAssertEqual(try client.request("DELETE", key: "data/ab/abcdef", at: now).status, 204)
@@ -78,7 +78,7 @@ final class S3ClientTests: XCTestCase {
         )
         var waits = 0
         XCTAssertThrowsError(try missing.send("GET", key: "k", sleep: { _ in waits += 1 })) { error in
-            guard case S3Error.failed(let message) = error as! S3Error else { return XCTFail("\(error)") }
+            guard case S3Error.failed(_, let message) = error as! S3Error else { return XCTFail("\(error)") }
             XCTAssertTrue(message.contains("no-such-bucket-here does not exist"), message)
         }
         XCTAssertEqual(waits, 0, "not retried")

@@ -1,4 +1,5 @@
 import PolyadCrypto
+import PolyadFormat
 import XCTest
 
 @testable import PolyadS3
@@ -30,7 +31,7 @@ final class SigV4Tests: XCTestCase {
             path: path,
             query: query,
             headers: headers,
-            payloadHash: SigV4.hex(SHA256.hash(Array(body.utf8)))
+            payloadHash: HexCoding.encode(SHA256.hash(Array(body.utf8)))
         )
         let s = SigV4.sign(request, credentials: suite, region: "us-east-1", service: "service", amzDate: suiteDate)
         XCTAssertEqual(s.canonicalRequest, canonical, file: file, line: line)
@@ -249,7 +250,7 @@ final class SigV4Tests: XCTestCase {
                 + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
                 + "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         )
-        let body = SigV4.hex(SHA256.hash(Array("Welcome to Amazon S3.".utf8)))
+        let body = HexCoding.encode(SHA256.hash(Array("Welcome to Amazon S3.".utf8)))
         let put = s3Signature(
             "PUT",
             "/test$file.text",

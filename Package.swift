@@ -4,7 +4,7 @@
 // Layering (dependencies point one way, downwards):
 //   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim, CCurlShim)
 //   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig,
-//         PolyadS3 (S3 requests: SigV4 signing so far)
+//         PolyadS3 (the S3 backend: SigV4, requests over libcurl, retries), PolyadMirror (two copies, healed)
 //   repository: PolyadRepository (backup, restore, verify)
 //   service: PolyadService (BackupManager, backend factory, statistics)
 //   mount model: PolyadMount
@@ -54,6 +54,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PolyadMirror",
+            dependencies: ["PolyadCrypto", "PolyadFormat", "PolyadStorage"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PolyadConfig",
             dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
@@ -72,7 +77,10 @@ let package = Package(
         // Service: BackupManager (the library API), the backend factory, statistics and local state.
         .target(
             name: "PolyadService",
-            dependencies: ["PolyadRepository", "PolyadConfig", "PolyadStorage", "PolyadFormat", "PolyadFileSystem"],
+            dependencies: [
+                "PolyadRepository", "PolyadConfig", "PolyadStorage", "PolyadS3", "PolyadMirror", "PolyadFormat",
+                "PolyadFileSystem",
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -90,14 +98,16 @@ let package = Package(
         .executableTarget(
             name: "polyadfs",
             dependencies: [
-                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "CFuseShim", "CSystemShim",
+                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadMirror", "CFuseShim",
+                "CSystemShim",
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "polyad",
             dependencies: [
-                "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "CSystemShim",
+                "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "PolyadMirror", "PolyadS3",
+                "PolyadStorage", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -107,7 +117,7 @@ let package = Package(
         // Test data shared by the test targets.
         .target(
             name: "PolyadTestSupport",
-            dependencies: ["PolyadFileSystem"],
+            dependencies: ["PolyadFileSystem", "PolyadS3"],
             path: "Tests/PolyadTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -134,12 +144,14 @@ let package = Package(
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PolyadStorageTests",
-            dependencies: ["PolyadStorage", "PolyadS3", "PolyadTestSupport"],
+            dependencies: [
+                "PolyadStorage", "PolyadS3", "PolyadMirror", "PolyadCrypto", "PolyadFormat", "PolyadTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PolyadS3Tests",
-            dependencies: ["PolyadS3", "PolyadCrypto", "PolyadFormat"],
+            dependencies: ["PolyadS3", "PolyadCrypto", "PolyadFormat", "PolyadStorage", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -162,7 +174,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PolyadCLITests",
-            dependencies: ["CSystemShim", "PolyadFileSystem", "PolyadTestSupport"],
+            dependencies: [
+                "CSystemShim", "PolyadCrypto", "PolyadFormat", "PolyadFileSystem", "PolyadS3", "PolyadStorage",
+                "PolyadTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -2,14 +2,18 @@ import Yams
 
 /// The keys `mount.conf` accepts, per section, in the order suggestions prefer them.
 enum Schema {
-    static let sections = ["backup", "s3", "mount", "retention", "log"]
+    static let sections = ["backup", "s3", "mirror", "mount", "retention", "log"]
     static let keys: [String: [String]] = [
         "backup": [
             "local_dir", "s3_bucket", "retention_days", "cleanup_interval", "compression_level", "encryption_key",
             "encryption_key_file", "encryption_key_command", "encryption_key_command_timeout", "verify_integrity",
             "pack_size_mib",
         ],
-        "s3": ["endpoint", "region", "prefix", "access_key_id", "secret_access_key", "path_style"],
+        "s3": [
+            "endpoint", "region", "prefix", "access_key_id", "secret_access_key", "path_style", "retry_seconds",
+            "connections", "multipart_mib", "timeout_seconds",
+        ],
+        "mirror": ["require_all", "prefer"],
         "mount": ["settle_seconds", "staging_dir", "cache_mib", "allow_other", "sync_on_close"],
         "retention": ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"],
         "log": ["level", "file"],
@@ -53,6 +57,7 @@ struct ConfigParser {
                 backupKey = entry.keyNode
                 try parseBackup(entry.value, into: &config)
             case "s3": try parseS3(entry.value, into: &config)
+            case "mirror": try parseMirror(entry.value, into: &config)
             case "mount": try parseMount(entry.value, into: &config)
             case "retention": try parseRetention(entry.value, into: &config)
             case "log": try parseLog(entry.value, into: &config)
@@ -85,7 +90,7 @@ struct ConfigParser {
         for entry in try entries(of: node, section: "backup") {
             switch entry.name {
             case "local_dir": config.localDirectory = try path(entry)
-            case "s3_bucket": config.s3Bucket = try text(entry)
+            case "s3_bucket": config.s3Bucket = try bucket(entry)
             case "retention_days": config.retentionDays = try integer(entry, in: 1...Int.max)
             case "cleanup_interval": config.cleanupInterval = try integer(entry, in: 0...Int.max)
             case "compression_level": config.compressionLevel = try integer(entry, in: 0...9)
@@ -119,14 +124,60 @@ struct ConfigParser {
     private func parseS3(_ node: Node, into config: inout Configuration) throws(ConfigError) {
         for entry in try entries(of: node, section: "s3") {
             switch entry.name {
-            case "endpoint": config.s3.endpoint = try text(entry)
+            case "endpoint":
+                let url = try text(entry)
+                guard url.hasPrefix("https://") || url.hasPrefix("http://"), url.count > 8, !url.contains(" ") else {
+                    throw failure(
+                        at: entry.value,
+                        key: entry.path,
+                        "expected the service's URL, such as `https://s3.eu-west-3.amazonaws.com` or "
+                            + "`http://127.0.0.1:9000`"
+                    )
+                }
+                config.s3.endpoint = url
             case "region": config.s3.region = try text(entry)
-            case "prefix": config.s3.prefix = try text(entry, allowEmpty: true)
+            case "prefix":
+                let prefix = try text(entry, allowEmpty: true)
+                guard !prefix.hasPrefix("/"),
+                    !prefix.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
+                    prefix.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+                else {
+                    throw failure(
+                        at: entry.value,
+                        key: entry.path,
+                        "expected a key prefix such as `host-a/`: no leading `/`, no `.` or `..` parts, no control "
+                            + "characters"
+                    )
+                }
+                config.s3.prefix = prefix
             case "access_key_id": config.s3.accessKeyID = try text(entry)
             case "secret_access_key":
                 config.s3.secretAccessKey = try text(entry)
                 config.secretLocations.append(location(of: entry))
             case "path_style": config.s3.pathStyle = try boolean(entry)
+            case "retry_seconds": config.s3.retrySeconds = try integer(entry, in: 0...86_400)
+            case "connections": config.s3.connections = try integer(entry, in: 1...64)
+            case "multipart_mib": config.s3.multipartMiB = try integer(entry, in: 5...5_120)
+            case "timeout_seconds": config.s3.timeoutSeconds = try integer(entry, in: 1...86_400)
+            default: break
+            }
+        }
+    }
+
+    private func parseMirror(_ node: Node, into config: inout Configuration) throws(ConfigError) {
+        for entry in try entries(of: node, section: "mirror") {
+            switch entry.name {
+            case "require_all": config.mirror.requireAll = try boolean(entry)
+            case "prefer":
+                let value = try text(entry)
+                guard let target = MirrorSettings.Target(rawValue: value) else {
+                    throw failure(
+                        at: entry.value,
+                        key: entry.path,
+                        "expected `local` or `s3`, found `\(value)`"
+                    )
+                }
+                config.mirror.prefer = target
             default: break
             }
         }
@@ -250,6 +301,28 @@ struct ConfigParser {
             throw failure(at: entry.value, key: entry.path, "must not be empty")
         }
         return scalar.string
+    }
+
+    /// An S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or
+    /// digit (the rule AWS, MinIO, Ceph RGW and Garage share), so a name is never sent changed or cut.
+    private func bucket(_ entry: Entry) throws(ConfigError) -> String {
+        let name = try text(entry)
+        let bytes = Array(name.utf8)
+        let allowed = bytes.allSatisfy {
+            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D
+        }
+        let edges = [bytes.first, bytes.last].allSatisfy { b in
+            b.map { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) } ?? false
+        }
+        guard (3...63).contains(bytes.count), allowed, edges, !name.contains("..") else {
+            throw failure(
+                at: entry.value,
+                key: entry.path,
+                "`\(name)` is not a valid bucket name: use 3 to 63 lowercase letters, digits, dots and hyphens, "
+                    + "starting and ending with a letter or digit"
+            )
+        }
+        return name
     }
 
     /// A path, made absolute against the config file's folder.

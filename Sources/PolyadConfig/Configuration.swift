@@ -40,6 +40,8 @@ public struct Configuration: Sendable {
     public var keyCommandTimeout: Int
     /// The `s3:` section.
     public var s3: S3Settings
+    /// The `mirror:` section (used when both `local_dir` and `s3_bucket` are set).
+    public var mirror: MirrorSettings
     /// The `mount:` section.
     public var mount: MountSettings
     /// The `retention:` section.
@@ -84,6 +86,7 @@ public struct Configuration: Sendable {
         passphraseSource: PassphraseSource = .none,
         keyCommandTimeout: Int = Configuration.defaultKeyCommandTimeout,
         s3: S3Settings = S3Settings(),
+        mirror: MirrorSettings = MirrorSettings(),
         mount: MountSettings = MountSettings(),
         retention: RetentionPolicy = RetentionPolicy(),
         log: LogSettings = LogSettings()
@@ -99,6 +102,7 @@ public struct Configuration: Sendable {
         self.passphraseSource = passphraseSource
         self.keyCommandTimeout = keyCommandTimeout
         self.s3 = s3
+        self.mirror = mirror
         self.mount = mount
         self.retention = retention
         self.log = log
@@ -149,7 +153,7 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
             "cleanupInterval: \(cleanupInterval)", "compressionLevel: \(compressionLevel)",
             "verifyIntegrity: \(verifyIntegrity)", "packSizeMiB: \(packSizeMiB)",
             "passphrase: \(passphraseSource)", "keyCommandTimeout: \(keyCommandTimeout)", "s3: \(s3)",
-            "mount: \(mount)", "retention: \(retention)", "log: \(log)",
+            "mirror: \(mirror)", "mount: \(mount)", "retention: \(retention)", "log: \(log)",
         ]
         return "Configuration(" + parts.joined(separator: ", ") + ")"
     }
@@ -166,7 +170,7 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
                 "retentionDays": retentionDays as Any, "cleanupInterval": cleanupInterval,
                 "compressionLevel": compressionLevel, "verifyIntegrity": verifyIntegrity, "packSizeMiB": packSizeMiB,
                 "passphraseSource": passphraseSource, "keyCommandTimeout": keyCommandTimeout, "s3": s3,
-                "mount": mount, "retention": retention, "log": log,
+                "mirror": mirror, "mount": mount, "retention": retention, "log": log,
             ],
             displayStyle: .struct
         )

@@ -48,6 +48,15 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
     public var secretAccessKey: String?
     /// Path-style requests (`endpoint/bucket/key`), needed by MinIO, Ceph RGW and Garage. Default `false`.
     public var pathStyle: Bool
+    /// `s3.retry_seconds`: how long a failing request (5xx, 429, SlowDown, timeouts, cut connections) is retried
+    /// with backoff before the store counts as unreachable (exit 14). Default 900 (15 minutes, as restic).
+    public var retrySeconds: Int
+    /// `s3.connections`: transfers in flight at once (uploads of packs, reads of the mount). Default 4.
+    public var connections: Int
+    /// `s3.multipart_mib`: objects larger than this go up as a multipart upload, in parts of this size. Default 64.
+    public var multipartMiB: Int
+    /// `s3.timeout_seconds`: the longest one request may take before it is cut and retried. Default 300.
+    public var timeoutSeconds: Int
 
     /// Creates S3 settings; all default to unset and virtual-host-style requests.
     public init(
@@ -56,7 +65,11 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
         prefix: String? = nil,
         accessKeyID: String? = nil,
         secretAccessKey: String? = nil,
-        pathStyle: Bool = false
+        pathStyle: Bool = false,
+        retrySeconds: Int = 900,
+        connections: Int = 4,
+        multipartMiB: Int = 64,
+        timeoutSeconds: Int = 300
     ) {
         self.endpoint = endpoint
         self.region = region
@@ -64,13 +77,19 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.pathStyle = pathStyle
+        self.retrySeconds = retrySeconds
+        self.connections = connections
+        self.multipartMiB = multipartMiB
+        self.timeoutSeconds = timeoutSeconds
     }
 
     /// The settings with the secret access key shown as `<redacted>`.
     public var description: String {
         let secret = secretAccessKey == nil ? "nil" : "<redacted>"
         return "S3Settings(endpoint: \(endpoint ?? "nil"), region: \(region ?? "nil"), prefix: \(prefix ?? "nil"), "
-            + "accessKeyID: \(accessKeyID ?? "nil"), secretAccessKey: \(secret), pathStyle: \(pathStyle))"
+            + "accessKeyID: \(accessKeyID ?? "nil"), secretAccessKey: \(secret), pathStyle: \(pathStyle), "
+            + "retrySeconds: \(retrySeconds), connections: \(connections), multipartMiB: \(multipartMiB), "
+            + "timeoutSeconds: \(timeoutSeconds))"
     }
 
     /// Same as ``description``.
@@ -84,9 +103,33 @@ public struct S3Settings: Sendable, Equatable, CustomStringConvertible, CustomDe
                 "endpoint": endpoint as Any, "region": region as Any, "prefix": prefix as Any,
                 "accessKeyID": accessKeyID as Any,
                 "secretAccessKey": secretAccessKey == nil ? "nil" : "<redacted>", "pathStyle": pathStyle,
+                "retrySeconds": retrySeconds, "connections": connections, "multipartMiB": multipartMiB,
+                "timeoutSeconds": timeoutSeconds,
             ],
             displayStyle: .struct
         )
+    }
+}
+
+/// The `mirror:` section: how a store with both `local_dir` and `s3_bucket` treats its two copies.
+public struct MirrorSettings: Sendable, Equatable {
+    /// One of the two copies.
+    public enum Target: String, Sendable {
+        case local, s3
+    }
+
+    /// `mirror.require_all`: a backup succeeds only once both copies hold it (`true`, the default; a target that
+    /// is down fails the run with exit 14). With `false` it finishes on the copy that is up, and `polyad sync`
+    /// (or the mounted daemon) catches the other up later.
+    public var requireAll: Bool
+    /// `mirror.prefer`: the copy reads go to first (`local`, the default); the other serves what it lacks or
+    /// what does not verify there.
+    public var prefer: Target
+
+    /// Creates mirror settings with the defaults.
+    public init(requireAll: Bool = true, prefer: Target = .local) {
+        self.requireAll = requireAll
+        self.prefer = prefer
     }
 }
 

@@ -228,15 +228,26 @@ public final class Repository: Sendable {
                 "blob \(id.shortHex) is referenced but not in the index; run `polyad verify`"
             )
         }
+        let pack = ObjectHandle(kind: .data, name: loc.pack.hash.hex)
         let sealed: [UInt8]
         do {
-            sealed = try backend.load(
-                ObjectHandle(kind: .data, name: loc.pack.hash.hex),
-                offset: Int64(loc.offset),
-                length: Int(loc.length)
-            )
+            sealed = try backend.load(pack, offset: Int64(loc.offset), length: Int(loc.length))
         } catch { throw RepositoryError.storage(error) }
-        return try openBlob(sealed, id: id, location: loc)
+        do {
+            return try openBlob(sealed, id: id, location: loc)
+        } catch {
+            // A mirror has another copy of the pack: read the blob from a copy where it opens (that repairs this one).
+            guard let copies = backend as? any RedundantBackend else { throw error }
+            var plain: [UInt8]?
+            do {
+                _ = try copies.load(pack, offset: Int64(loc.offset), length: Int(loc.length)) { bytes in
+                    plain = try? openBlob(bytes, id: id, location: loc)
+                    return plain != nil
+                }
+            } catch let e where e.code == .damaged { throw error } catch let e { throw RepositoryError.storage(e) }
+            guard let plain else { throw error }
+            return plain
+        }
     }
 
     /// Opens a sealed blob read from its pack.

@@ -35,6 +35,7 @@ public struct RepositoryError: Error, CustomStringConvertible, Sendable {
                 cause: e
             )
         case .unreachable: RepositoryError(.unreachable, "\(e)", cause: e)
+        case .misconfigured: RepositoryError(.invalidArgument, "\(e)", cause: e)
         case .damaged: RepositoryError(.damaged, "\(e)", cause: e)
         case .notFound:
             RepositoryError(

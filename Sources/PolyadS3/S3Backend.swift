@@ -8,17 +8,21 @@ public final class S3Backend: Backend {
     /// The key prefix, empty or ending in `/`.
     public let prefix: String
     public let policy: S3RetryPolicy
+    /// Objects larger than this go up as a multipart upload, in parts of this size (at least 5 MiB, S3's minimum).
+    public let multipartThreshold: Int
     private let log: @Sendable (String) -> Void
 
     public init(
         client: S3Client,
         prefix: String = "",
         policy: S3RetryPolicy = S3RetryPolicy(),
+        multipartThreshold: Int = 64 << 20,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.client = client
         self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
         self.policy = policy
+        self.multipartThreshold = max(5 << 20, multipartThreshold)
         self.log = log
     }
 
@@ -37,7 +41,7 @@ public final class S3Backend: Backend {
         let code: StorageError.Code =
             switch error {
             case .transport, .unavailable: .unreachable
-            case .failed(403, _): .permissionDenied
+            case .failed(301, _), .failed(307, _), .failed(400, _), .failed(403, _), .failed(404, _): .misconfigured
             case .malformed: .damaged
             default: .io
             }
@@ -48,6 +52,7 @@ public final class S3Backend: Backend {
         _ method: String,
         _ handle: ObjectHandle?,
         key: String,
+        query: [(name: String, value: String)] = [],
         headers: [(name: String, value: String)] = [],
         body: [UInt8] = []
     ) throws(StorageError) -> S3Response {
@@ -60,7 +65,15 @@ public final class S3Backend: Backend {
             )
         }
         do {
-            return try client.send(method, key: key, headers: headers, body: body, policy: policy, log: log)
+            return try client.send(
+                method,
+                key: key,
+                query: query,
+                headers: headers,
+                body: body,
+                policy: policy,
+                log: log
+            )
         } catch {
             throw fail(error, handle)
         }
@@ -86,7 +99,9 @@ public final class S3Backend: Backend {
     }
 
     public func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
-        if handle.kind != .locks {
+        // A pack is named by the SHA-256 of its bytes, so one already under its name holds these bytes (or is
+        // damaged, and this heals it): it is written without asking first, one request per pack.
+        if handle.kind != .locks && handle.kind != .data {
             let head = try send("HEAD", handle, key: key(handle))
             if head.status == 200 {
                 if head.headers["content-length"].flatMap(Int.init) == data.count { return }
@@ -98,7 +113,97 @@ public final class S3Backend: Backend {
                 )
             }
         }
-        _ = try send("PUT", handle, key: key(handle), body: Array(data))
+        if data.count > multipartThreshold {
+            try saveInParts(handle, data)
+        } else {
+            _ = try send("PUT", handle, key: key(handle), body: Array(data))
+        }
+    }
+
+    /// A multipart upload: started, its parts sent (each with its own Content-MD5), then completed, which makes
+    /// the object visible whole; any failure aborts the upload so no part is left behind.
+    private func saveInParts(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
+        let objectKey = key(handle)
+        let started = try send("POST", handle, key: objectKey, query: [("uploads", "")])
+        guard let uploadID = S3XML.value(of: "UploadId", in: started.body) else {
+            throw StorageError(
+                code: .io,
+                handle: handle,
+                location: location,
+                message: "S3 started no multipart upload (no UploadId in its answer)"
+            )
+        }
+        do throws(StorageError) {
+            var tags: [String] = []
+            var offset = 0
+            var number = 1
+            while offset < data.count {
+                let end = min(data.count, offset + multipartThreshold)
+                let part = try send(
+                    "PUT",
+                    handle,
+                    key: objectKey,
+                    query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                    body: Array(data[offset..<end])
+                )
+                guard let tag = part.headers["etag"] else {
+                    throw StorageError(
+                        code: .io,
+                        handle: handle,
+                        location: location,
+                        message: "S3 gave no ETag for part \(number)"
+                    )
+                }
+                tags.append(tag)
+                offset = end
+                number += 1
+            }
+            let parts = tags.enumerated().map {
+                "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(S3XML.escape($0.element))</ETag></Part>"
+            }
+            let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
+            let done = try send("POST", handle, key: objectKey, query: [("uploadId", uploadID)], body: body)
+            // S3 may answer 200 and report the failure in the body.
+            if let code = S3XML.value(of: "Code", in: done.body) {
+                throw StorageError(
+                    code: .io,
+                    handle: handle,
+                    location: location,
+                    message: "S3 did not complete the multipart upload: \(code)"
+                )
+            }
+        } catch {
+            _ = try? send("DELETE", handle, key: objectKey, query: [("uploadId", uploadID)])
+            throw error
+        }
+    }
+
+    /// Creates the bucket (`polyad init --create-bucket`), in the endpoint's region; a bucket this key already
+    /// owns is fine.
+    public func createBucket() throws(StorageError) {
+        let region = client.endpoint.region
+        let body =
+            region == "us-east-1"
+            ? []
+            : Array(
+                ("<CreateBucketConfiguration><LocationConstraint>\(S3XML.escape(region))</LocationConstraint>"
+                    + "</CreateBucketConfiguration>").utf8
+            )
+        do {
+            _ = try client.send("PUT", body: body, policy: policy, log: log)
+        } catch {
+            if case .failed(409, let message) = error {
+                if message.contains("BucketAlreadyOwnedByYou") { return }
+                throw StorageError(
+                    code: .misconfigured,
+                    handle: nil,
+                    location: location,
+                    message: "the bucket name \(client.endpoint.bucket) is taken by another account; choose another "
+                        + "backup.s3_bucket"
+                )
+            }
+            throw fail(error, nil)
+        }
     }
 
     public func load(_ handle: ObjectHandle, offset: Int64, length: Int?) throws(StorageError) -> [UInt8] {

@@ -34,13 +34,14 @@ public struct S3Response: Sendable {
     public var body: [UInt8]
 }
 
-/// Signed requests to one bucket over one libcurl handle (its connections are kept and reused). One request
-/// at a time per client: the handle sits behind a mutex.
+/// Signed requests to one bucket over a pool of libcurl handles: each keeps its connection open and is reused,
+/// and each thread that sends at the same time gets a handle of its own, so transfers run side by side.
 public final class S3Client: Sendable {
     public let endpoint: S3Endpoint
     private let credentials: S3Credentials
-    /// The easy handle, as an address (a libcurl handle may be used by one thread at a time: the mutex).
-    private let handle: Mutex<UInt>
+    /// Idle easy handles, as addresses. A libcurl easy handle may be used by one thread at a time: a request
+    /// takes one out of the pool (or makes one) and puts it back when done.
+    private let idle = Mutex<[UInt]>([])
     /// Whole-transfer and stall limits (seconds).
     public let timeout: Int
     public let stallSeconds: Int
@@ -53,10 +54,18 @@ public final class S3Client: Sendable {
         self.credentials = credentials
         self.timeout = timeout
         self.stallSeconds = stallSeconds
-        handle = Mutex(UInt(bitPattern: polyad_http_new()))
     }
 
-    deinit { polyad_http_free(UnsafeMutableRawPointer(bitPattern: handle.withLock { $0 })) }
+    deinit {
+        for address in idle.withLock({ $0 }) { polyad_http_free(UnsafeMutableRawPointer(bitPattern: address)) }
+    }
+
+    /// Runs `body` with an easy handle of its own.
+    private func withHandle<T>(_ body: (UnsafeMutableRawPointer?) -> T) -> T {
+        let address = idle.withLock { $0.popLast() } ?? UInt(bitPattern: polyad_http_new())
+        defer { idle.withLock { $0.append(address) } }
+        return body(UnsafeMutableRawPointer(bitPattern: address))
+    }
 
     /// Sends one signed request for `key` (empty: the bucket itself) and returns the answer, whatever its status.
     public func request(
@@ -100,7 +109,7 @@ public final class S3Client: Sendable {
             + ["Authorization: \(signature.authorization)"]
         var out = polyad_http_response()
         defer { polyad_http_response_free(&out) }
-        let code = handle.withLock { address -> Int32 in
+        let code = withHandle { handle -> Int32 in
             let cLines = lines.map { strdup($0) }
             defer {
                 for line in cLines { free(line) }
@@ -109,7 +118,7 @@ public final class S3Client: Sendable {
             return body.withUnsafeBufferPointer { b in
                 pointers.withUnsafeMutableBufferPointer { p in
                     polyad_http_perform(
-                        UnsafeMutableRawPointer(bitPattern: address),
+                        handle,
                         method,
                         url,
                         p.baseAddress,

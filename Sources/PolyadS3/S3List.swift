@@ -16,55 +16,17 @@ public struct S3ListPage: Sendable, Equatable {
         let text = String(decoding: xml, as: UTF8.self)
         guard text.contains("<ListBucketResult") else { return nil }
         var objects = [Object]()
-        for contents in elements("Contents", in: Substring(text)) {
-            guard let key = elements("Key", in: contents).first else { return nil }
-            let size = elements("Size", in: contents).first.flatMap { Int64($0) } ?? 0
-            objects.append(Object(key: decodeEntities(key), size: size))
+        for contents in S3XML.elements("Contents", in: Substring(text)) {
+            guard let key = S3XML.elements("Key", in: contents).first else { return nil }
+            let size = S3XML.elements("Size", in: contents).first.flatMap { Int64($0) } ?? 0
+            objects.append(Object(key: S3XML.decodeEntities(key), size: size))
         }
-        let truncated = elements("IsTruncated", in: Substring(text)).first == "true"
-        let token = truncated ? elements("NextContinuationToken", in: Substring(text)).first.map(decodeEntities) : nil
+        let truncated = S3XML.elements("IsTruncated", in: Substring(text)).first == "true"
+        let token =
+            truncated
+            ? S3XML.elements("NextContinuationToken", in: Substring(text)).first.map(S3XML.decodeEntities) : nil
         if truncated && token == nil { return nil }
         return S3ListPage(objects: objects, nextContinuationToken: token)
-    }
-
-    /// The contents of each `<name>...</name>` in `text`, in order (not nested in one another).
-    private static func elements(_ name: String, in text: Substring) -> [Substring] {
-        var out = [Substring]()
-        var rest = text
-        while let open = rest.range(of: "<\(name)>"), let close = rest[open.upperBound...].range(of: "</\(name)>") {
-            out.append(rest[open.upperBound..<close.lowerBound])
-            rest = rest[close.upperBound...]
-        }
-        return out
-    }
-
-    static func decodeEntities(_ text: Substring) -> String {
-        guard text.contains("&") else { return String(text) }
-        var out = ""
-        var rest = text
-        while let amp = rest.firstIndex(of: "&") {
-            out += rest[..<amp]
-            guard let semi = rest[amp...].firstIndex(of: ";") else { break }
-            let entity = rest[rest.index(after: amp)..<semi]
-            switch entity {
-            case "amp": out += "&"
-            case "lt": out += "<"
-            case "gt": out += ">"
-            case "quot": out += "\""
-            case "apos": out += "'"
-            default:
-                let number =
-                    entity.hasPrefix("#x") || entity.hasPrefix("#X")
-                    ? UInt32(entity.dropFirst(2), radix: 16) : entity.hasPrefix("#") ? UInt32(entity.dropFirst()) : nil
-                if let number, let scalar = Unicode.Scalar(number) {
-                    out.unicodeScalars.append(scalar)
-                } else {
-                    out += rest[amp...semi]
-                }
-            }
-            rest = rest[rest.index(after: semi)...]
-        }
-        return out + rest
     }
 }
 

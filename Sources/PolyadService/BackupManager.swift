@@ -2,6 +2,7 @@ import Foundation
 import PolyadConfig
 import PolyadFileSystem
 import PolyadFormat
+import PolyadMirror
 import PolyadRepository
 import PolyadStorage
 import Synchronization
@@ -12,6 +13,7 @@ public final class BackupManager: Sendable {
     public let configuration: Configuration
     private let environment: [String: String]
     private let opened = Mutex<Repository?>(nil)
+    private let madeBackend = Mutex<(any Backend)?>(nil)
     /// Set by a signal handler to stop long work at the next safe point.
     public let cancellation = Cancellation()
 
@@ -23,9 +25,12 @@ public final class BackupManager: Sendable {
         self.environment = environment
     }
 
-    /// The store's backend, from `local_dir`.
+    /// The store's backend: `local_dir`, `s3_bucket`, or a mirror of both.
     public func backend() throws(RepositoryError) -> any Backend {
-        try BackendFactory.backend(for: configuration)
+        if let b = madeBackend.withLock({ $0 }) { return b }
+        let b = try BackendFactory.backend(for: configuration, environment: environment)
+        madeBackend.withLock { $0 = b }
+        return b
     }
 
     /// Creates the store with one key slot for `passphrase` (or the configured one).
@@ -162,6 +167,28 @@ public final class BackupManager: Sendable {
         let lock = try repo.lock(exclusive: false, operation: "verify")
         defer { lock.release() }
         return try Verifier(repository: repo, options: options).run()
+    }
+
+    /// The mirror's copies compared object by object (hashed with `readData`), and with `repair` a copy that
+    /// lacks an object or holds it damaged rewritten from the good one (`polyad sync`, `verify --repair`).
+    /// `nil` for a store kept in one place.
+    public func reconcileCopies(
+        readData: Bool,
+        repair: Bool,
+        progress: (@Sendable (Int, Int) -> Void)? = nil
+    ) throws -> MirrorReport? {
+        guard let mirror = try backend() as? MirrorBackend else { return nil }
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: false, operation: repair ? "sync" : "verify")
+        defer { lock.release() }
+        do {
+            return try mirror.reconcile(
+                readData: readData,
+                repair: repair,
+                workers: configuration.s3.connections,
+                progress: progress
+            )
+        } catch { throw RepositoryError.storage(error) }
     }
 
     /// Restores snapshot `id` ("latest", an id or prefix) into `target`; `paths` limits it to these patterns.

@@ -137,3 +137,21 @@ extension Backend {
         try load(handle, offset: 0, length: nil)
     }
 }
+
+/// A backend that keeps more than one copy of each object (the mirror): when the bytes of a range read from one
+/// copy do not check out (a pack's blob that fails its authentication), the caller asks again with its check,
+/// and the range comes from a copy that passes it.
+public protocol RedundantBackend: Backend {
+    /// The bytes of the range from the first copy whose bytes `accept` takes. Copies that gave refused bytes, or
+    /// lacked the object, are repaired from the accepted copy once its whole object checks out by its name.
+    ///
+    /// - Throws: the first copy's error when no copy gives accepted bytes (``StorageError/Code/damaged`` when
+    ///   they read but were refused).
+    func load(
+        _ handle: ObjectHandle,
+        offset: Int64,
+        length: Int?,
+        accept: ([UInt8]) -> Bool
+    ) throws(StorageError)
+        -> [UInt8]
+}

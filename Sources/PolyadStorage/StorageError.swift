@@ -18,6 +18,9 @@ public struct StorageError: Error, CustomStringConvertible {
         case io
         /// The request itself is invalid: a handle whose name is not valid for its kind, a negative range.
         case invalidRequest
+        /// The service refused the store as configured (an access key it does not accept, a bucket that does not
+        /// exist, the wrong region): retrying cannot help, the configuration must change.
+        case misconfigured
     }
 
     /// The kind of failure.

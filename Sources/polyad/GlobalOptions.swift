@@ -37,11 +37,6 @@ struct GlobalOptions: ParsableArguments {
     /// The manager for the configured store.
     func manager() throws -> BackupManager {
         let configuration = try loadConfiguration()
-        if configuration.s3Bucket != nil, !quiet {
-            Terminal.warning(
-                "\(configuration.file): s3_bucket is set, but this version writes only to local_dir (S3 mirroring is not built yet)"
-            )
-        }
         return BackupManager(config: configuration, environment: try environment(for: configuration))
     }
 }

@@ -20,8 +20,23 @@ struct InitCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @Flag(name: .customLong("create-bucket"), help: "Create backup.s3_bucket first if it does not exist.")
+    var createBucket = false
+
     func run() throws {
         let configuration = try global.loadConfiguration()
+        if createBucket {
+            guard let bucket = configuration.s3Bucket else {
+                throw CommandFailure(code: .usage, message: "--create-bucket needs backup.s3_bucket in the config file")
+            }
+            let s3 = try BackendFactory.s3Backend(
+                configuration,
+                bucket: bucket,
+                environment: ProcessInfo.processInfo.environment,
+                log: { Terminal.error($0) }
+            )
+            do { try s3.createBucket() } catch { throw RepositoryError.storage(error) }
+        }
         var passphrase: [UInt8]
         var createdKeyFile: String?
         if case .file(let path) = configuration.passphraseSource, !FileSystem.exists(PathText.bytes(path)) {
@@ -60,9 +75,7 @@ struct InitCommand: ParsableCommand {
         let manager = BackupManager(config: configuration)
         do {
             let repo = try manager.initialize(passphrase: passphrase)
-            print(
-                "Created store \(repo.config.id.prefix(8)) at \(PathText.display(configuration.localDirectory ?? ""))"
-            )
+            print("Created store \(repo.config.id.prefix(8)) at \(PathText.display(repo.backend.location))")
         } catch {
             if let createdKeyFile { try? FileSystem.unlink(PathText.bytes(createdKeyFile)) }
             throw error

@@ -9,7 +9,7 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             Always: every key slot, snapshot, index and tree is read, hashed and authenticated, every referenced \
             blob must be indexed and every indexed pack present with a matching header. --read-data also reads \
-            every data pack: its SHA-256 name, every blob decrypted, authenticated, decompressed and re-identified.
+            every data pack: its SHA-256 name, every blob decrypted, authenticated, decompressed and re-identified.             A mirrored store (local_dir and s3_bucket) has both copies compared first, object by object (hashed             with --read-data); --repair rewrites a copy that is missing or damaged from the good one.
             """
     )
 
@@ -20,6 +20,9 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(name: .customLong("read-data-subset"), help: "Read this share of the packs, chosen at random (e.g. 10%).")
     var subset: String?
+
+    @Flag(help: "Rewrite a damaged or missing copy of a mirrored store from the good one.")
+    var repair = false
 
     func validate() throws {
         if let subset {
@@ -32,6 +35,17 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let manager = try global.manager()
+        var mirrorProblems = 0
+        if let copies = try manager.reconcileCopies(readData: readData, repair: repair) {
+            do { try MirrorSummary.print(copies, quiet: global.quiet, repairing: repair) } catch {
+                mirrorProblems = copies.unrepaired.count
+            }
+        } else if repair {
+            throw CommandFailure(
+                code: .usage,
+                message: "--repair needs a second copy to repair from: set both backup.local_dir and backup.s3_bucket"
+            )
+        }
         var options = VerifyOptions(readData: readData)
         if let subset {
             options.readDataSubset = (Double(subset.hasSuffix("%") ? String(subset.dropLast()) : subset) ?? 0) / 100
@@ -70,6 +84,13 @@ struct VerifyCommand: ParsableCommand {
             throw CommandFailure(
                 code: .integrity,
                 message: "\(report.damaged.count) damaged object(s) found: \(advice)"
+            )
+        }
+        if mirrorProblems > 0 {
+            throw CommandFailure(
+                code: .integrity,
+                message: "\(mirrorProblems) object(s) missing or damaged on one copy (the other serves them): run "
+                    + "`polyad verify --repair`" + (readData ? " --read-data" : "")
             )
         }
         if !global.quiet { print("no errors found") }

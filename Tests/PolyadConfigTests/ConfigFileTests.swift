@@ -47,7 +47,7 @@ final class ConfigFileTests: XCTestCase {
 
         let s3Secret = try write(
             "s3.conf",
-            "backup:\n  s3_bucket: b\ns3:\n  secret_access_key: abc\n",
+            "backup:\n  s3_bucket: bkt\ns3:\n  secret_access_key: abc\n",
             mode: 0o640
         )
         XCTAssertThrowsError(try Configuration.load(file: s3Secret)) { error in

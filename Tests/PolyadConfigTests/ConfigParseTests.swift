@@ -48,8 +48,11 @@ final class ConfigParseTests: XCTestCase {
         XCTAssertTrue(config.retention.isEmpty)
         XCTAssertEqual(config.log, LogSettings(level: .info, file: nil))
         // Empty sections beside backup: are accepted.
-        let empty = try Configuration.parse("backup:\n  s3_bucket: b\ns3:\nmount:\nretention:\nlog:\n", file: "/m.conf")
-        XCTAssertEqual(empty.s3Bucket, "b")
+        let empty = try Configuration.parse(
+            "backup:\n  s3_bucket: bkt\ns3:\nmount:\nretention:\nlog:\n",
+            file: "/m.conf"
+        )
+        XCTAssertEqual(empty.s3Bucket, "bkt")
         XCTAssertNil(empty.localDirectory)
     }
 
@@ -172,7 +175,7 @@ final class ConfigParseTests: XCTestCase {
                 "backup:\n  local_dir: x\n  keep_daily: 7\n", 3, 3, "backup.keep_daily",
                 "(it belongs in the 'retention:' section)"
             ),
-            ("local_dir: x\nbackup:\n  s3_bucket: b\n", 1, 1, "local_dir", "(it belongs in the 'backup:' section)"),
+            ("local_dir: x\nbackup:\n  s3_bucket: bkt\n", 1, 1, "local_dir", "(it belongs in the 'backup:' section)"),
             (
                 "backup:\n  local_dir: x\n  frobnicate: 1\n", 3, 3, "backup.frobnicate",
                 "the keys under 'backup:' are: local_dir, s3_bucket"

@@ -22,7 +22,7 @@ final class S3CredentialChainTests: XCTestCase {
 
     private func config(_ s3: String = "") throws -> Configuration {
         try Configuration.parse(
-            "backup:\n  s3_bucket: \"b\"\ns3:\n  region: \"eu-west-3\"\n" + s3,
+            "backup:\n  s3_bucket: \"bkt\"\ns3:\n  region: \"eu-west-3\"\n" + s3,
             file: home + "/mount.conf"
         )
     }

@@ -1,28 +1,21 @@
 import Foundation
 import PolyadCrypto
+import PolyadTestSupport
 import XCTest
 
 @testable import PolyadS3
 
-/// The client against a real S3-compatible server: moto_server, which Scripts/test starts on 127.0.0.1 and names
-/// in POLYAD_TEST_S3_ENDPOINT (under CI a missing server is a failure; elsewhere the tests are skipped, saying so).
+/// The client against a real S3-compatible server: moto_server, which Scripts/test starts on 127.0.0.1 with
+/// signatures checked (``S3TestServer``: under CI a missing server is a failure; elsewhere the tests are skipped,
+/// saying so).
 final class S3ClientTests: XCTestCase {
+    private var server: S3TestServer!
     private var client: S3Client!
     private var now: Int64 { Int64(Date().timeIntervalSince1970) }
 
     override func setUpWithError() throws {
-        guard let url = ProcessInfo.processInfo.environment["POLYAD_TEST_S3_ENDPOINT"] else {
-            let reason = "POLYAD_TEST_S3_ENDPOINT is not set: the S3 tests need moto_server (Scripts/test starts it)"
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(reason) }
-            throw XCTSkip(reason)
-        }
-        let bucket = "polyad-test-\(UInt32.random(in: 0...UInt32.max))"
-        client = S3Client(
-            endpoint: S3Endpoint(url: url, region: "us-east-1", bucket: bucket, pathStyle: true),
-            credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")
-        )
-        let made = try client.request("PUT", at: now)
-        XCTAssertEqual(made.status, 200, String(decoding: made.body, as: UTF8.self))
+        server = try S3TestServer.fromEnvironment()
+        client = server.client(bucket: try server.makeBucket())
     }
 
     func testPutGetRangeHeadListDelete() throws {
@@ -67,21 +60,44 @@ final class S3ClientTests: XCTestCase {
     }
 
     func testAMissingBucketFailsAtOnceNamingTheFix() throws {
-        let missing = S3Client(
-            endpoint: S3Endpoint(
-                url: client.endpoint.url,
-                region: "us-east-1",
-                bucket: "no-such-bucket-here",
-                pathStyle: true
-            ),
-            credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")
-        )
+        let missing = server.client(bucket: "no-such-bucket-here")
         var waits = 0
         XCTAssertThrowsError(try missing.send("GET", key: "k", sleep: { _ in waits += 1 })) { error in
             guard case S3Error.failed(_, let message) = error as! S3Error else { return XCTFail("\(error)") }
             XCTAssertTrue(message.contains("no-such-bucket-here does not exist"), message)
         }
         XCTAssertEqual(waits, 0, "not retried")
+    }
+
+    /// moto checks signatures: a wrong secret (SignatureDoesNotMatch) or an unknown key (InvalidAccessKeyId) is a
+    /// 403 that fails at once, naming where the key comes from; the counting proxy sees the one request only.
+    func testAWrongKeyIsRefusedAtOnceNamingTheFix() throws {
+        let proxy = try FaultProxy(upstream: server.url, faults: [])
+        defer { proxy.stop() }
+        let keys = [
+            ("SignatureDoesNotMatch", S3Credentials(accessKeyID: server.credentials.accessKeyID, secretAccessKey: "x")),
+            ("InvalidAccessKeyId", S3Credentials(accessKeyID: "AKIANOSUCHKEY0000000", secretAccessKey: "x")),
+        ]
+        for (index, (code, credentials)) in keys.enumerated() {
+            let wrong = S3Client(
+                endpoint: server.endpoint(bucket: client.endpoint.bucket, url: proxy.endpoint),
+                credentials: credentials
+            )
+            var waits = 0
+            let sleep: (Double) -> Void = { _ in waits += 1 }
+            XCTAssertThrowsError(try wrong.send("PUT", key: "k", body: [1, 2, 3], sleep: sleep)) { error in
+                guard case S3Error.failed(403, let message) = error as! S3Error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(code), message)
+                XCTAssertTrue(message.contains("s3.secret_access_key"), message)
+                XCTAssertTrue(message.contains("AWS_SECRET_ACCESS_KEY"), message)
+            }
+            XCTAssertEqual(waits, 0, "\(code) not retried")
+            XCTAssertEqual(try proxy.stats().requests, index + 1, "\(code): one request reached the server")
+        }
+        // The right key, through the same proxy, works.
+        let right = server.client(bucket: client.endpoint.bucket, url: proxy.endpoint)
+        XCTAssertEqual(try right.send("PUT", key: "k", body: [1, 2, 3]).status, 200)
+        XCTAssertEqual(try client.list(prefix: "").map(\.key), ["k"])
     }
 
     func testAnUnreachableEndpointIsATransportErrorNamingTheURL() throws {

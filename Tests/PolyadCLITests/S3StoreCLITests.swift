@@ -1,0 +1,175 @@
+import Foundation
+import PolyadCrypto
+import PolyadFormat
+import PolyadS3
+import PolyadTestSupport
+import XCTest
+
+/// The real `polyad` binary on an S3-only store and on a mirror of a local folder and S3 (moto with signatures
+/// checked, which Scripts/test starts): every command works, damage on either copy is served from the other and
+/// repaired, a target that is down fails cleanly or, with `mirror.require_all: false`, is caught up by `sync`.
+final class S3StoreCLITests: XCTestCase {
+    private func fixture(
+        _ server: S3TestServer,
+        bucket: String,
+        local: Bool,
+        endpoint: String? = nil,
+        extra: String = ""
+    ) throws -> CLIFixture {
+        let cli = try CLIFixture()
+        cli.writeConfig(
+            "s3:\n  endpoint: \"\(endpoint ?? server.url)\"\n  region: us-east-1\n  path_style: true\n"
+                + "  prefix: \"host-a/\"\n" + extra,
+            storeLine: (local ? "  local_dir: \"store\"\n" : "") + "  s3_bucket: \"\(bucket)\"\n"
+        )
+        cli.environment["AWS_ACCESS_KEY_ID"] = server.credentials.accessKeyID
+        cli.environment["AWS_SECRET_ACCESS_KEY"] = server.credentials.secretAccessKey
+        return cli
+    }
+
+    /// A small tree with a file big enough for several chunks.
+    private func makeSource(_ cli: CLIFixture) throws -> String {
+        let source = cli.root + "/src"
+        try FileManager.default.createDirectory(atPath: source + "/sub", withIntermediateDirectories: true)
+        try Data(pseudoRandomBytes(3 << 20, seed: 9)).write(to: URL(fileURLWithPath: source + "/big.bin"))
+        try Data("secret-note-contents\n".utf8).write(to: URL(fileURLWithPath: source + "/sub/note.txt"))
+        return source
+    }
+
+    private func assertSameTree(_ a: String, _ b: String, file: StaticString = #filePath, line: UInt = #line) {
+        for name in ["big.bin", "sub/note.txt"] {
+            XCTAssertEqual(
+                FileManager.default.contents(atPath: a + "/" + name),
+                FileManager.default.contents(atPath: b + "/" + name),
+                name,
+                file: file,
+                line: line
+            )
+        }
+    }
+
+    func testEveryCommandOnAnS3OnlyStore() throws {
+        let server = try S3TestServer.fromEnvironment()
+        let bucket = "polyad-cli-\(UInt32.random(in: 0...UInt32.max))"
+        let cli = try fixture(server, bucket: bucket, local: false)
+        let source = try makeSource(cli)
+        let missing = try cli.expect(2, ["init"])
+        XCTAssertTrue(missing.stderr.contains("--create-bucket"), missing.stderr)
+        try cli.expect(0, ["init", "--create-bucket"])
+        try cli.expect(0, ["backup", source])
+        try cli.expect(0, ["backup", source])
+        let list = try cli.expect(0, ["snapshots"])
+        XCTAssertTrue(list.stdout.contains("2 snapshots"), list.stdout)
+        try cli.expect(0, ["verify", "--read-data"])
+        try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r"])
+        assertSameTree(source, cli.root + "/r" + source)
+        try cli.expect(0, ["stats"])
+        try cli.expect(0, ["key", "list"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cli.root + "/store"), "no local store was made")
+
+        // A wrong secret: the 403 message naming the fix, exit 2 (the configuration must change; retrying
+        // cannot help, so it is not retried — a retry loop would run for s3.retry_seconds, 900 s by default).
+        let refused = try cli.expect(2, ["snapshots"], environment: ["AWS_SECRET_ACCESS_KEY": "wrong-secret"])
+        XCTAssertTrue(refused.stderr.contains("refused the access key"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("wrong-secret"), "the secret is never printed")
+    }
+
+    func testTheMirrorServesAndRepairsDamageOnEitherCopy() throws {
+        let server = try S3TestServer.fromEnvironment()
+        let bucket = try server.makeBucket(prefix: "polyad-mirror")
+        let cli = try fixture(server, bucket: bucket, local: true)
+        let source = try makeSource(cli)
+        try cli.expect(0, ["init"])
+        try cli.expect(0, ["backup", source])
+        let s3 = S3Backend(client: server.client(bucket: bucket), prefix: "host-a/")
+        let store = cli.root + "/store"
+        func files(_ kind: String) throws -> [String] {
+            try FileManager.default.subpathsOfDirectory(atPath: store + "/" + kind).filter { $0.count >= 64 }
+                .map { store + "/" + kind + "/" + $0 }
+        }
+        func flip(_ path: String) throws {
+            var b = [UInt8](FileManager.default.contents(atPath: path)!)
+            b[b.count / 2] ^= 0xFF
+            try Data(b).write(to: URL(fileURLWithPath: path))
+        }
+        func matchesName(_ path: String) -> Bool {
+            let b = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+            return HexCoding.encode(SHA256.hash(b)) == URL(fileURLWithPath: path).lastPathComponent
+        }
+
+        // Local copy: a pack damaged, an index file and the snapshot gone. Restore still returns the bytes and
+        // repairs what it read.
+        let packs = try files("data")
+        XCTAssertGreaterThan(packs.count, 0)
+        for p in packs { try flip(p) }
+        try FileManager.default.removeItem(atPath: try files("index")[0])
+        let snapshot = try files("snapshots")[0]
+        try flip(snapshot)
+        try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r1"])
+        assertSameTree(source, cli.root + "/r1" + source)
+        XCTAssertTrue(matchesName(snapshot), "the snapshot was rewritten from S3")
+        XCTAssertEqual(try files("index").count, 1, "the index file is back")
+        try cli.expect(0, ["verify", "--read-data", "--repair"])
+        for p in packs { XCTAssertTrue(matchesName(p), "pack \(p) repaired") }
+        try cli.expect(0, ["verify", "--read-data"])
+
+        // S3 copy: the snapshot and a pack damaged there. verify --read-data finds it (exit 13), --repair heals.
+        let name = URL(fileURLWithPath: snapshot).lastPathComponent
+        let handles = try s3.list(.snapshots).map(\.handle) + [try s3.list(.data).map(\.handle)[0]]
+        XCTAssertEqual(handles[0].name, name)
+        for h in handles {
+            var bytes = try s3.load(h)
+            bytes[bytes.count / 2] ^= 0xFF
+            try s3.remove(h)
+            try s3.save(h, bytes)
+        }
+        let found = try cli.expect(13, ["verify", "--read-data"])
+        XCTAssertTrue(found.stdout.contains("damaged on s3"), found.stdout)
+        try cli.expect(0, ["verify", "--read-data", "--repair"])
+        for h in handles {
+            XCTAssertEqual(HexCoding.encode(SHA256.hash(try s3.load(h))), h.name, "\(h) repaired on S3")
+        }
+        try cli.expect(0, ["verify", "--read-data"])
+    }
+
+    func testATargetThatIsDownFailsCleanlyOrIsCaughtUpLater() throws {
+        let server = try S3TestServer.fromEnvironment()
+        let bucket = try server.makeBucket(prefix: "polyad-down")
+        let cli = try fixture(server, bucket: bucket, local: true)
+        let source = try makeSource(cli)
+        try cli.expect(0, ["init"])
+        try cli.expect(0, ["backup", source])
+        func rewrite(endpoint: String, extra: String) {
+            cli.writeConfig(
+                "s3:\n  endpoint: \"\(endpoint)\"\n  region: us-east-1\n  path_style: true\n  prefix: \"host-a/\"\n"
+                    + "  retry_seconds: 1\n" + extra,
+                storeLine: "  local_dir: \"store\"\n  s3_bucket: \"\(bucket)\"\n"
+            )
+        }
+        let snapshots = cli.root + "/store/snapshots"
+        func localSnapshots() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: snapshots).count }
+        try Data("changed\n".utf8).write(to: URL(fileURLWithPath: source + "/sub/new.txt"))
+
+        // S3 down (a closed port) with mirror.require_all on (the default): exit 14, no new snapshot anywhere.
+        rewrite(endpoint: "http://127.0.0.1:9", extra: "")
+        let failed = try cli.expect(14, ["backup", source])
+        XCTAssertTrue(failed.stderr.contains("127.0.0.1:9"), failed.stderr)
+        XCTAssertEqual(try localSnapshots(), 1, "no half-visible snapshot on the local copy")
+
+        // With require_all off the backup finishes on the local copy and says what to do.
+        rewrite(endpoint: "http://127.0.0.1:9", extra: "mirror:\n  require_all: false\n")
+        let alone = try cli.expect(0, ["backup", source])
+        XCTAssertTrue(alone.stderr.contains("polyad sync"), alone.stderr)
+        XCTAssertEqual(try localSnapshots(), 2)
+
+        // S3 back: verify sees what it lacks, sync copies it (snapshot last), and both copies then agree.
+        rewrite(endpoint: server.url, extra: "mirror:\n  require_all: false\n")
+        let behind = try cli.expect(13, ["verify"])
+        XCTAssertTrue(behind.stdout.contains("missing on s3"), behind.stdout)
+        let synced = try cli.expect(0, ["sync"])
+        XCTAssertTrue(synced.stdout.contains("mended"), synced.stdout)
+        try cli.expect(0, ["verify", "--read-data"])
+        let s3 = S3Backend(client: server.client(bucket: bucket), prefix: "host-a/")
+        XCTAssertEqual(try s3.list(.snapshots).count, 2)
+    }
+}

@@ -3,6 +3,7 @@ import PolyadCrypto
 import PolyadFormat
 import PolyadS3
 import PolyadTestSupport
+import Synchronization
 import XCTest
 
 /// The real `polyad` binary on an S3-only store and on a mirror of a local folder and S3 (moto with signatures
@@ -171,5 +172,36 @@ final class S3StoreCLITests: XCTestCase {
         try cli.expect(0, ["verify", "--read-data"])
         let s3 = S3Backend(client: server.client(bucket: bucket), prefix: "host-a/")
         XCTAssertEqual(try s3.list(.snapshots).count, 2)
+    }
+
+    /// Two hosts (two configs, the same bucket and prefix, their own --host) back up at once: both snapshots
+    /// complete and verify, and what one host stored the other does not store again.
+    func testTwoHostsBackUpIntoOneBucketAtOnce() throws {
+        let server = try S3TestServer.fromEnvironment()
+        let bucket = try server.makeBucket(prefix: "polyad-hosts")
+        let a = try fixture(server, bucket: bucket, local: false)
+        let b = try fixture(server, bucket: bucket, local: false)
+        let shared = try makeSource(a)
+        try a.expect(0, ["init"])
+        try a.expect(0, ["backup", "--host", "seed", shared])
+        let results = Mutex<[Int32: String]>([:])
+        // Each thread runs its own fixture's process and touches no other state of it.
+        nonisolated(unsafe) let hosts = [(a, "host-a"), (b, "host-b")]
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let (cli, host) = hosts[i]
+            let o = try? cli.run(["backup", "--host", host, shared])
+            results.withLock { $0[Int32(i)] = "\(o?.status ?? -1)\n\(o?.stdout ?? "")\(o?.stderr ?? "")" }
+        }
+        for (i, text) in results.withLock({ $0 }) {
+            XCTAssertTrue(text.hasPrefix("0\n"), "host \(i): \(text)")
+            // The 3 MiB of data is the seed's: at most a changed tree (under 1 KiB) is new.
+            XCTAssertNotNil(
+                text.range(of: #"Added: +[0-9]+ B "#, options: .regularExpression),
+                "host \(i) stores nothing of what the seed stored: \(text)"
+            )
+        }
+        let list = try b.expect(0, ["snapshots"])
+        for host in ["seed", "host-a", "host-b"] { XCTAssertTrue(list.stdout.contains(host), list.stdout) }
+        try b.expect(0, ["verify", "--read-data"])
     }
 }

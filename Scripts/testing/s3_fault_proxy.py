@@ -3,12 +3,13 @@
 
     s3_fault_proxy.py --upstream http://127.0.0.1:PORT [--port 0] [--seed N] [--fault-rate 0.1]
                       [--faults drop,500,503,slowdown,stall,truncate | none] [--stall-seconds S]
-                      [--warmup N] [--log FILE]
+                      [--warmup N] [--fault-methods PUT,POST] [--log FILE]
 
 The first line on stdout is the port it listens on (127.0.0.1; --port 0 picks a free one); nothing else goes to
 stdout. Requests (keep-alive, bodies by Content-Length) are forwarded with their headers untouched, Host among
 them, so a SigV4 signature made for the proxy's address still holds upstream. Each request is, with probability
---fault-rate (never among the first --warmup requests), answered with one of the --faults instead:
+--fault-rate (never among the first --warmup requests, and only for the --fault-methods if given), answered with
+one of the --faults instead:
 
     drop      the connection is closed before anything is answered (the request never reaches upstream)
     500       500 InternalError, an S3 XML error body (not forwarded)
@@ -53,6 +54,7 @@ class Proxy:
                 raise SystemExit(f"unknown fault {fault!r}: choose from {', '.join(FAULTS)} or none")
         self.stall_seconds = args.stall_seconds
         self.warmup = args.warmup
+        self.fault_methods = set(args.fault_methods.split(",")) if args.fault_methods else None
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.requests = 0
@@ -75,7 +77,8 @@ class Proxy:
             hit = self.random.random()
             pick = self.random.random()
             fault = None
-            if self.faults and number > self.warmup and hit < self.rate:
+            eligible = self.fault_methods is None or method in self.fault_methods
+            if self.faults and eligible and number > self.warmup and hit < self.rate:
                 fault = self.faults[int(pick * len(self.faults))]
                 self.injected[fault] = self.injected.get(fault, 0) + 1
             return number, fault
@@ -245,6 +248,7 @@ def main():
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated kinds, or none")
     parser.add_argument("--stall-seconds", type=float, default=30)
     parser.add_argument("--warmup", type=int, default=0, help="requests passed through before any fault")
+    parser.add_argument("--fault-methods", help="comma-separated methods that may meet a fault (default: all)")
     parser.add_argument("--log", help="JSON lines: one per request, the summary last")
     args = parser.parse_args()
 

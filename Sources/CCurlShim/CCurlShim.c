@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int polyad_http_global_init(void) { return (int)curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -71,6 +72,13 @@ int polyad_http_perform(void *handle, const char *method, const char *url, const
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < header_count; i++) list = curl_slist_append(list, headers[i]);
     list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
+    if (strcmp(method, "POST") == 0) {
+        // Without this libcurl labels a POST body form data (application/x-www-form-urlencoded), and a server may
+        // read it as a form: moto then sees CompleteMultipartUpload's XML as an empty body.
+        int typed = 0;
+        for (size_t i = 0; i < header_count; i++) typed |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+        if (!typed) list = curl_slist_append(list, "Content-Type:");
+    }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);

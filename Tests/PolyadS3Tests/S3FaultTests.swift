@@ -127,6 +127,33 @@ final class S3FaultTests: XCTestCase {
         XCTAssertEqual(stats.putsWithoutMD5, 0)
     }
 
+    /// Multipart uploads (5 MiB parts) through faults on about a third of requests, a completion among them:
+    /// every object is visible whole afterwards, and reads back equal.
+    func testMultipartUploadsSurviveFaults() throws {
+        let seed = FaultProxy.seedFromEnvironment()
+        let faults: [FaultProxy.Fault] = [.drop, .internalError, .slowDown, .truncate]
+        let proxy = try proxy(seed: seed, faultRate: 0.3, faults: faults)
+        let backend = S3Backend(
+            client: server.client(bucket: bucket, url: proxy.endpoint),
+            policy: S3RetryPolicy(totalSeconds: 60),
+            multipartThreshold: 5 << 20
+        ) { [retries] in retries.add($0) }
+        var generator = SplitMix64(seed: seed)
+        var objects = [(handle: ObjectHandle, bytes: [UInt8])]()
+        for _ in 0..<6 {
+            let object = (handle: handle(&generator), bytes: pseudoRandomBytes(11 << 20 | 5, seed: generator.next()))
+            try backend.save(object.handle, object.bytes)
+            objects.append(object)
+        }
+        for object in objects {
+            XCTAssertTrue(try backend.load(object.handle) == object.bytes, "read back equal (seed \(seed))")
+        }
+        let stats = try proxy.stats()
+        print("proxy: \(stats.requests) requests \(stats.methods), faults \(stats.faults)")
+        XCTAssertEqual(stats.putsWithoutMD5, 0, "every part and every completion carried Content-MD5")
+        XCTAssertGreaterThan(stats.faultsTotal, 0)
+    }
+
     /// A request the proxy holds without answering is cut by the client's stall limit (2 s here, not the
     /// 30 s stall or the 300 s transfer timeout) and retried, and the call succeeds.
     func testAStallIsCutAndRetried() throws {

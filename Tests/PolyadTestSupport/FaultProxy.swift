@@ -80,8 +80,8 @@ public final class FaultProxy {
     }
 
     /// Starts the proxy in front of `upstream` (`http://127.0.0.1:PORT`): each request past the first `warmup`
-    /// gets one of `faults` with probability `faultRate`, drawn from `seed`; a stall lasts `stallSeconds`. An
-    /// empty `faults` makes it a counting proxy only.
+    /// (of `faultMethods` only, if given) gets one of `faults` with probability `faultRate`, drawn from `seed`; a
+    /// stall lasts `stallSeconds`. An empty `faults` makes it a counting proxy only.
     public init(
         upstream: String,
         seed: UInt64 = 1,
@@ -89,6 +89,7 @@ public final class FaultProxy {
         faults: [Fault] = Fault.allCases,
         stallSeconds: Double = 30,
         warmup: Int = 0,
+        faultMethods: [String]? = nil,
         log: String? = nil
     ) throws {
         let process = Process()
@@ -98,6 +99,7 @@ public final class FaultProxy {
             String(faultRate), "--faults", faults.isEmpty ? "none" : faults.map(\.rawValue).joined(separator: ","),
             "--stall-seconds", String(stallSeconds), "--warmup", String(warmup),
         ]
+        if let faultMethods { arguments += ["--fault-methods", faultMethods.joined(separator: ",")] }
         if let log { arguments += ["--log", log] }
         process.arguments = arguments
         let output = Pipe()

@@ -13,7 +13,7 @@ enum Schema {
             "endpoint", "region", "prefix", "access_key_id", "secret_access_key", "path_style", "retry_seconds",
             "connections", "multipart_mib", "timeout_seconds",
         ],
-        "mirror": ["require_all", "prefer"],
+        "mirror": ["require_all", "prefer", "sync_interval"],
         "mount": ["settle_seconds", "staging_dir", "cache_mib", "allow_other", "sync_on_close"],
         "retention": ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"],
         "log": ["level", "file"],
@@ -125,31 +125,25 @@ struct ConfigParser {
         for entry in try entries(of: node, section: "s3") {
             switch entry.name {
             case "endpoint":
-                let url = try text(entry)
-                guard url.hasPrefix("https://") || url.hasPrefix("http://"), url.count > 8, !url.contains(" ") else {
-                    throw failure(
-                        at: entry.value,
-                        key: entry.path,
-                        "expected the service's URL, such as `https://s3.eu-west-3.amazonaws.com` or "
-                            + "`http://127.0.0.1:9000`"
-                    )
+                config.s3.endpoint = try text(
+                    entry,
+                    expected: "expected the service's URL, such as `https://s3.eu-west-3.amazonaws.com` or "
+                        + "`http://127.0.0.1:9000`"
+                ) { url in
+                    (url.hasPrefix("https://") || url.hasPrefix("http://")) && url.count > 8 && !url.contains(" ")
                 }
-                config.s3.endpoint = url
             case "region": config.s3.region = try text(entry)
             case "prefix":
-                let prefix = try text(entry, allowEmpty: true)
-                guard !prefix.hasPrefix("/"),
-                    !prefix.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
-                    prefix.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
-                else {
-                    throw failure(
-                        at: entry.value,
-                        key: entry.path,
-                        "expected a key prefix such as `host-a/`: no leading `/`, no `.` or `..` parts, no control "
-                            + "characters"
-                    )
+                config.s3.prefix = try text(
+                    entry,
+                    allowEmpty: true,
+                    expected: "expected a key prefix such as `host-a/`: no leading `/`, no `.` or `..` parts, no "
+                        + "control characters"
+                ) { prefix in
+                    !prefix.hasPrefix("/")
+                        && !prefix.split(separator: "/").contains(where: { $0 == ".." || $0 == "." })
+                        && prefix.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
                 }
-                config.s3.prefix = prefix
             case "access_key_id": config.s3.accessKeyID = try text(entry)
             case "secret_access_key":
                 config.s3.secretAccessKey = try text(entry)
@@ -168,6 +162,7 @@ struct ConfigParser {
         for entry in try entries(of: node, section: "mirror") {
             switch entry.name {
             case "require_all": config.mirror.requireAll = try boolean(entry)
+            case "sync_interval": config.mirror.syncInterval = try integer(entry, in: 0...Int.max)
             case "prefer":
                 let value = try text(entry)
                 guard let target = MirrorSettings.Target(rawValue: value) else {
@@ -303,26 +298,33 @@ struct ConfigParser {
         return scalar.string
     }
 
+    /// A text value that must pass `valid`; else the error says `expected`. (The value is named only where the
+    /// message does so itself: it may be a secret.)
+    private func text(
+        _ entry: Entry,
+        allowEmpty: Bool = false,
+        expected: @autoclosure () -> String,
+        where valid: (String) -> Bool
+    ) throws(ConfigError) -> String {
+        let value = try text(entry, allowEmpty: allowEmpty)
+        guard valid(value) else { throw failure(at: entry.value, key: entry.path, expected()) }
+        return value
+    }
+
     /// An S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or
     /// digit (the rule AWS, MinIO, Ceph RGW and Garage share), so a name is never sent changed or cut.
     private func bucket(_ entry: Entry) throws(ConfigError) -> String {
         let name = try text(entry)
-        let bytes = Array(name.utf8)
-        let allowed = bytes.allSatisfy {
-            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D
+        return try text(
+            entry,
+            expected: "`\(name)` is not a valid bucket name: use 3 to 63 lowercase letters, digits, dots and "
+                + "hyphens, starting and ending with a letter or digit"
+        ) { name in
+            let bytes = Array(name.utf8)
+            func letterOrDigit(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) }
+            return (3...63).contains(bytes.count) && bytes.allSatisfy { letterOrDigit($0) || $0 == 0x2E || $0 == 0x2D }
+                && letterOrDigit(bytes[0]) && letterOrDigit(bytes[bytes.count - 1]) && !name.contains("..")
         }
-        let edges = [bytes.first, bytes.last].allSatisfy { b in
-            b.map { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) } ?? false
-        }
-        guard (3...63).contains(bytes.count), allowed, edges, !name.contains("..") else {
-            throw failure(
-                at: entry.value,
-                key: entry.path,
-                "`\(name)` is not a valid bucket name: use 3 to 63 lowercase letters, digits, dots and hyphens, "
-                    + "starting and ending with a letter or digit"
-            )
-        }
-        return name
     }
 
     /// A path, made absolute against the config file's folder.

@@ -125,11 +125,15 @@ public struct MirrorSettings: Sendable, Equatable {
     /// `mirror.prefer`: the copy reads go to first (`local`, the default); the other serves what it lacks or
     /// what does not verify there.
     public var prefer: Target
+    /// `mirror.sync_interval`: seconds between the mounted daemon's catch-up runs (as `polyad sync` without
+    /// `--read-data`: what a copy lacks is copied from the other). Default 600; 0 turns them off.
+    public var syncInterval: Int
 
     /// Creates mirror settings with the defaults.
-    public init(requireAll: Bool = true, prefer: Target = .local) {
+    public init(requireAll: Bool = true, prefer: Target = .local, syncInterval: Int = 600) {
         self.requireAll = requireAll
         self.prefer = prefer
+        self.syncInterval = syncInterval
     }
 }
 

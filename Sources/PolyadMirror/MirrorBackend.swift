@@ -55,6 +55,9 @@ public final class MirrorBackend: RedundantBackend {
 
     public var location: String { "mirror of " + targets.map(\.backend.location).joined(separator: " and ") }
 
+    /// As the preferred copy's reads, which are tried first.
+    public var readsAreRemote: Bool { targets[0].backend.readsAreRemote }
+
     /// Objects a target did not get this run because it was unreachable (with `requireAll` off).
     public var missedWrites: Int { missed.load(ordering: .relaxed) }
     /// Copies rewritten from the other target this run.
@@ -63,6 +66,15 @@ public final class MirrorBackend: RedundantBackend {
     public var unreachableTargets: [String] { down.withLock { $0 }.sorted().map { targets[$0].name } }
 
     private func isDown(_ i: Int) -> Bool { down.withLock { $0.contains(i) } }
+
+    /// Targets set aside take writes again (a catch-up run found them reachable and complete).
+    func takeBackSetAsideTargets() {
+        let back = down.withLock { d in
+            defer { d.removeAll() }
+            return d
+        }
+        for i in back.sorted() { log("mirror: \(targets[i].name) is caught up and takes writes again") }
+    }
 
     /// Runs `body` on every target that is not set aside, side by side, and returns each result in target order
     /// (`nil` for a target skipped).

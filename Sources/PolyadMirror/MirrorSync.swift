@@ -69,6 +69,7 @@ extension MirrorBackend {
             plan.append(sizes.map { (handle: $0.key, sizes: $0.value) }.sorted { $0.handle.name < $1.handle.name })
         }
         let total = plan.reduce(0) { $0 + $1.count }
+        let missedBefore = missedWrites
         let report = Mutex(MirrorReport())
         let done = Atomic<Int>(0)
         for group in plan {
@@ -85,7 +86,12 @@ extension MirrorBackend {
                 progress?(done.add(1, ordering: .relaxed).newValue, total)
             }
         }
-        return report.withLock { $0 }
+        let result = report.withLock { $0 }
+        // Every copy listed, so every copy is reachable: one set aside takes writes again, unless a write
+        // skipped it while this run went on (then it lacks an object this run did not see, and a snapshot
+        // written to it next could reference that object: it stays aside until the next run).
+        if repair, result.unrepaired.isEmpty, missedWrites == missedBefore { takeBackSetAsideTargets() }
+        return result
     }
 
     /// Checks one object on every copy and mends the bad copies when asked to.

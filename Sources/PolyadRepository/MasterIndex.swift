@@ -49,6 +49,8 @@ public final class MasterIndex: Sendable {
         var recent: [Hash256: Record] = [:]
         var packs: [PackID] = []
         var packNumbers: [PackID: UInt32] = [:]
+        /// Per pack number: where its last indexed blob ends (the pack's header follows).
+        var packEnds: [UInt32] = []
         var reserved: Set<Hash256> = []
 
         func find(_ id: Hash256) -> Record? {
@@ -67,8 +69,13 @@ public final class MasterIndex: Sendable {
             let n = UInt32(packs.count)
             precondition(n < Record.treeBit, "more than 2^31 packs")
             packs.append(pack)
+            packEnds.append(0)
             packNumbers[pack] = n
             return n
+        }
+
+        mutating func extend(_ number: UInt32, over entries: [PackEntry]) {
+            for e in entries { packEnds[Int(number)] = max(packEnds[Int(number)], e.offset + e.length) }
         }
 
         /// Merges `recent` into `sorted` once it is large enough to pay for the pass (or when `force`).
@@ -111,6 +118,7 @@ public final class MasterIndex: Sendable {
     public func add(pack: PackID, entries: [PackEntry]) {
         state.withLock { s in
             let number = s.number(of: pack)
+            s.extend(number, over: entries)
             for e in entries { s.recent[e.id.hash] = Record(id: e.id.hash, pack: number, entry: e) }
             if !s.reserved.isEmpty { for e in entries { s.reserved.remove(e.id.hash) } }
             s.mergeIfDue()
@@ -128,7 +136,13 @@ public final class MasterIndex: Sendable {
         batch.withLock { $0.reserveCapacity(estimatedEntries) }
         DispatchQueue.concurrentPerform(iterations: count) { i in
             let packs = produce(i)
-            let numbers = state.withLock { s in packs.map { s.number(of: $0.pack) } }
+            let numbers = state.withLock { s in
+                packs.map { p in
+                    let n = s.number(of: p.pack)
+                    s.extend(n, over: p.entries)
+                    return n
+                }
+            }
             var records = [Record]()
             records.reserveCapacity(packs.reduce(0) { $0 + $1.entries.count })
             for (k, (_, entries)) in packs.enumerated() {
@@ -177,6 +191,12 @@ public final class MasterIndex: Sendable {
                 rawLength: r.rawLength
             )
         }
+    }
+
+    /// Where the blobs the index knows of in `pack` end: the length of its data region, the bytes a reader may
+    /// fetch ahead of a blob without reaching the header.
+    public func dataEnd(of pack: PackID) -> Int? {
+        state.withLock { s in s.packNumbers[pack].map { Int(s.packEnds[Int($0)]) } }
     }
 
     /// True if the blob is stored or being stored.

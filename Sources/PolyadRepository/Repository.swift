@@ -24,6 +24,8 @@ public final class Repository: Sendable {
     private let indexFailure = Mutex<RepositoryError?>(nil)
     /// Held while index files are read: a second reader waits, then finds them loaded.
     private let indexReading = Mutex(())
+    /// Read-ahead of packs, when the backend's reads are round trips.
+    private let spans: PackSpans?
 
     /// Index files that could not be read when the store was opened (verify reports them).
     public var indexProblems: [DamagedObject] { problems.withLock { $0 } }
@@ -33,6 +35,7 @@ public final class Repository: Sendable {
         self.key = key
         self.config = config
         index = MasterIndex()
+        spans = backend.readsAreRemote ? PackSpans() : nil
         chunker = Chunker(
             table: GearTable(seed: key.material.chunkerSeed),
             parameters: ChunkerParameters(
@@ -231,11 +234,24 @@ public final class Repository: Sendable {
         let pack = ObjectHandle(kind: .data, name: loc.pack.hash.hex)
         let sealed: [UInt8]
         do {
-            sealed = try backend.load(pack, offset: Int64(loc.offset), length: Int(loc.length))
+            if let spans, let end = index.dataEnd(of: loc.pack) {
+                sealed = try spans.read(
+                    pack: loc.pack,
+                    location: backend.location,
+                    offset: Int(loc.offset),
+                    length: Int(loc.length),
+                    dataEnd: end
+                ) { [backend] (offset, length) throws(StorageError) in
+                    try backend.load(pack, offset: Int64(offset), length: length)
+                }
+            } else {
+                sealed = try backend.load(pack, offset: Int64(loc.offset), length: Int(loc.length))
+            }
         } catch { throw RepositoryError.storage(error) }
         do {
             return try openBlob(sealed, id: id, location: loc)
         } catch {
+            spans?.forget(loc.pack)
             // A mirror has another copy of the pack: read the blob from a copy where it opens (that repairs this one).
             guard let copies = backend as? any RedundantBackend else { throw error }
             var plain: [UInt8]?
@@ -247,6 +263,17 @@ public final class Repository: Sendable {
             } catch let e where e.code == .damaged { throw error } catch let e { throw RepositoryError.storage(e) }
             guard let plain else { throw error }
             return plain
+        }
+    }
+
+    /// Starts reading the part of a pack that holds blob `id` in the background, where the store's reads are
+    /// round trips (see `PackSpans`): for a reader that knows which blobs it wants next. Nothing otherwise.
+    public func prefetchBlob(_ id: BlobID) {
+        guard let spans, let loc = index.lookup(id), let end = index.dataEnd(of: loc.pack) else { return }
+        let pack = ObjectHandle(kind: .data, name: loc.pack.hash.hex)
+        spans.prefetch(pack: loc.pack, offset: Int(loc.offset), length: Int(loc.length), dataEnd: end) {
+            [backend] (offset, length) throws(StorageError) in
+            try backend.load(pack, offset: Int64(offset), length: length)
         }
     }
 

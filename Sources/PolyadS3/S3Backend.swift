@@ -28,6 +28,9 @@ public final class S3Backend: Backend {
 
     public var location: String { "s3://\(client.endpoint.bucket)/\(prefix)" }
 
+    /// Every request is a round trip to the server.
+    public var readsAreRemote: Bool { true }
+
     /// The object key of `handle`.
     func key(_ handle: ObjectHandle) -> String {
         switch handle.kind {

@@ -121,9 +121,16 @@ public protocol Backend: Sendable {
     /// Temporary files, objects being written and names that are not valid for the kind are never listed. A kind
     /// with no objects (or a store without that prefix yet) gives an empty list.
     func list(_ kind: ObjectKind) throws(StorageError) -> [ObjectInfo]
+
+    /// Whether every read costs a round trip worth avoiding (a network store): readers then fetch more of a pack
+    /// than the blob they need and keep it for the blobs after it. False by default (a local disk, where a
+    /// read of exactly the blob is cheapest).
+    var readsAreRemote: Bool { get }
 }
 
 extension Backend {
+    public var readsAreRemote: Bool { false }
+
     /// Stores `bytes` under `handle`; see ``Backend/save(_:_:)``.
     public func save(_ handle: ObjectHandle, _ bytes: [UInt8]) throws(StorageError) {
         let result: Result<Void, StorageError> = bytes.withUnsafeBytes { buffer in

@@ -254,11 +254,20 @@ enum PolyadFS {
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
         fs.startCommitting()
+        // A mirror's copy that missed writes (mirror.require_all: false) is caught up in the background.
+        let catchUp = MirrorCatchUp(
+            manager: manager,
+            interval: configuration.localDirectory != nil && configuration.s3Bucket != nil
+                ? Double(configuration.mirror.syncInterval) : 0,
+            log: log
+        )
+        catchUp.start()
         // 8 workers; the reading one polls for 100 µs after each request before it sleeps (see the shim).
         let status = polyad_fuse_session_loop(session, 8, 100)
         // No pushes to the kernel from here on, and none under way, before the session goes.
         sessionBits.store(0, ordering: .releasing)
         fs.finishBackgroundWork()
+        catchUp.stop()
         // Unmounted (or a signal): what /incoming holds settled is committed now, the rest kept for next time.
         fs.finishCommitting()
         fuse_session_unmount(session)

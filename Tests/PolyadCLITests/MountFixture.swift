@@ -25,6 +25,14 @@ final class MountedStore {
         try FileSystem.makeDirectories(bytes(mountpoint), mode: 0o755)
     }
 
+    /// A mount of `fixture`'s store as its config stands; nothing mounted yet.
+    init(fixture: CLIFixture) throws {
+        try Self.requireFUSE()
+        self.fixture = fixture
+        mountpoint = fixture.root + "/mnt"
+        try FileSystem.makeDirectories(bytes(mountpoint), mode: 0o755)
+    }
+
     /// The same fixture and mount point with its config rewritten (`local_dir` moved if given).
     init(reusing other: MountedStore, extraConfig: String, localDirectory: String = "store") throws {
         other.unmount()

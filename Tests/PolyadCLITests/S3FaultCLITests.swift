@@ -39,21 +39,12 @@ final class S3FaultCLITests: XCTestCase {
         return proxy
     }
 
+    private let verifyLine = "  verify_integrity: true\n"
+
     private func folder(_ prefix: String) throws -> TemporaryFolder {
         let folder = try TemporaryFolder(prefix: prefix)
         folders.append(folder)
         return folder
-    }
-
-    /// Points `cli` at `bucket` through `endpoint` (S3 only, no local copy).
-    private func configure(_ cli: CLIFixture, _ server: S3TestServer, bucket: String, endpoint: String, extra: String) {
-        cli.writeConfig(
-            "  verify_integrity: true\ns3:\n  endpoint: \"\(endpoint)\"\n  region: us-east-1\n  path_style: true\n"
-                + "  prefix: \"host-a/\"\n" + extra,
-            storeLine: "  s3_bucket: \"\(bucket)\"\n"
-        )
-        cli.environment["AWS_ACCESS_KEY_ID"] = server.credentials.accessKeyID
-        cli.environment["AWS_SECRET_ACCESS_KEY"] = server.credentials.secretAccessKey
     }
 
     /// A generated tree, and what must never be readable in the bucket: every file and folder name, and markers
@@ -172,7 +163,14 @@ final class S3FaultCLITests: XCTestCase {
         let proxy = try proxy(server, seed: seed, faultRate: 0.2, log: work.sub("proxy.jsonl"))
         let bucket = try server.makeBucket(prefix: "polyad-cli-faults")
         let cli = try CLIFixture()
-        configure(cli, server, bucket: bucket, endpoint: proxy.endpoint, extra: "  retry_seconds: 120\n" + extra)
+        cli.configureS3(
+            server,
+            bucket: bucket,
+            local: false,
+            endpoint: proxy.endpoint,
+            backupLines: verifyLine,
+            extra: "  retry_seconds: 120\n" + extra
+        )
         let tree = try makeTree(at: try folder("polyad-s3-tree").path, seed: seed)
 
         try cli.expect(0, ["init"])
@@ -232,7 +230,7 @@ final class S3FaultCLITests: XCTestCase {
         let seed = FaultProxy.seedFromEnvironment()
         let bucket = try server.makeBucket(prefix: "polyad-cli-outage")
         let cli = try CLIFixture()
-        configure(cli, server, bucket: bucket, endpoint: server.url, extra: "")
+        cli.configureS3(server, bucket: bucket, local: false, endpoint: server.url, backupLines: verifyLine, extra: "")
         let tree = try makeTree(at: try folder("polyad-s3-tree").path, seed: seed)
         try cli.expect(0, ["init"])
         try cli.expect(0, ["backup", tree.root])
@@ -244,7 +242,14 @@ final class S3FaultCLITests: XCTestCase {
         // s3.retry_seconds, then exit 14 naming the endpoint.
         for methods in [nil, ["PUT", "POST", "DELETE"]] {
             let proxy = try proxy(server, seed: seed, faultRate: 1, faultMethods: methods)
-            configure(cli, server, bucket: bucket, endpoint: proxy.endpoint, extra: "  retry_seconds: 2\n")
+            cli.configureS3(
+                server,
+                bucket: bucket,
+                local: false,
+                endpoint: proxy.endpoint,
+                backupLines: verifyLine,
+                extra: "  retry_seconds: 2\n"
+            )
             let failed = try cli.expect(14, ["backup", tree.root])
             XCTAssertTrue(failed.stderr.contains("127.0.0.1:\(proxy.port)"), failed.stderr)
             let stats = try proxy.stats()
@@ -254,7 +259,7 @@ final class S3FaultCLITests: XCTestCase {
             }
         }
         XCTAssertEqual(try listing(server, bucket: bucket), before, "nothing new in the bucket, no new snapshot")
-        configure(cli, server, bucket: bucket, endpoint: server.url, extra: "")
+        cli.configureS3(server, bucket: bucket, local: false, endpoint: server.url, backupLines: verifyLine, extra: "")
         try cli.expect(0, ["verify", "--read-data"])
     }
 }

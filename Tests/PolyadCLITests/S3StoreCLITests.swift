@@ -10,50 +10,11 @@ import XCTest
 /// checked, which Scripts/test starts): every command works, damage on either copy is served from the other and
 /// repaired, a target that is down fails cleanly or, with `mirror.require_all: false`, is caught up by `sync`.
 final class S3StoreCLITests: XCTestCase {
-    private func fixture(
-        _ server: S3TestServer,
-        bucket: String,
-        local: Bool,
-        endpoint: String? = nil,
-        extra: String = ""
-    ) throws -> CLIFixture {
-        let cli = try CLIFixture()
-        cli.writeConfig(
-            "s3:\n  endpoint: \"\(endpoint ?? server.url)\"\n  region: us-east-1\n  path_style: true\n"
-                + "  prefix: \"host-a/\"\n" + extra,
-            storeLine: (local ? "  local_dir: \"store\"\n" : "") + "  s3_bucket: \"\(bucket)\"\n"
-        )
-        cli.environment["AWS_ACCESS_KEY_ID"] = server.credentials.accessKeyID
-        cli.environment["AWS_SECRET_ACCESS_KEY"] = server.credentials.secretAccessKey
-        return cli
-    }
-
-    /// A small tree with a file big enough for several chunks.
-    private func makeSource(_ cli: CLIFixture) throws -> String {
-        let source = cli.root + "/src"
-        try FileManager.default.createDirectory(atPath: source + "/sub", withIntermediateDirectories: true)
-        try Data(pseudoRandomBytes(3 << 20, seed: 9)).write(to: URL(fileURLWithPath: source + "/big.bin"))
-        try Data("secret-note-contents\n".utf8).write(to: URL(fileURLWithPath: source + "/sub/note.txt"))
-        return source
-    }
-
-    private func assertSameTree(_ a: String, _ b: String, file: StaticString = #filePath, line: UInt = #line) {
-        for name in ["big.bin", "sub/note.txt"] {
-            XCTAssertEqual(
-                FileManager.default.contents(atPath: a + "/" + name),
-                FileManager.default.contents(atPath: b + "/" + name),
-                name,
-                file: file,
-                line: line
-            )
-        }
-    }
-
     func testEveryCommandOnAnS3OnlyStore() throws {
         let server = try S3TestServer.fromEnvironment()
         let bucket = "polyad-cli-\(UInt32.random(in: 0...UInt32.max))"
-        let cli = try fixture(server, bucket: bucket, local: false)
-        let source = try makeSource(cli)
+        let cli = try CLIFixture.s3(server, bucket: bucket, local: false)
+        let source = try cli.makeSmallTree()
         let missing = try cli.expect(2, ["init"])
         XCTAssertTrue(missing.stderr.contains("--create-bucket"), missing.stderr)
         try cli.expect(0, ["init", "--create-bucket"])
@@ -63,7 +24,7 @@ final class S3StoreCLITests: XCTestCase {
         XCTAssertTrue(list.stdout.contains("2 snapshots"), list.stdout)
         try cli.expect(0, ["verify", "--read-data"])
         try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r"])
-        assertSameTree(source, cli.root + "/r" + source)
+        assertSameSmallTree(source, cli.root + "/r" + source)
         try cli.expect(0, ["stats"])
         try cli.expect(0, ["key", "list"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: cli.root + "/store"), "no local store was made")
@@ -78,8 +39,8 @@ final class S3StoreCLITests: XCTestCase {
     func testTheMirrorServesAndRepairsDamageOnEitherCopy() throws {
         let server = try S3TestServer.fromEnvironment()
         let bucket = try server.makeBucket(prefix: "polyad-mirror")
-        let cli = try fixture(server, bucket: bucket, local: true)
-        let source = try makeSource(cli)
+        let cli = try CLIFixture.s3(server, bucket: bucket, local: true)
+        let source = try cli.makeSmallTree()
         try cli.expect(0, ["init"])
         try cli.expect(0, ["backup", source])
         let s3 = S3Backend(client: server.client(bucket: bucket), prefix: "host-a/")
@@ -107,7 +68,7 @@ final class S3StoreCLITests: XCTestCase {
         let snapshot = try files("snapshots")[0]
         try flip(snapshot)
         try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r1"])
-        assertSameTree(source, cli.root + "/r1" + source)
+        assertSameSmallTree(source, cli.root + "/r1" + source)
         XCTAssertTrue(matchesName(snapshot), "the snapshot was rewritten from S3")
         XCTAssertEqual(try files("index").count, 1, "the index file is back")
         try cli.expect(0, ["verify", "--read-data", "--repair"])
@@ -136,15 +97,17 @@ final class S3StoreCLITests: XCTestCase {
     func testATargetThatIsDownFailsCleanlyOrIsCaughtUpLater() throws {
         let server = try S3TestServer.fromEnvironment()
         let bucket = try server.makeBucket(prefix: "polyad-down")
-        let cli = try fixture(server, bucket: bucket, local: true)
-        let source = try makeSource(cli)
+        let cli = try CLIFixture.s3(server, bucket: bucket, local: true)
+        let source = try cli.makeSmallTree()
         try cli.expect(0, ["init"])
         try cli.expect(0, ["backup", source])
         func rewrite(endpoint: String, extra: String) {
-            cli.writeConfig(
-                "s3:\n  endpoint: \"\(endpoint)\"\n  region: us-east-1\n  path_style: true\n  prefix: \"host-a/\"\n"
-                    + "  retry_seconds: 1\n" + extra,
-                storeLine: "  local_dir: \"store\"\n  s3_bucket: \"\(bucket)\"\n"
+            cli.configureS3(
+                server,
+                bucket: bucket,
+                local: true,
+                endpoint: endpoint,
+                extra: "  retry_seconds: 1\n" + extra
             )
         }
         let snapshots = cli.root + "/store/snapshots"
@@ -179,9 +142,9 @@ final class S3StoreCLITests: XCTestCase {
     func testTwoHostsBackUpIntoOneBucketAtOnce() throws {
         let server = try S3TestServer.fromEnvironment()
         let bucket = try server.makeBucket(prefix: "polyad-hosts")
-        let a = try fixture(server, bucket: bucket, local: false)
-        let b = try fixture(server, bucket: bucket, local: false)
-        let shared = try makeSource(a)
+        let a = try CLIFixture.s3(server, bucket: bucket, local: false)
+        let b = try CLIFixture.s3(server, bucket: bucket, local: false)
+        let shared = try a.makeSmallTree()
         try a.expect(0, ["init"])
         try a.expect(0, ["backup", "--host", "seed", shared])
         let results = Mutex<[Int32: String]>([:])

@@ -5,7 +5,53 @@ import PolyadMirror
 import PolyadS3
 import PolyadStorage
 import PolyadTestSupport
+import Synchronization
 import XCTest
+
+/// A local store that can be switched off: every call then fails as an unreachable server's would.
+final class SwitchableBackend: Backend {
+    let inner: LocalBackend
+    let isUp = Atomic<Bool>(true)
+
+    init(path: String) { inner = LocalBackend(path: path) }
+
+    var location: String { inner.location }
+
+    private func check() throws(StorageError) {
+        guard isUp.load(ordering: .relaxed) else {
+            throw StorageError(code: .unreachable, handle: nil, location: location, message: "switched off")
+        }
+    }
+
+    func create() throws(StorageError) {
+        try check()
+        try inner.create()
+    }
+    func exists() throws(StorageError) -> Bool {
+        try check()
+        return try inner.exists()
+    }
+    func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
+        try check()
+        try inner.save(handle, data)
+    }
+    func load(_ handle: ObjectHandle, offset: Int64, length: Int?) throws(StorageError) -> [UInt8] {
+        try check()
+        return try inner.load(handle, offset: offset, length: length)
+    }
+    func size(_ handle: ObjectHandle) throws(StorageError) -> Int64 {
+        try check()
+        return try inner.size(handle)
+    }
+    func remove(_ handle: ObjectHandle) throws(StorageError) {
+        try check()
+        try inner.remove(handle)
+    }
+    func list(_ kind: ObjectKind) throws(StorageError) -> [ObjectInfo] {
+        try check()
+        return try inner.list(kind)
+    }
+}
 
 /// The backend contract, the same suite as the local and S3 backends', against the mirror (a local folder and
 /// S3 on moto), and the mirror's own promises: reads fall back and repair, a copy that is down is set aside.
@@ -74,5 +120,36 @@ final class MirrorBackendTests: XCTestCase {
         let range = try m.load(handle, offset: 1_000, length: 1_000) { $0 == Array(bytes[1_000..<2_000]) }
         XCTAssertEqual(range, Array(bytes[1_000..<2_000]))
         XCTAssertEqual(try local.load(handle), bytes, "the whole pack was rewritten once it checked out on S3")
+    }
+
+    /// With `require_all` off a copy that is down is set aside; once a catch-up run (the mount's, or `polyad
+    /// sync`) has copied what it missed, it takes writes again.
+    func testACopySetAsideIsCaughtUpAndTakesWritesAgain() throws {
+        let local = LocalBackend(path: folder.path + "/a")
+        let other = SwitchableBackend(path: folder.path + "/b")
+        let m = MirrorBackend(
+            targets: [MirrorTarget(name: "local", backend: local), MirrorTarget(name: "other", backend: other)],
+            requireAll: false
+        )
+        try m.create()
+        func object(_ seed: UInt64) -> (ObjectHandle, [UInt8]) {
+            let bytes = pseudoRandomBytes(1_000, seed: seed)
+            return (ObjectHandle(kind: .index, name: HexCoding.encode(SHA256.hash(bytes))), bytes)
+        }
+        let (a, aBytes) = object(1)
+        let (b, bBytes) = object(2)
+        let (c, cBytes) = object(3)
+        other.isUp.store(false, ordering: .relaxed)
+        try m.save(a, aBytes)
+        XCTAssertEqual(m.unreachableTargets, ["other"])
+        other.isUp.store(true, ordering: .relaxed)
+        try m.save(b, bBytes)
+        XCTAssertThrowsError(try other.load(b), "a copy set aside gets no writes until it is caught up")
+        let report = try m.reconcile(readData: false, repair: true)
+        XCTAssertEqual(Set(report.problems.filter(\.repaired).map(\.handle)), [a, b])
+        XCTAssertEqual(m.unreachableTargets, [])
+        try m.save(c, cBytes)
+        XCTAssertEqual(try other.load(c), cBytes, "caught up, it takes writes again")
+        XCTAssertEqual(try other.load(a), aBytes)
     }
 }

@@ -70,15 +70,15 @@ public enum KeyRing {
         return name
     }
 
-    /// Tries `passphrase` on every slot and returns the master key of the first that opens. A slot that
+    /// Tries `passphrase` on every slot of `slots` (the store's listing of `keys/`) and returns the master key of the first that opens. A slot that
     /// cannot open for another reason keeps its cause: a read error says why (storage unreachable 14, no
     /// space 15, else 1), as does a failing scrypt (1); a damaged slot (not a key slot, or its content does
     /// not match its SHA-256 name) is named, `keys/<name>` (13). Either is only reported when no slot opens
     /// (a damaged slot beside one that opens is noted in ``MasterKey/damagedSlots``). It is
     /// `.wrongPassphrase` only when every slot was tried and failed to authenticate with it.
-    static func unlock(passphrase: [UInt8], backend: any Backend) throws(RepositoryError) -> MasterKey {
-        let slots: [ObjectInfo]
-        do { slots = try backend.list(.keys) } catch { throw RepositoryError.storage(error) }
+    static func unlock(passphrase: [UInt8], backend: any Backend, slots: [ObjectInfo]) throws(RepositoryError)
+        -> MasterKey
+    {
         if slots.isEmpty {
             throw RepositoryError(
                 .damaged,

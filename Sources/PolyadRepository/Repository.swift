@@ -101,15 +101,26 @@ public final class Repository: Sendable {
         passphrase: [UInt8],
         indexInBackground: Bool = false
     ) throws(RepositoryError) -> Repository {
-        let exists: Bool
-        do { exists = try backend.exists() } catch { throw RepositoryError.storage(error) }
-        guard exists else {
-            throw RepositoryError(
-                .storeMissing,
-                "no store at \(backend.location): run `polyad init` to create one, or check local_dir in mount.conf"
-            )
+        // The key slots are listed first: a store has at least one, so only an empty listing needs the extra
+        // request that tells a missing store from one without slots (one round trip less per run on S3).
+        let slots: [ObjectInfo]
+        do {
+            slots = try backend.list(.keys)
+            if slots.isEmpty, try !backend.exists() {
+                throw RepositoryError(
+                    .storeMissing,
+                    "no store at \(backend.location): run `polyad init` to create one, or check local_dir in "
+                        + "mount.conf"
+                )
+            }
+        } catch let e as StorageError {
+            throw RepositoryError.storage(e)
+        } catch let e as RepositoryError {
+            throw e
+        } catch {
+            throw RepositoryError(.io, "\(error)", cause: error)
         }
-        let key = try KeyRing.unlock(passphrase: passphrase, backend: backend)
+        let key = try KeyRing.unlock(passphrase: passphrase, backend: backend, slots: slots)
         let sealed = try KeyRing.load(backend, ObjectHandle(kind: .config, name: "config"))
         let config: StoreConfig
         do {

@@ -102,9 +102,10 @@ public final class S3Backend: Backend {
     }
 
     public func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
-        // A pack is named by the SHA-256 of its bytes, so one already under its name holds these bytes (or is
-        // damaged, and this heals it): it is written without asking first, one request per pack.
-        if handle.kind != .locks && handle.kind != .data {
+        // Every object but the config is named by the SHA-256 of its bytes (locks are replaced anyway), so one
+        // already under its name holds these bytes, or is damaged and this heals it: it is written without
+        // asking first, one request per object.
+        if handle.kind == .config {
             let head = try send("HEAD", handle, key: key(handle))
             if head.status == 200 {
                 if head.headers["content-length"].flatMap(Int.init) == data.count { return }

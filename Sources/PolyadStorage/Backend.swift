@@ -93,7 +93,9 @@ public protocol Backend: Sendable {
     ///
     /// If an object with this handle exists already: for ``ObjectKind/locks`` it is replaced; for every other
     /// kind nothing is written and the call succeeds when the sizes match (objects are content-addressed), or
-    /// fails with ``StorageError/Code/alreadyExists`` when they differ. A failed save leaves nothing visible.
+    /// fails with ``StorageError/Code/alreadyExists`` when they differ. A backend where asking first costs a
+    /// round trip (S3) may instead write a hashed kind's object again whole: its name, the SHA-256 of its bytes,
+    /// vouches that they are the same, and a damaged copy is healed. A failed save leaves nothing visible.
     /// - Throws: ``StorageError/Code/noSpace`` when the target is full, ``StorageError/Code/invalidRequest``
     ///   for an invalid handle, and the other codes for I/O failures.
     func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError)

@@ -98,6 +98,21 @@ final class LocalBackendTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.path + "/nothing-here"))
     }
 
+    /// On a local disk asking first is free: a save over an object of another size is refused, never a
+    /// replacement (the conformance suite also allows S3's write-again).
+    func testASaveOverAnObjectOfAnotherSizeIsRefused() throws {
+        let backend = LocalBackend(path: folder.path + "/store")
+        try backend.create()
+        let handle = ObjectHandle(kind: .snapshots, name: String(repeating: "8", count: 64))
+        try backend.save(handle, [UInt8](repeating: 1, count: 100))
+        try backend.save(handle, [UInt8](repeating: 2, count: 100))
+        XCTAssertEqual(try backend.load(handle), [UInt8](repeating: 1, count: 100), "a same-size save is a no-op")
+        XCTAssertThrowsError(try backend.save(handle, [UInt8](repeating: 3, count: 101))) { error in
+            XCTAssertEqual((error as? StorageError)?.code, .alreadyExists)
+        }
+        XCTAssertEqual(try backend.load(handle), [UInt8](repeating: 1, count: 100))
+    }
+
     func testTruncatedObjectIsDamaged() throws {
         let root = folder.path + "/store"
         let backend = LocalBackend(path: root)

@@ -22,7 +22,7 @@ one of the --faults instead:
 The choice comes from one random generator seeded with --seed and drawn once per request in arrival order, so a
 sequential client sees the same faults for the same seed. `GET /__proxy/stats` answers a JSON summary (requests
 by method, statuses sent, faults by kind, PUT/POST requests without Content-MD5), never counted itself. --log
-writes one JSON line per request (method, path, status sent, Content-MD5 present on PUT/POST, fault) and the
+writes one JSON line per request (method, path, status sent, Content-MD5 present on PUT/POST, fault, time, Range) and the
 summary last, when SIGTERM stops the proxy.
 """
 import argparse
@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -83,12 +84,15 @@ class Proxy:
                 self.injected[fault] = self.injected.get(fault, 0) + 1
             return number, fault
 
-    def record(self, number, method, path, status, has_md5, fault):
+    def record(self, number, method, path, status, has_md5, fault, byte_range=None):
         with self.lock:
             key = str(status) if status is not None else "none"
             self.statuses[key] = self.statuses.get(key, 0) + 1
             if self.log:
-                line = {"n": number, "method": method, "path": path, "status": status, "fault": fault}
+                line = {"n": number, "method": method, "path": path, "status": status, "fault": fault,
+                        "time": round(time.time(), 4)}
+                if byte_range:
+                    line["range"] = byte_range
                 if method in ("PUT", "POST"):
                     line["content_md5"] = has_md5
                 self.log.write(json.dumps(line) + "\n")
@@ -155,7 +159,7 @@ class Handler(BaseHTTPRequestHandler):
         number, fault = self.proxy.arrive(self.command, has_md5)
 
         def record(status):  # before the answer goes out, so a client that read it finds it counted
-            self.proxy.record(number, self.command, self.path, status, has_md5, fault)
+            self.proxy.record(number, self.command, self.path, status, has_md5, fault, self.headers.get("Range"))
 
         if fault == "drop":
             record(None)

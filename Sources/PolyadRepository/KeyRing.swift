@@ -76,7 +76,11 @@ public enum KeyRing {
     /// not match its SHA-256 name) is named, `keys/<name>` (13). Either is only reported when no slot opens
     /// (a damaged slot beside one that opens is noted in ``MasterKey/damagedSlots``). It is
     /// `.wrongPassphrase` only when every slot was tried and failed to authenticate with it.
-    static func unlock(passphrase: [UInt8], backend: any Backend, slots: [ObjectInfo]) throws(RepositoryError)
+    static func unlock(
+        passphrase: [UInt8],
+        backend: any Backend,
+        slots: [ObjectInfo]
+    ) throws(RepositoryError)
         -> MasterKey
     {
         if slots.isEmpty {

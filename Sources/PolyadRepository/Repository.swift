@@ -54,7 +54,7 @@ public final class Repository: Sendable {
         passphrase: [UInt8],
         keyParameters: KeyRing.Parameters = .default
     ) throws(RepositoryError) -> Repository {
-        do {
+        try storeCalls {
             if try backend.exists() {
                 throw RepositoryError(
                     .storeExists,
@@ -62,12 +62,6 @@ public final class Repository: Sendable {
                 )
             }
             try backend.create()
-        } catch let e as StorageError {
-            throw RepositoryError.storage(e)
-        } catch let e as RepositoryError {
-            throw e
-        } catch {
-            throw RepositoryError(.io, "\(error)", cause: error)
         }
         let material = MasterKeyMaterial(
             encryptionKey: SecureRandom.bytes(32),
@@ -103,9 +97,8 @@ public final class Repository: Sendable {
     ) throws(RepositoryError) -> Repository {
         // The key slots are listed first: a store has at least one, so only an empty listing needs the extra
         // request that tells a missing store from one without slots (one round trip less per run on S3).
-        let slots: [ObjectInfo]
-        do {
-            slots = try backend.list(.keys)
+        let slots = try storeCalls {
+            let slots = try backend.list(.keys)
             if slots.isEmpty, try !backend.exists() {
                 throw RepositoryError(
                     .storeMissing,
@@ -113,15 +106,21 @@ public final class Repository: Sendable {
                         + "mount.conf"
                 )
             }
-        } catch let e as StorageError {
-            throw RepositoryError.storage(e)
-        } catch let e as RepositoryError {
-            throw e
-        } catch {
-            throw RepositoryError(.io, "\(error)", cause: error)
+            return slots
         }
         let key = try KeyRing.unlock(passphrase: passphrase, backend: backend, slots: slots)
-        let sealed = try KeyRing.load(backend, ObjectHandle(kind: .config, name: "config"))
+        let configHandle = ObjectHandle(kind: .config, name: "config")
+        var sealed = try KeyRing.load(backend, configHandle)
+        // The config has no hash for a name to check it by: on a mirror, a copy that does not authenticate is
+        // replaced by one that does (which also rewrites the bad copy).
+        let opens = { (bytes: [UInt8]) in
+            (try? Envelope.open(bytes, key: key.encryptionKey, aad: AdditionalData.config)) != nil
+        }
+        if !opens(sealed), let copies = backend as? any RedundantBackend,
+            let good = try? copies.load(configHandle, offset: 0, length: nil, accept: opens)
+        {
+            sealed = good
+        }
         let config: StoreConfig
         do {
             config = try StoreConfig(
@@ -135,6 +134,18 @@ public final class Repository: Sendable {
         let repo = Repository(backend: backend, key: key, config: config)
         if indexInBackground { repo.loadIndexInBackground() } else { try repo.loadIndex() }
         return repo
+    }
+
+    /// Runs backend calls that may also throw a `RepositoryError` of their own: a storage error becomes
+    /// ``RepositoryError/storage(_:)``, a repository error goes through as it is.
+    private static func storeCalls<T>(_ body: () throws -> T) throws(RepositoryError) -> T {
+        do { return try body() } catch let e as StorageError {
+            throw RepositoryError.storage(e)
+        } catch let e as RepositoryError {
+            throw e
+        } catch {
+            throw RepositoryError(.io, "\(error)", cause: error)
+        }
     }
 
     /// Loads the index on another thread; until it is done, a lookup that finds nothing waits for it.
@@ -282,7 +293,7 @@ public final class Repository: Sendable {
     public func prefetchBlob(_ id: BlobID) {
         guard let spans, let loc = index.lookup(id), let end = index.dataEnd(of: loc.pack) else { return }
         let pack = ObjectHandle(kind: .data, name: loc.pack.hash.hex)
-        spans.prefetch(pack: loc.pack, offset: Int(loc.offset), length: Int(loc.length), dataEnd: end) {
+        spans.prefetch(pack: loc.pack, offset: Int(loc.offset), dataEnd: end) {
             [backend] (offset, length) throws(StorageError) in
             try backend.load(pack, offset: Int64(offset), length: length)
         }

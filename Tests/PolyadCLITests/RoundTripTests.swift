@@ -1,8 +1,10 @@
 import Foundation
 import PolyadFileSystem
+import PolyadTestSupport
 import XCTest
 
-/// Back up a tree with every kind of metadata through the real CLI, restore it, compare bytes and metadata.
+/// Back up a tree with every kind of metadata through the real CLI, restore it, compare bytes and metadata: on a
+/// local store, an S3-only store and a mirror of both.
 final class RoundTripTests: XCTestCase {
     struct Entry: Equatable, CustomStringConvertible {
         var kind: FileKind
@@ -144,8 +146,26 @@ final class RoundTripTests: XCTestCase {
         FileSystem.close(sparse)
     }
 
+    /// Runs `body` on a fixture of each kind of store: local, S3 only, and the mirror of both (in new buckets of
+    /// the S3 test server). A failure names the store it happened on; without the server (off CI) the S3 kinds
+    /// are skipped, saying so, once the local one has run.
+    private func onEveryStore(_ body: (CLIFixture) throws -> Void) throws {
+        func run(_ kind: String, _ make: () throws -> CLIFixture) {
+            let before = testRun?.totalFailureCount ?? 0
+            do { try body(try make()) } catch { XCTFail("\(error)") }
+            if (testRun?.totalFailureCount ?? 0) > before { XCTFail("the failures above are on the \(kind) store") }
+        }
+        run("local") { try CLIFixture() }
+        let server = try S3TestServer.fromEnvironment()
+        run("S3-only") { try CLIFixture.s3(server, bucket: try server.makeBucket(prefix: "polyad-trip"), local: false) }
+        run("mirror") { try CLIFixture.s3(server, bucket: try server.makeBucket(prefix: "polyad-trip"), local: true) }
+    }
+
     func testBackupRestoreRoundTripKeepsBytesAndMetadata() throws {
-        let f = try CLIFixture()
+        try onEveryStore(backupRestoreRoundTrip)
+    }
+
+    private func backupRestoreRoundTrip(_ f: CLIFixture) throws {
         let src = f.root + "/src"
         try Self.makeTree(at: src)
         try f.expect(0, ["init"])
@@ -167,7 +187,10 @@ final class RoundTripTests: XCTestCase {
     }
 
     func testSelectiveAndSingleFileRestore() throws {
-        let f = try CLIFixture()
+        try onEveryStore(selectiveAndSingleFileRestore)
+    }
+
+    private func selectiveAndSingleFileRestore(_ f: CLIFixture) throws {
         let src = f.root + "/src"
         try Self.makeTree(at: src)
         try f.expect(0, ["init"])
@@ -186,7 +209,10 @@ final class RoundTripTests: XCTestCase {
     }
 
     func testDeduplicationAcrossSnapshotsAndFilesCache() throws {
-        let f = try CLIFixture()
+        try onEveryStore(deduplicationAcrossSnapshotsAndFilesCache)
+    }
+
+    private func deduplicationAcrossSnapshotsAndFilesCache(_ f: CLIFixture) throws {
         let src = f.root + "/src"
         try Self.makeTree(at: src)
         try f.expect(0, ["init"])

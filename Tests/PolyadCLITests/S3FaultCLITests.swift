@@ -39,7 +39,23 @@ final class S3FaultCLITests: XCTestCase {
         return proxy
     }
 
-    private let verifyLine = "  verify_integrity: true\n"
+    /// Points `cli` at `bucket` through `endpoint` (S3 only), verifying after each backup.
+    private func configure(
+        _ cli: CLIFixture,
+        _ server: S3TestServer,
+        _ bucket: String,
+        _ endpoint: String,
+        _ extra: String
+    ) {
+        cli.configureS3(
+            server,
+            bucket: bucket,
+            local: false,
+            endpoint: endpoint,
+            backupLines: "  verify_integrity: true\n",
+            extra: extra
+        )
+    }
 
     private func folder(_ prefix: String) throws -> TemporaryFolder {
         let folder = try TemporaryFolder(prefix: prefix)
@@ -163,14 +179,7 @@ final class S3FaultCLITests: XCTestCase {
         let proxy = try proxy(server, seed: seed, faultRate: 0.2, log: work.sub("proxy.jsonl"))
         let bucket = try server.makeBucket(prefix: "polyad-cli-faults")
         let cli = try CLIFixture()
-        cli.configureS3(
-            server,
-            bucket: bucket,
-            local: false,
-            endpoint: proxy.endpoint,
-            backupLines: verifyLine,
-            extra: "  retry_seconds: 120\n" + extra
-        )
+        configure(cli, server, bucket, proxy.endpoint, "  retry_seconds: 120\n" + extra)
         let tree = try makeTree(at: try folder("polyad-s3-tree").path, seed: seed)
 
         try cli.expect(0, ["init"])
@@ -230,7 +239,7 @@ final class S3FaultCLITests: XCTestCase {
         let seed = FaultProxy.seedFromEnvironment()
         let bucket = try server.makeBucket(prefix: "polyad-cli-outage")
         let cli = try CLIFixture()
-        cli.configureS3(server, bucket: bucket, local: false, endpoint: server.url, backupLines: verifyLine, extra: "")
+        configure(cli, server, bucket, server.url, "")
         let tree = try makeTree(at: try folder("polyad-s3-tree").path, seed: seed)
         try cli.expect(0, ["init"])
         try cli.expect(0, ["backup", tree.root])
@@ -242,14 +251,7 @@ final class S3FaultCLITests: XCTestCase {
         // s3.retry_seconds, then exit 14 naming the endpoint.
         for methods in [nil, ["PUT", "POST", "DELETE"]] {
             let proxy = try proxy(server, seed: seed, faultRate: 1, faultMethods: methods)
-            cli.configureS3(
-                server,
-                bucket: bucket,
-                local: false,
-                endpoint: proxy.endpoint,
-                backupLines: verifyLine,
-                extra: "  retry_seconds: 2\n"
-            )
+            configure(cli, server, bucket, proxy.endpoint, "  retry_seconds: 2\n")
             let failed = try cli.expect(14, ["backup", tree.root])
             XCTAssertTrue(failed.stderr.contains("127.0.0.1:\(proxy.port)"), failed.stderr)
             let stats = try proxy.stats()
@@ -259,7 +261,7 @@ final class S3FaultCLITests: XCTestCase {
             }
         }
         XCTAssertEqual(try listing(server, bucket: bucket), before, "nothing new in the bucket, no new snapshot")
-        cli.configureS3(server, bucket: bucket, local: false, endpoint: server.url, backupLines: verifyLine, extra: "")
+        configure(cli, server, bucket, server.url, "")
         try cli.expect(0, ["verify", "--read-data"])
     }
 }

@@ -59,16 +59,21 @@ final class S3StoreCLITests: XCTestCase {
             return HexCoding.encode(SHA256.hash(b)) == URL(fileURLWithPath: path).lastPathComponent
         }
 
-        // Local copy: a pack damaged, an index file and the snapshot gone. Restore still returns the bytes and
-        // repairs what it read.
+        // Local copy: the packs, the snapshot and the config damaged, an index file gone. Restore still returns
+        // the bytes and repairs what it read.
         let packs = try files("data")
         XCTAssertGreaterThan(packs.count, 0)
         for p in packs { try flip(p) }
         try FileManager.default.removeItem(atPath: try files("index")[0])
         let snapshot = try files("snapshots")[0]
         try flip(snapshot)
+        // The config has no hash to be checked by: it is taken from S3 because it does not authenticate.
+        let config = store + "/config"
+        let goodConfig = try XCTUnwrap(FileManager.default.contents(atPath: config))
+        try flip(config)
         try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r1"])
         assertSameSmallTree(source, cli.root + "/r1" + source)
+        XCTAssertEqual(FileManager.default.contents(atPath: config), goodConfig, "the config was rewritten from S3")
         XCTAssertTrue(matchesName(snapshot), "the snapshot was rewritten from S3")
         XCTAssertEqual(try files("index").count, 1, "the index file is back")
         try cli.expect(0, ["verify", "--read-data", "--repair"])

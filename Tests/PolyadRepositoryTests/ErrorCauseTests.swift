@@ -11,14 +11,22 @@ import XCTest
 @testable import PolyadRepository
 
 /// A local store whose loads can be made to fail by object kind, and whose listings can put one name first.
+/// With `remote` it says its reads are round trips (as S3 does), counts the loads of packs, and can damage the
+/// bytes of the next one.
 final class FaultyBackend: Backend {
     let inner: LocalBackend
+    let readsAreRemote: Bool
     /// Loads of these kinds fail with this code.
     let loadFaults = Mutex<[ObjectKind: StorageError.Code]>([:])
     /// Listed first when present (the order in which slots and locks are tried).
     let listFirst = Mutex<String?>(nil)
+    let packLoads = Atomic<Int>(0)
+    let damageNextPackLoad = Atomic<Bool>(false)
 
-    init(path: String) { inner = LocalBackend(path: path) }
+    init(path: String, remote: Bool = false) {
+        inner = LocalBackend(path: path)
+        readsAreRemote = remote
+    }
 
     var location: String { inner.location }
     func create() throws(StorageError) { try inner.create() }
@@ -33,7 +41,11 @@ final class FaultyBackend: Backend {
         if let code = loadFaults.withLock({ $0[handle.kind] }) {
             throw StorageError(code: code, handle: handle, location: location, message: "injected \(code) failure")
         }
-        return try inner.load(handle, offset: offset, length: length)
+        var bytes = try inner.load(handle, offset: offset, length: length)
+        guard handle.kind == .data else { return bytes }
+        packLoads.add(1, ordering: .relaxed)
+        if damageNextPackLoad.exchange(false, ordering: .relaxed) { bytes[bytes.count / 2] ^= 0xFF }
+        return bytes
     }
 
     func list(_ kind: ObjectKind) throws(StorageError) -> [ObjectInfo] {

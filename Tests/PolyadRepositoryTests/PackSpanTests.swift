@@ -8,41 +8,12 @@ import XCTest
 
 @testable import PolyadRepository
 
-/// A local store that says its reads are round trips (as S3 does), counts the loads of packs, and can damage
-/// the bytes of the next pack load.
-final class RemoteLikeBackend: Backend {
-    let inner: LocalBackend
-    let packLoads = Atomic<Int>(0)
-    let damageNextPackLoad = Atomic<Bool>(false)
-
-    init(path: String) { inner = LocalBackend(path: path) }
-
-    var location: String { inner.location }
-    var readsAreRemote: Bool { true }
-    func create() throws(StorageError) { try inner.create() }
-    func exists() throws(StorageError) -> Bool { try inner.exists() }
-    func save(_ handle: ObjectHandle, _ data: UnsafeRawBufferPointer) throws(StorageError) {
-        try inner.save(handle, data)
-    }
-    func size(_ handle: ObjectHandle) throws(StorageError) -> Int64 { try inner.size(handle) }
-    func remove(_ handle: ObjectHandle) throws(StorageError) { try inner.remove(handle) }
-    func list(_ kind: ObjectKind) throws(StorageError) -> [ObjectInfo] { try inner.list(kind) }
-
-    func load(_ handle: ObjectHandle, offset: Int64, length: Int?) throws(StorageError) -> [UInt8] {
-        var bytes = try inner.load(handle, offset: offset, length: length)
-        guard handle.kind == .data else { return bytes }
-        packLoads.add(1, ordering: .relaxed)
-        if damageNextPackLoad.exchange(false, ordering: .relaxed) { bytes[bytes.count / 2] ^= 0xFF }
-        return bytes
-    }
-}
-
 /// Blob reads on a store whose reads are round trips go through `PackSpans`: one request serves the blobs that
 /// follow in the pack, concurrent readers share it, and a span with damaged bytes is not kept.
 final class PackSpanTests: XCTestCase {
-    private func store(blobs count: Int) throws -> (Repository, RemoteLikeBackend, [(BlobID, [UInt8])], Scratch) {
+    private func store(blobs count: Int) throws -> (Repository, FaultyBackend, [(BlobID, [UInt8])], Scratch) {
         let scratch = Scratch()
-        let backend = RemoteLikeBackend(path: scratch.sub("store"))
+        let backend = FaultyBackend(path: scratch.sub("store"), remote: true)
         let repo = try Repository.create(
             backend: backend,
             passphrase: Array("pw".utf8),
@@ -105,5 +76,34 @@ final class PackSpanTests: XCTestCase {
         XCTAssertEqual(damaged, 1)
         // The span was dropped when the damage showed: the store's good bytes are read again and served.
         for (id, bytes) in blobs { XCTAssertEqual(try repo.loadBlob(id), bytes) }
+    }
+
+    /// Counts calls (captured by the fetch closure).
+    private final class Count: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// A blob that crosses a window's end is cut from both windows, each fetched once; a range past the pack's
+    /// last blob is damage, not a short read.
+    func testARangeAcrossWindowsIsCutFromEachWindow() throws {
+        let pack = PackID(Hash256(hex: String(repeating: "ab", count: 32))!)
+        let data = pseudoRandomBytes(10_000, seed: 5)
+        let fetches = Count()
+        let fetch: PackSpans.Fetch = { offset, length in
+            fetches.value.add(1, ordering: .relaxed)
+            return Array(data[offset..<(offset + length)])
+        }
+        let spans = PackSpans(spanLength: 1_000, capacity: 100_000, maxAhead: 0)
+        func read(_ offset: Int, _ length: Int) throws -> [UInt8] {
+            try spans.read(pack: pack, location: "test", offset: offset, length: length, dataEnd: 10_000, fetch: fetch)
+        }
+        XCTAssertEqual(try read(900, 1_300), Array(data[900..<2_200]))
+        XCTAssertEqual(fetches.value.load(ordering: .relaxed), 3, "windows 0, 1 and 2")
+        XCTAssertEqual(try read(1_500, 100), Array(data[1_500..<1_600]))
+        XCTAssertEqual(try read(0, 10), Array(data[0..<10]))
+        XCTAssertEqual(fetches.value.load(ordering: .relaxed), 3, "served from the kept windows")
+        XCTAssertThrowsError(try read(9_950, 100)) { error in
+            XCTAssertEqual((error as? StorageError)?.code, .damaged)
+        }
     }
 }

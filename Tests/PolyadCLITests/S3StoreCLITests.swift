@@ -80,22 +80,35 @@ final class S3StoreCLITests: XCTestCase {
         for p in packs { XCTAssertTrue(matchesName(p), "pack \(p) repaired") }
         try cli.expect(0, ["verify", "--read-data"])
 
-        // S3 copy: the snapshot and a pack damaged there. verify --read-data finds it (exit 13), --repair heals.
+        // S3 copy: the snapshot and every pack damaged there. verify --read-data finds it (exit 13); a restore
+        // reading S3 first (mirror.prefer: s3) still returns the bytes and rewrites what it read from the local
+        // copy; damaged again, --repair heals it.
         let name = URL(fileURLWithPath: snapshot).lastPathComponent
-        let handles = try s3.list(.snapshots).map(\.handle) + [try s3.list(.data).map(\.handle)[0]]
+        let handles = try s3.list(.snapshots).map(\.handle) + (try s3.list(.data).map(\.handle))
         XCTAssertEqual(handles[0].name, name)
-        for h in handles {
-            var bytes = try s3.load(h)
-            bytes[bytes.count / 2] ^= 0xFF
-            try s3.remove(h)
-            try s3.save(h, bytes)
+        func damageOnS3() throws {
+            for h in handles {
+                var bytes = try s3.load(h)
+                bytes[bytes.count / 2] ^= 0xFF
+                try s3.remove(h)
+                try s3.save(h, bytes)
+            }
         }
+        func assertRepairedOnS3(_ why: String, line: UInt = #line) throws {
+            for h in handles {
+                XCTAssertEqual(HexCoding.encode(SHA256.hash(try s3.load(h))), h.name, "\(h) \(why)", line: line)
+            }
+        }
+        try damageOnS3()
         let found = try cli.expect(13, ["verify", "--read-data"])
         XCTAssertTrue(found.stdout.contains("damaged on s3"), found.stdout)
+        cli.configureS3(server, bucket: bucket, local: true, extra: "mirror:\n  prefer: s3\n")
+        try cli.expect(0, ["restore", "latest", "--target", cli.root + "/r2"])
+        assertSameSmallTree(source, cli.root + "/r2" + source)
+        try assertRepairedOnS3("repaired on S3 by the restore's reads")
+        try damageOnS3()
         try cli.expect(0, ["verify", "--read-data", "--repair"])
-        for h in handles {
-            XCTAssertEqual(HexCoding.encode(SHA256.hash(try s3.load(h))), h.name, "\(h) repaired on S3")
-        }
+        try assertRepairedOnS3("repaired on S3 by verify --repair")
         try cli.expect(0, ["verify", "--read-data"])
     }
 

@@ -15,7 +15,10 @@ enum Schema {
         ],
         "mirror": ["require_all", "prefer", "sync_interval"],
         "mount": ["settle_seconds", "staging_dir", "cache_mib", "allow_other", "sync_on_close"],
-        "retention": ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"],
+        "retention": [
+            "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
+            "keep_tags",
+        ],
         "log": ["level", "file"],
     ]
 }
@@ -193,6 +196,18 @@ struct ConfigParser {
 
     private func parseRetention(_ node: Node, into config: inout Configuration) throws(ConfigError) {
         for entry in try entries(of: node, section: "retention") {
+            switch entry.name {
+            case "keep_within":
+                let text = try text(entry, expected: "expected a span such as `30d`, `1y6m` or `2d12h`") {
+                    RetentionSpan($0) != nil
+                }
+                config.retention.keepWithin = RetentionSpan(text)
+                continue
+            case "keep_tags":
+                config.retention.keepTags = try textList(entry)
+                continue
+            default: break
+            }
             let count = try integer(entry, in: 0...Int.max)
             switch entry.name {
             case "keep_last": config.retention.keepLast = count
@@ -391,6 +406,18 @@ struct ConfigParser {
         }
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return Int(negative ? "-" + digits : digits)
+    }
+
+    /// A list of texts (`[daily, monthly]`, or one text alone as a list of one).
+    private func textList(_ entry: Entry) throws(ConfigError) -> [String] {
+        guard case .sequence(let items) = entry.value else { return [try text(entry)] }
+        var out = [String]()
+        for (i, item) in items.enumerated() {
+            out.append(
+                try text(Entry(name: entry.name, path: "\(entry.path)[\(i)]", keyNode: entry.keyNode, value: item))
+            )
+        }
+        return out
     }
 
     /// What kind of value a node holds, for messages (never the value itself).

@@ -186,6 +186,10 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var keepMonthly: Int?
     /// Keep the newest snapshot of each of the last N years that have one.
     public var keepYearly: Int?
+    /// Keep every snapshot taken within this span before the group's newest one.
+    public var keepWithin: RetentionSpan?
+    /// Keep every snapshot carrying one of these tags.
+    public var keepTags: [String]
 
     /// Creates a policy; every rule defaults to unused.
     public init(
@@ -194,7 +198,9 @@ public struct RetentionPolicy: Sendable, Equatable {
         keepDaily: Int? = nil,
         keepWeekly: Int? = nil,
         keepMonthly: Int? = nil,
-        keepYearly: Int? = nil
+        keepYearly: Int? = nil,
+        keepWithin: RetentionSpan? = nil,
+        keepTags: [String] = []
     ) {
         self.keepLast = keepLast
         self.keepHourly = keepHourly
@@ -202,10 +208,56 @@ public struct RetentionPolicy: Sendable, Equatable {
         self.keepWeekly = keepWeekly
         self.keepMonthly = keepMonthly
         self.keepYearly = keepYearly
+        self.keepWithin = keepWithin
+        self.keepTags = keepTags
     }
 
     /// Whether no rule is set.
     public var isEmpty: Bool { self == RetentionPolicy() }
+}
+
+/// A span of calendar time as restic writes it for `--keep-within`: `1y6m`, `30d`, `2d12h` (years, months, days,
+/// hours; each part optional, in that order).
+public struct RetentionSpan: Sendable, Equatable, CustomStringConvertible {
+    public var years = 0
+    public var months = 0
+    public var days = 0
+    public var hours = 0
+
+    public init(years: Int = 0, months: Int = 0, days: Int = 0, hours: Int = 0) {
+        self.years = years
+        self.months = months
+        self.days = days
+        self.hours = hours
+    }
+
+    /// Parses `1y6m3d12h`; nil for anything else (an empty text, an unknown unit, a part out of order).
+    public init?(_ text: String) {
+        var rest = Substring(text)
+        var seen = ""
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, digits.count <= 6, let value = Int(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            guard let unit = rest.first, "ymdh".contains(unit), !seen.contains(unit),
+                seen.last.map({ "ymdh".firstIndex(of: $0)! < "ymdh".firstIndex(of: unit)! }) ?? true
+            else { return nil }
+            seen.append(unit)
+            rest = rest.dropFirst()
+            switch unit {
+            case "y": years = value
+            case "m": months = value
+            case "d": days = value
+            default: hours = value
+            }
+        }
+    }
+
+    public var description: String {
+        let parts = [(years, "y"), (months, "m"), (days, "d"), (hours, "h")].filter { $0.0 > 0 }
+        return parts.isEmpty ? "0h" : parts.map { "\($0.0)\($0.1)" }.joined()
+    }
 }
 
 /// Log levels, the same names as swift-log's `Logger.Level` (so `Logger.Level(rawValue:)` converts).

@@ -86,6 +86,8 @@ final class ConfigParseTests: XCTestCase {
               keep_weekly: 4
               keep_monthly: 12
               keep_yearly: 010
+              keep_within: 1y6m
+              keep_tags: [monthly, "keep me"]
             log:
               level: Warning
               file: ../log/polyad.log
@@ -115,7 +117,16 @@ final class ConfigParseTests: XCTestCase {
         )
         XCTAssertEqual(
             config.retention,
-            RetentionPolicy(keepLast: 3, keepHourly: 24, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 10)
+            RetentionPolicy(
+                keepLast: 3,
+                keepHourly: 24,
+                keepDaily: 7,
+                keepWeekly: 4,
+                keepMonthly: 12,
+                keepYearly: 10,
+                keepWithin: RetentionSpan(years: 1, months: 6),
+                keepTags: ["monthly", "keep me"]
+            )
         )
         XCTAssertEqual(config.log, LogSettings(level: .warning, file: "/etc/log/polyad.log"))
     }
@@ -229,6 +240,8 @@ final class ConfigParseTests: XCTestCase {
             ("mount:\n  allow_other: maybe\n", 4, 16, "mount.allow_other", "expected true or false, found text"),
             ("mount:\n  settle_seconds: -1\n", 4, 19, "mount.settle_seconds", "must not be negative, found -1"),
             ("retention:\n  keep_last: -2\n", 4, 14, "retention.keep_last", "must not be negative"),
+            ("retention:\n  keep_within: 3w\n", 4, 16, "retention.keep_within", "expected a span such as `30d`"),
+            ("retention:\n  keep_tags: [a, [b]]\n", 4, 18, "retention.keep_tags[1]", "expected text, found a list"),
             ("log:\n  level: warn\n", 4, 10, "log.level", "unknown level 'warn' (did you mean 'warning'?)"),
             (
                 "log:\n  level: verbose\n", 4, 10, "log.level",

@@ -34,6 +34,8 @@ public struct BackupOptions: Sendable {
     public var recordedPaths: [String]?
     /// Who the snapshot is by (default: this process's user).
     public var writer: SnapshotWriter?
+    /// The time the snapshot records (default: now), as restic's `backup --time`.
+    public var time: Timestamp?
 
     public init(paths: [[UInt8]]) { self.paths = paths }
 }
@@ -115,7 +117,7 @@ public final class Archiver {
 
     /// Runs the backup and returns the new snapshot.
     public func run() throws(RepositoryError) -> BackupResult {
-        let time = Clock.now()
+        let time = options.time ?? Clock.now()
         let absolute = options.paths.map { PathNormalizer.absolute($0) }
         guard !absolute.isEmpty else {
             throw RepositoryError(.invalidArgument, "nothing to back up: give at least one path")

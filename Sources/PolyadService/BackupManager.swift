@@ -153,6 +153,68 @@ public final class BackupManager: Sendable {
         try repository().snapshots().map { SnapshotInfo(id: $0.id, snapshot: $0.snapshot) }
     }
 
+    /// What `forget` decided for each snapshot it judged, and whether it removed the forgotten ones.
+    public struct ForgetResult: Sendable {
+        public var decisions: [Retention.Decision]
+        public var removed: Bool
+        public var forgotten: [Retention.Decision] { decisions.filter { !$0.isKept } }
+    }
+
+    /// Forgets snapshots: those named by `ids` (ids, prefixes or `latest`), or else those the config's retention
+    /// (`retention_days` and `retention:`) does not keep, grouped by `grouping`. With `dryRun` nothing is
+    /// removed. Only the snapshot objects go; their data stays until a prune. Holds the store's exclusive lock.
+    ///
+    /// - Throws: `.invalidArgument` (exit 2) when no snapshot is named and no retention rule is set.
+    public func forget(
+        ids: [String] = [],
+        grouping: Retention.Grouping = [.host, .paths],
+        dryRun: Bool = false,
+        now: Date = Date()
+    ) throws -> ForgetResult {
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: !dryRun, operation: "forget")
+        defer { lock.release() }
+        let all = try repo.snapshots()
+        func candidate(_ s: (id: SnapshotID, snapshot: Snapshot)) -> Retention.Candidate {
+            Retention.Candidate(
+                id: s.id.hash.hex,
+                time: Date(timeIntervalSince1970: Double(s.snapshot.time.seconds)),
+                host: s.snapshot.hostname,
+                paths: s.snapshot.paths,
+                tags: s.snapshot.tags
+            )
+        }
+        var decisions: [Retention.Decision]
+        if ids.isEmpty {
+            let retention = Retention(
+                policy: configuration.retention,
+                retentionDays: configuration.retentionDays,
+                grouping: grouping
+            )
+            guard retention.hasRules else {
+                throw RepositoryError(
+                    .invalidArgument,
+                    "no retention rule is set and no snapshot named: set backup.retention_days or retention: "
+                        + "keep_last/keep_daily/… in mount.conf, or give the ids to forget; nothing was removed"
+                )
+            }
+            decisions = retention.decide(all.map(candidate), now: now)
+        } else {
+            var named = Set<String>()
+            for id in ids { named.insert(try repo.findSnapshot(id).id.hash.hex) }
+            decisions = all.filter { named.contains($0.id.hash.hex) }.map {
+                Retention.Decision(snapshot: candidate($0), group: "named", reasons: [])
+            }
+        }
+        if !dryRun {
+            for d in decisions where !d.isKept {
+                guard let id = Hash256(hex: d.snapshot.id) else { continue }
+                try repo.removeSnapshot(SnapshotID(id))
+            }
+        }
+        return ForgetResult(decisions: decisions, removed: !dryRun)
+    }
+
     /// Verifies the store, or only what snapshot `id` references (then every byte of it is read).
     public func verifyBackupIntegrity(_ id: String? = nil, readData: Bool = true) throws -> VerifyReport {
         let repo = try repository()

@@ -24,6 +24,22 @@ public enum TimeFormat {
         return String(format: "%04d-%02d-%02d", c.year, c.month, c.day)
     }
 
+    /// Parses `2026-01-02 03:04:05` (or `2026-01-02T03:04:05`, or a day alone) as local time, as restic's
+    /// `backup --time` reads it; nil for anything else.
+    public static func parseLocal(_ text: String, timeZone: TimeZone = .current) -> Timestamp? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = timeZone
+        f.isLenient = false
+        for format in ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd"] {
+            f.dateFormat = format
+            if let d = f.date(from: text), f.string(from: d) == text {
+                return Timestamp(seconds: Int64(d.timeIntervalSince1970.rounded(.down)), nanoseconds: 0)
+            }
+        }
+        return nil
+    }
+
     /// `2026-11-25 03:03:56` in the local time zone.
     public static func local(_ t: Timestamp) -> String {
         let c = calendarFields(t, localTime: true)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PolyadFileSystem
 import PolyadRepository
+import PolyadService
 
 /// `polyad backup PATH...`: a new snapshot.
 struct BackupCommand: ParsableCommand {
@@ -31,11 +32,17 @@ struct BackupCommand: ParsableCommand {
     @Flag(name: [.short, .customLong("one-file-system")], help: "Do not cross into other file systems.")
     var oneFileSystem = false
 
+    @Option(name: .long, help: "Record this time instead of now: \"2026-01-02 03:04:05\" (local time).")
+    var time: String?
+
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("give at least one file or folder to back up") }
+        if let time, TimeFormat.parseLocal(time) == nil {
+            throw ValidationError("--time \(time) is not a time: give it as \"2026-01-02 03:04:05\" (local time)")
+        }
         try PatternCheck.refuseEmpty(exclude)
         guard !paths.contains(where: \.isEmpty) else {
             throw ValidationError(
@@ -77,6 +84,7 @@ struct BackupCommand: ParsableCommand {
         options.host = host
         options.excludes = patterns
         options.oneFileSystem = oneFileSystem
+        options.time = time.flatMap { TimeFormat.parseLocal($0) }
         let showProgress = Terminal.progressEnabled && !global.quiet && !json
         var progress: (@Sendable (BackupProgress) -> Void)?
         if showProgress {

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import PolyadFormat
+import PolyadService
+
+/// `polyad forget`: removes snapshots, by id or by the config's retention rules.
+struct ForgetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget",
+        abstract: "Remove snapshots: the ones named, or those the retention rules of mount.conf do not keep.",
+        discussion: """
+            Without ids, snapshots are grouped (by host and path set unless --group-by says otherwise) and each \
+            group is judged by backup.retention_days and the retention: section (keep_last, keep_hourly, \
+            keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within, keep_tags); the newest snapshot of \
+            each group is always kept. --dry-run shows each decision and the rules behind it and removes nothing. \
+            Only the snapshots go: the data only they used stays in the store until a prune.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Snapshots to forget (ids, prefixes of at least 4 digits, or latest).")
+    var ids: [String] = []
+
+    @Flag(name: [.short, .customLong("dry-run")], help: "Show what would be forgotten and why; remove nothing.")
+    var dryRun = false
+
+    @Option(
+        name: .customLong("group-by"),
+        help: "Group by any of host, paths, tags (comma-separated; '' for one group)."
+    )
+    var groupBy = "host,paths"
+
+    @Flag(name: .long, help: "Print the decisions as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard Retention.Grouping(groupBy) != nil else {
+            throw ValidationError("--group-by \(groupBy): use host, paths and tags, separated by commas")
+        }
+    }
+
+    private struct Row: Encodable {
+        var id: String
+        var time: String
+        var group: String
+        var kept: Bool
+        var reasons: [String]
+    }
+
+    func run() throws {
+        let result = try global.manager().forget(
+            ids: ids,
+            grouping: Retention.Grouping(groupBy) ?? [.host, .paths],
+            dryRun: dryRun
+        )
+        if json {
+            try Terminal.printJSON(
+                result.decisions.map {
+                    Row(
+                        id: $0.snapshot.id,
+                        time: TimeFormat.iso8601(
+                            Timestamp(seconds: Int64($0.snapshot.time.timeIntervalSince1970), nanoseconds: 0)
+                        ),
+                        group: $0.group,
+                        kept: $0.isKept,
+                        reasons: $0.reasons
+                    )
+                }
+            )
+            return
+        }
+        if !global.quiet {
+            var group: String?
+            for d in result.decisions {
+                if d.group != group {
+                    group = d.group
+                    let members = result.decisions.filter { $0.group == d.group }
+                    let gone = members.filter { !$0.isKept }.count
+                    print("\(d.group): keep \(members.count - gone), forget \(gone)")
+                }
+                let time = TimeFormat.local(
+                    Timestamp(seconds: Int64(d.snapshot.time.timeIntervalSince1970), nanoseconds: 0)
+                )
+                let id = String(d.snapshot.id.prefix(8))
+                print(
+                    d.isKept
+                        ? "  keep    \(id)  \(time)  \(d.reasons.joined(separator: ", "))" : "  forget  \(id)  \(time)"
+                )
+            }
+        }
+        let count = result.forgotten.count
+        let what = "\(count) snapshot\(count == 1 ? "" : "s")"
+        print(
+            dryRun
+                ? "Would forget \(what) (dry run: nothing removed)" : "Forgot \(what); their data stays until a prune"
+        )
+    }
+}

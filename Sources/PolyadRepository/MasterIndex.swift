@@ -214,6 +214,17 @@ public final class MasterIndex: Sendable {
         }
     }
 
+    /// Forgets every entry and pack (claims stay), before the index is read again from other files.
+    public func removeAll() {
+        state.withLock { s in
+            s.sorted = []
+            s.recent = [:]
+            s.packs = []
+            s.packNumbers = [:]
+            s.packEnds = []
+        }
+    }
+
     /// Forgets claims that were never stored (after a failed run).
     public func dropReservations() { state.withLock { $0.reserved.removeAll() } }
 

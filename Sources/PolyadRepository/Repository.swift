@@ -18,6 +18,8 @@ public final class Repository: Sendable {
     public let chunker: Chunker
     private let problems = Mutex<[DamagedObject]>([])
     private let loadedIndexes = Mutex<Set<String>>([])
+    /// Index files another index file supersedes (a prune's): never read into the index.
+    private let supersededIndexes = Mutex<Set<String>>([])
     /// While the index loads in the background: lookups that miss wait for it (see `loadIndexInBackground`).
     private let indexLoading = Mutex<DispatchGroup?>(nil)
     /// Why the background index load failed, if it did.
@@ -181,17 +183,28 @@ public final class Repository: Sendable {
     }
 
     private func readNewIndexFiles() throws(RepositoryError) {
-        let files = try list(.index).filter { info in loadedIndexes.withLock { $0.insert(info.handle.name).inserted } }
+        let listed = try list(.index)
+        let files = listed.filter { info in loadedIndexes.withLock { $0.insert(info.handle.name).inserted } }
+        guard !files.isEmpty else { return }
         // Reading, decrypting and decoding index files runs on every core; each file's entries go straight
-        // into the index's new table (sorted once at the end), so no second copy of them is held.
+        // into the index's new table (sorted once at the end), so no second copy of them is held. A file that
+        // supersedes others (a prune's) is known only once it is decoded: the files it names are then left
+        // out, and if some of them were read before, the index is read again from the files that stand.
         let failure = Mutex<RepositoryError?>(nil)
+        let newlySuperseded = Mutex<Set<String>>([])
+        let alreadySuperseded = supersededIndexes.withLock { $0 }
         // An index entry takes 45 bytes in its file: room for all of them at once, without regrowing.
         let estimate = files.reduce(0) { $0 + Int(max(0, $1.size)) / 45 }
         index.load(count: files.count, estimatedEntries: estimate) { i in
             let info = files[i]
+            guard !alreadySuperseded.contains(info.handle.name) else { return [] }
             do {
                 let plain = try loadObject(info.handle, aad: AdditionalData.index)
-                return try IndexFile(decoding: plain).packs.map { (pack: $0.id, entries: $0.entries) }
+                let file = try IndexFile(decoding: plain)
+                if !file.supersedes.isEmpty {
+                    newlySuperseded.withLock { $0.formUnion(file.supersedes.map(\.hex)) }
+                }
+                return file.packs.map { (pack: $0.id, entries: $0.entries) }
             } catch let e as RepositoryError where e.code != .damaged {
                 failure.withLock { $0 = $0 ?? e }
             } catch {
@@ -204,6 +217,13 @@ public final class Repository: Sendable {
             loadedIndexes.withLock { loaded in for info in files { loaded.remove(info.handle.name) } }
             throw e
         }
+        let superseded = newlySuperseded.withLock { $0 }.subtracting(alreadySuperseded)
+        guard !superseded.isEmpty else { return }
+        supersededIndexes.withLock { $0.formUnion(superseded) }
+        // Entries of superseded files are in the table now: read it again from the files that stand.
+        index.removeAll()
+        loadedIndexes.withLock { $0.removeAll() }
+        try readNewIndexFiles()
     }
 
     // MARK: Objects

@@ -219,14 +219,30 @@ public struct LockRecord: Codable, Hashable, Sendable {
     /// Exclusive locks (prune) exclude every other lock; shared locks (backup, restore, verify) only exclusive ones.
     public var exclusive: Bool
     public var operation: String
+    /// When the holder started, in clock ticks after boot (`/proc/PID/stat` field 22), and the boot it started
+    /// in (`/proc/sys/kernel/random/boot_id`): with them a PID the kernel gave to another process since, or a
+    /// reboot, shows the lock stale. Absent in locks written before they were added.
+    public var start: UInt64?
+    public var boot: String?
 
-    public init(time: Timestamp, hostname: String, username: String, pid: Int32, exclusive: Bool, operation: String) {
+    public init(
+        time: Timestamp,
+        hostname: String,
+        username: String,
+        pid: Int32,
+        exclusive: Bool,
+        operation: String,
+        start: UInt64? = nil,
+        boot: String? = nil
+    ) {
         self.time = time
         self.hostname = hostname
         self.username = username
         self.pid = pid
         self.exclusive = exclusive
         self.operation = operation
+        self.start = start
+        self.boot = boot
     }
 
     public func encoded() -> [UInt8] { JSONCoding.encode(self) }

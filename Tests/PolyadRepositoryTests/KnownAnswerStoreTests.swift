@@ -1351,7 +1351,19 @@ final class KnownAnswerStoreTests: XCTestCase {
         let own = try XCTUnwrap(during.first { ![shared, garbage].contains($0.key) })
         XCTAssertEqual(own.key, articleHex(SHA256.hash(own.value)))
         let lock = try articleJSON(try articleOpen(own.value, key: store.encryptionKey, aad: Array("lock".utf8)))
-        XCTAssertEqual(Set(lock.keys), ["exclusive", "hostname", "operation", "pid", "time", "username"])
+        XCTAssertEqual(
+            Set(lock.keys),
+            ["boot", "exclusive", "hostname", "operation", "pid", "start", "time", "username"]
+        )
+        // `start`: field 22 of /proc/PID/stat, counted after the command name's closing parenthesis.
+        let stat = try String(contentsOfFile: "/proc/self/stat", encoding: .utf8)
+        let afterName = stat[stat.index(after: try XCTUnwrap(stat.lastIndex(of: ")")))...].split(separator: " ")
+        XCTAssertEqual(lock["start"] as? Int, Int(afterName[19]))
+        XCTAssertEqual(
+            lock["boot"] as? String,
+            try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        )
         XCTAssertEqual(lock["exclusive"] as? Bool, false)
         XCTAssertEqual(lock["operation"] as? String, "verify")
         XCTAssertEqual(lock["pid"] as? Int, Int(getpid()))

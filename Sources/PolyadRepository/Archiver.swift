@@ -36,6 +36,9 @@ public struct BackupOptions: Sendable {
     public var writer: SnapshotWriter?
     /// The time the snapshot records (default: now), as restic's `backup --time`.
     public var time: Timestamp?
+    /// Called before the index files and before the snapshot are written: throws if the store's lock may have
+    /// lapsed meanwhile (``StoreLock/checkHeld()``), so nothing is written that may reference removed data.
+    public var lockCheck: (@Sendable () throws(RepositoryError) -> Void)?
 
     public init(paths: [[UInt8]]) { self.paths = paths }
 }
@@ -179,6 +182,7 @@ public final class Archiver {
             throw error
         }
         let packs = store.dataPacker.packs + store.treePacker.packs
+        try options.lockCheck?()
         try repository.saveIndex(for: packs)
 
         summary.addedBytes = store.addedBytes
@@ -200,6 +204,7 @@ public final class Archiver {
             metadata: options.metadata,
             programVersion: PolyadVersion.string
         )
+        try options.lockCheck?()
         let id = try repository.saveSnapshot(snapshot)
         return BackupResult(id: id, snapshot: snapshot, warnings: warnings, packsWritten: Set(packs.map(\.id)))
     }

@@ -1,30 +1,129 @@
+import Dispatch
 import Foundation
 import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
+import Synchronization
 
-/// A lock held on the store; `release()` removes it.
-public struct StoreLock: Sendable {
+/// How often a held lock is rewritten, and how long a lock may go without a rewrite before others take it as
+/// stale: restic's 5 and 30 minutes by default.
+public struct LockTiming: Sendable, Equatable {
+    public var refreshSeconds: Double
+    public var staleSeconds: Double
+
+    public init(refreshSeconds: Double = 300, staleSeconds: Double = 1_800) {
+        self.refreshSeconds = refreshSeconds
+        self.staleSeconds = staleSeconds
+    }
+
+    /// The defaults, or `POLYAD_LOCK_REFRESH_SECONDS` and `POLYAD_LOCK_STALE_SECONDS` when set (tests and
+    /// experiments; every process using a store must agree on the stale time).
+    public static func from(environment: [String: String]) -> LockTiming {
+        var t = LockTiming()
+        if let r = environment["POLYAD_LOCK_REFRESH_SECONDS"].flatMap(Double.init), r > 0 { t.refreshSeconds = r }
+        if let s = environment["POLYAD_LOCK_STALE_SECONDS"].flatMap(Double.init), s > 0 { t.staleSeconds = s }
+        return t
+    }
+}
+
+/// A lock held on the store. A thread rewrites it every `refreshSeconds` (a new object with the time of the
+/// rewrite, then the old one removed), so that others do not take it as stale; `release()` stops that and
+/// removes it.
+///
+/// A holder that went longer than `staleSeconds` without a rewrite (it was suspended, the store was
+/// unreachable, the machine slept) may have been taken for dead, and a prune may have removed data it is about
+/// to reference: `checkHeld()` then fails, for good, and a backup calls it before it writes its index and its
+/// snapshot (restic #2715).
+public final class StoreLock: Sendable {
+    private struct State {
+        var name: Hash256
+        var record: LockRecord
+        /// `Clock.monotonic()` of the last rewrite that succeeded (or of the taking).
+        var refreshedAt: Double
+        /// Set once a gap longer than the stale time was seen: never cleared.
+        var lapsed = false
+        var released = false
+    }
+
     let repository: Repository
-    let name: Hash256
+    let timing: LockTiming
+    private let state: Mutex<State>
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopped = DispatchGroup()
 
-    /// Removes the lock object.
+    init(repository: Repository, name: Hash256, record: LockRecord, timing: LockTiming) {
+        self.repository = repository
+        self.timing = timing
+        state = Mutex(State(name: name, record: record, refreshedAt: Clock.monotonic()))
+        stopped.enter()
+        Thread.detachNewThread { [self] in
+            defer { stopped.leave() }
+            while wake.wait(timeout: .now() + timing.refreshSeconds) == .timedOut {
+                if state.withLock({ $0.released }) { return }
+                refresh()
+            }
+        }
+    }
+
+    /// Rewrites the lock with the time now. A failure is tried again at the next period; if they go on past the
+    /// stale time, `checkHeld` says so.
+    func refresh() {
+        let now = Clock.monotonic()
+        let (old, record) = state.withLock { s -> (Hash256, LockRecord) in
+            if now - s.refreshedAt > timing.staleSeconds { s.lapsed = true }
+            var r = s.record
+            r.time = Clock.now()
+            return (s.name, r)
+        }
+        guard let name = try? repository.saveObject(.locks, record.encoded(), aad: AdditionalData.lock) else { return }
+        let keep = state.withLock { s -> Bool in
+            if s.released { return false }
+            s.name = name
+            s.record = record
+            s.refreshedAt = now
+            return true
+        }
+        if name != old { try? repository.backend.remove(ObjectHandle(kind: .locks, name: old.hex)) }
+        if !keep { try? repository.backend.remove(ObjectHandle(kind: .locks, name: name.hex)) }
+    }
+
+    /// Fails if the lock may have been taken as stale since it was taken: more than `staleSeconds` without a
+    /// rewrite, now or at any time before.
+    public func checkHeld() throws(RepositoryError) {
+        let (lapsed, age) = state.withLock { ($0.lapsed, Clock.monotonic() - $0.refreshedAt) }
+        guard lapsed || age > timing.staleSeconds else { return }
+        throw RepositoryError(
+            .locked,
+            "this process's lock on the store went more than \(Int(timing.staleSeconds)) s without being refreshed "
+                + "(the process was suspended, or the store was unreachable), so another process may have taken it as "
+                + "stale and removed data this run refers to; nothing more is written: run it again"
+        )
+    }
+
+    /// Stops the refreshes and removes the lock object.
     public func release() {
+        state.withLock { $0.released = true }
+        wake.signal()
+        stopped.wait()  // no rewrite under way from here on
         // Best effort, and nothing to report it to: release runs in a `defer` once the operation has already
         // succeeded or failed with its own error. A lock left behind names its holder to the next `lock`,
-        // which removes it itself once that process is gone (same host, no such pid).
-        try? repository.backend.remove(ObjectHandle(kind: .locks, name: name.hex))
+        // which removes it itself once that process is gone (same host, no such pid), or once it is stale.
+        try? repository.backend.remove(ObjectHandle(kind: .locks, name: state.withLock { $0.name }.hex))
     }
 }
 
 extension Repository {
     /// Takes a shared (backup, restore, verify) or exclusive (prune) lock. Fails with `.locked` (exit 11)
     /// naming the holder if a conflicting lock exists. Locks of dead processes on this host are removed.
-    public func lock(exclusive: Bool, operation: String) throws(RepositoryError) -> StoreLock {
+    public func lock(
+        exclusive: Bool,
+        operation: String,
+        timing: LockTiming = LockTiming()
+    ) throws(RepositoryError) -> StoreLock {
         let host = Accounts.hostName
         for info in try list(.locks) {
             guard let record = try lockRecord(info.handle) else { continue }
-            if Self.isStale(record) {
+            if Self.isStale(record, timing: timing) {
                 // Stale: its process is gone, so it conflicts with nothing. Removing it is tidying only; if
                 // that fails (another process removed it first, or a read-only store) the next run tries again.
                 try? backend.remove(info.handle)
@@ -48,7 +147,7 @@ extension Repository {
             boot: ProcessStart.bootID
         )
         let name = try saveObject(.locks, record.encoded(), aad: AdditionalData.lock)
-        return StoreLock(repository: self, name: name)
+        return StoreLock(repository: self, name: name, record: record, timing: timing)
     }
 
     /// What `removeStaleLocks` did.
@@ -62,16 +161,16 @@ extension Repository {
         public var damaged: [String] = []
     }
 
-    /// Removes the locks whose holders are gone from this host (`polyad unlock`); a lock of a live process,
-    /// or of a process on another host, is never removed.
-    public func removeStaleLocks() throws(RepositoryError) -> LockCleanup {
+    /// Removes the stale locks (`polyad unlock`): those of processes gone from this host, and those not
+    /// refreshed for longer than the stale time; a refreshed lock of a live process is never removed.
+    public func removeStaleLocks(timing: LockTiming = LockTiming()) throws(RepositoryError) -> LockCleanup {
         var out = LockCleanup()
         for info in try list(.locks) {
             guard let record = try lockRecord(info.handle) else {
                 if (try? backend.size(info.handle)) != nil { out.damaged.append("locks/\(info.handle.name)") }
                 continue
             }
-            guard Self.isStale(record) else {
+            guard Self.isStale(record, timing: timing) else {
                 out.kept.append(record)
                 continue
             }
@@ -83,9 +182,12 @@ extension Repository {
         return out
     }
 
-    /// A lock of this host whose process is gone: its PID does not exist, or belongs to a process started at
+    /// A lock not rewritten for longer than the stale time (its holder, on any host, stopped refreshing it), or
+    /// a lock of this host whose process is gone: its PID does not exist, or belongs to a process started at
     /// another time or in another boot than the holder (the PID was given to someone else since).
-    static func isStale(_ record: LockRecord) -> Bool {
+    static func isStale(_ record: LockRecord, timing: LockTiming) -> Bool {
+        let now = Clock.now()
+        if Double(now.seconds - record.time.seconds) > timing.staleSeconds { return true }
         guard record.hostname == Accounts.hostName else { return false }
         if let boot = record.boot, let now = ProcessStart.bootID, boot != now { return true }
         if kill(record.pid, 0) != 0, errno == ESRCH { return true }

@@ -12,6 +12,8 @@ import Synchronization
 public final class BackupManager: Sendable {
     public let configuration: Configuration
     private let environment: [String: String]
+    /// How locks are refreshed and when they are stale (`POLYAD_LOCK_*_SECONDS` may shorten them for tests).
+    public var lockTiming: LockTiming { LockTiming.from(environment: environment) }
     private let opened = Mutex<Repository?>(nil)
     private let madeBackend = Mutex<(any Backend)?>(nil)
     /// Set by a signal handler to stop long work at the next safe point.
@@ -80,8 +82,9 @@ public final class BackupManager: Sendable {
         options.compressionLevel = configuration.compressionLevel
         options.packSize = configuration.packSizeMiB << 20
         let repo = try repository()
-        let lock = try repo.lock(exclusive: false, operation: "backup")
+        let lock = try repo.lock(exclusive: false, operation: "backup", timing: lockTiming)
         defer { lock.release() }
+        options.lockCheck = { () throws(RepositoryError) in try lock.checkHeld() }
         do {
             let result = try Archiver(
                 repository: repo,
@@ -172,7 +175,7 @@ public final class BackupManager: Sendable {
         now: Date = Date()
     ) throws -> ForgetResult {
         let repo = try repository()
-        let lock = try repo.lock(exclusive: !dryRun, operation: "forget")
+        let lock = try repo.lock(exclusive: !dryRun, operation: "forget", timing: lockTiming)
         defer { lock.release() }
         let all = try repo.snapshots()
         func candidate(_ s: (id: SnapshotID, snapshot: Snapshot)) -> Retention.Candidate {
@@ -226,7 +229,7 @@ public final class BackupManager: Sendable {
     /// Verifies with full control over the options.
     public func verify(options: VerifyOptions) throws -> VerifyReport {
         let repo = try repository()
-        let lock = try repo.lock(exclusive: false, operation: "verify")
+        let lock = try repo.lock(exclusive: false, operation: "verify", timing: lockTiming)
         defer { lock.release() }
         return try Verifier(repository: repo, options: options).run()
     }
@@ -241,7 +244,7 @@ public final class BackupManager: Sendable {
     ) throws -> MirrorReport? {
         guard let mirror = try backend() as? MirrorBackend else { return nil }
         let repo = try repository()
-        let lock = try repo.lock(exclusive: false, operation: repair ? "sync" : "verify")
+        let lock = try repo.lock(exclusive: false, operation: repair ? "sync" : "verify", timing: lockTiming)
         defer { lock.release() }
         do {
             return try mirror.reconcile(
@@ -264,7 +267,7 @@ public final class BackupManager: Sendable {
     public func restore(_ id: String, options: RestoreOptions) throws -> RestoreResult {
         let repo = try repository()
         let (_, snapshot) = try repo.findSnapshot(id)
-        let lock = try repo.lock(exclusive: false, operation: "restore")
+        let lock = try repo.lock(exclusive: false, operation: "restore", timing: lockTiming)
         defer { lock.release() }
         return try Restorer(repository: repo, options: options, cancellation: cancellation).run(snapshot: snapshot)
     }

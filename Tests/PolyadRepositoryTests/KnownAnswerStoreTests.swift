@@ -1310,10 +1310,18 @@ final class KnownAnswerStoreTests: XCTestCase {
         let locks = storePath + "/locks"
         XCTAssertEqual(try ArticleStore.names(locks), [], "a finished backup removes its lock")
 
-        func forge(exclusive: Bool, host: String, pid: Int32) throws -> String {
+        // Written now unless told otherwise: a lock not rewritten for 30 minutes is stale.
+        func forge(
+            exclusive: Bool,
+            host: String,
+            pid: Int32,
+            time: Int = Int(Date().timeIntervalSince1970)
+        ) throws
+            -> String
+        {
             let json =
                 "{\"exclusive\":\(exclusive),\"hostname\":\"\(host)\",\"operation\":\"prune\",\"pid\":\(pid),"
-                + "\"time\":{\"ns\":0,\"s\":1764036236},\"username\":\"tester\"}"
+                + "\"time\":{\"ns\":0,\"s\":\(time)},\"username\":\"tester\"}"
             let sealed = articleSeal(Array(json.utf8), key: store.encryptionKey, aad: Array("lock".utf8))
             let name = articleHex(SHA256.hash(sealed))
             XCTAssertTrue(FileManager.default.createFile(atPath: locks + "/" + name, contents: Data(sealed)))
@@ -1323,8 +1331,17 @@ final class KnownAnswerStoreTests: XCTestCase {
         // An exclusive lock of a live holder (another host: it cannot be checked, so it is live) stops a reader.
         let exclusive = try forge(exclusive: true, host: "other-host", pid: 1)
         XCTAssertThrowsError(try manager.verifyBackupIntegrity(readData: false), "an exclusive lock refuses readers")
-        XCTAssertEqual(try ArticleStore.names(locks), [exclusive], "a lock of another host is never removed")
+        XCTAssertEqual(try ArticleStore.names(locks), [exclusive], "a refreshed lock of another host stays")
         try FileManager.default.removeItem(atPath: locks + "/" + exclusive)
+        // The same lock not rewritten for longer than 30 minutes is stale: it is removed, and reading goes on.
+        let old = try forge(
+            exclusive: true,
+            host: "other-host",
+            pid: 1,
+            time: Int(Date().timeIntervalSince1970) - 1_801
+        )
+        XCTAssertNoThrow(try manager.verifyBackupIntegrity(readData: false))
+        XCTAssertFalse(try ArticleStore.names(locks).contains(old), "a stale lock of another host is removed")
 
         // A lock of a dead process on this host is stale and removed; a shared lock elsewhere is left alone.
         let stale = try forge(exclusive: true, host: hostName(), pid: Int32.max)

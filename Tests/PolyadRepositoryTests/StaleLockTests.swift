@@ -69,6 +69,62 @@ final class StaleLockTests: XCTestCase {
         let record = try LockRecord(decoding: try repo.loadObject(info.handle, aad: AdditionalData.lock))
         XCTAssertEqual(record.start, ProcessStart.ticks(of: getpid()))
         XCTAssertNotNil(record.boot)
-        XCTAssertFalse(Repository.isStale(record))
+        XCTAssertFalse(Repository.isStale(record, timing: LockTiming()))
+    }
+
+    /// A lock not rewritten for longer than the stale time is stale on any host; one that is refreshed is not.
+    func testLocksAreRefreshedAndAnUnrefreshedOneGoesStale() throws {
+        let scratch = Scratch()
+        let repo = try store(scratch)
+        let old = LockRecord(
+            time: Timestamp(seconds: Clock.now().seconds - 3_600, nanoseconds: 0),
+            hostname: "elsewhere.example",
+            username: "test",
+            pid: 1,
+            exclusive: true,
+            operation: "prune"
+        )
+        try repo.saveObject(.locks, old.encoded(), aad: AdditionalData.lock)
+        let held = try repo.lock(
+            exclusive: false,
+            operation: "backup",
+            timing: LockTiming(refreshSeconds: 0.2, staleSeconds: 1_800)
+        )
+        defer { held.release() }
+        XCTAssertEqual(try repo.list(.locks).count, 1, "the hour-old exclusive lock was stale: taken over")
+        let first = try XCTUnwrap(try repo.list(.locks).first).handle.name
+        var rewritten = false
+        for _ in 0..<300 {  // up to 30 s for a rewrite every 0.2 s
+            usleep(100_000)
+            let names = try repo.list(.locks).map(\.handle.name)
+            if names.count == 1, names[0] != first {
+                rewritten = true
+                break
+            }
+        }
+        XCTAssertTrue(rewritten, "the lock was rewritten (one lock object, a new one)")
+        XCTAssertNoThrow(try held.checkHeld())
+        XCTAssertEqual(try repo.removeStaleLocks().removed.count, 0)
+    }
+
+    /// A holder that went longer than the stale time without a rewrite fails `checkHeld`, and keeps failing even
+    /// after a rewrite succeeds again (restic #2715: a prune may have run in between).
+    func testALapsedLockStaysLapsed() throws {
+        let scratch = Scratch()
+        let repo = try store(scratch)
+        let held = try repo.lock(
+            exclusive: false,
+            operation: "backup",
+            timing: LockTiming(refreshSeconds: 3_600, staleSeconds: 0.3)
+        )
+        defer { held.release() }
+        XCTAssertNoThrow(try held.checkHeld())
+        usleep(600_000)
+        XCTAssertThrowsError(try held.checkHeld()) { error in
+            XCTAssertEqual((error as? RepositoryError)?.code, .locked)
+            XCTAssertTrue("\(error)".contains("without being refreshed"), "\(error)")
+        }
+        held.refresh()
+        XCTAssertThrowsError(try held.checkHeld(), "a gap seen once is not forgotten")
     }
 }

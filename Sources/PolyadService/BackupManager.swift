@@ -218,6 +218,15 @@ public final class BackupManager: Sendable {
         return ForgetResult(decisions: decisions, removed: !dryRun)
     }
 
+    /// Deletes the packs no snapshot uses (and packs no index lists), after writing the index that no longer
+    /// lists them; with `dryRun` it only says what it would free. Holds the store's exclusive lock.
+    public func prune(dryRun: Bool = false) throws -> PruneReport {
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: true, operation: "prune", timing: lockTiming)
+        defer { lock.release() }
+        return try Pruner(repository: repo, lock: lock).run(dryRun: dryRun)
+    }
+
     /// Verifies the store, or only what snapshot `id` references (then every byte of it is read).
     public func verifyBackupIntegrity(_ id: String? = nil, readData: Bool = true) throws -> VerifyReport {
         let repo = try repository()

@@ -31,10 +31,18 @@ struct ForgetCommand: ParsableCommand {
     )
     var groupBy = "host,paths"
 
+    @Flag(name: .long, help: "Then prune: delete the data no remaining snapshot uses.")
+    var prune = false
+
     @Flag(name: .long, help: "Print the decisions as JSON.")
     var json = false
 
     func validate() throws {
+        if json && prune {
+            throw ValidationError(
+                "--json prints forget's decisions only: run `polyad prune` after it instead of --prune"
+            )
+        }
         guard Retention.Grouping(groupBy) != nil else {
             throw ValidationError("--group-by \(groupBy): use host, paths and tags, separated by commas")
         }
@@ -49,7 +57,8 @@ struct ForgetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let result = try global.manager().forget(
+        let manager = try global.manager()
+        let result = try manager.forget(
             ids: ids,
             grouping: Retention.Grouping(groupBy) ?? [.host, .paths],
             dryRun: dryRun
@@ -93,7 +102,9 @@ struct ForgetCommand: ParsableCommand {
         let what = "\(count) snapshot\(count == 1 ? "" : "s")"
         print(
             dryRun
-                ? "Would forget \(what) (dry run: nothing removed)" : "Forgot \(what); their data stays until a prune"
+                ? "Would forget \(what) (dry run: nothing removed)"
+                : "Forgot \(what)" + (prune ? "" : "; their data stays until a prune")
         )
+        if prune { PruneSummary.print(try manager.prune(dryRun: dryRun)) }
     }
 }

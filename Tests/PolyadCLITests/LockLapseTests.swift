@@ -17,28 +17,8 @@ final class LockLapseTests: XCTestCase {
         try f.expect(0, ["backup", src])
         try Data(pseudoRandomBytes(64 << 20, seed: 4)).write(to: URL(fileURLWithPath: src + "/big.bin"))
 
-        let locks = f.root + "/store/locks"
-        func lockCount() -> Int {
-            ((try? FileManager.default.contentsOfDirectory(atPath: locks)) ?? []).filter { $0.count == 64 }.count
-        }
         let errors = f.root + "/backup.err"
-        _ = FileManager.default.createFile(atPath: errors, contents: nil)
-        let backup = Process()
-        backup.executableURL = URL(fileURLWithPath: CLIFixture.binary)
-        backup.arguments = ["backup", "-q", src]
-        backup.environment = f.environment
-        backup.standardOutput = FileHandle.nullDevice
-        backup.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
-        try backup.run()
-        var sawLock = false
-        for _ in 0..<12_000 {  // up to 60 s for the backup to take its lock
-            if lockCount() > 0 {
-                sawLock = true
-                break
-            }
-            if !backup.isRunning { break }
-            usleep(5_000)
-        }
+        let (backup, sawLock) = try f.startBackupHoldingLock(src, errors: errors)
         kill(backup.processIdentifier, SIGSTOP)
         XCTAssertTrue(sawLock, "the backup took a lock")
         // Past the stale time, another process takes the exclusive lock and forgets the first snapshot.

@@ -27,6 +27,12 @@ final class S3StoreCLITests: XCTestCase {
         assertSameSmallTree(source, cli.root + "/r" + source)
         try cli.expect(0, ["stats"])
         try cli.expect(0, ["key", "list"])
+        try Data("changed\n".utf8).write(to: URL(fileURLWithPath: source + "/sub/note.txt"))
+        try cli.expect(0, ["backup", source])
+        let pruned = try cli.expect(0, ["forget", "--prune", "latest"])
+        XCTAssertTrue(pruned.stdout.contains("Deleted"), pruned.stdout)
+        try cli.expect(0, ["unlock"])
+        try cli.expect(0, ["verify", "--read-data"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: cli.root + "/store"), "no local store was made")
 
         // A wrong secret: the 403 message naming the fix, exit 2 (the configuration must change; retrying

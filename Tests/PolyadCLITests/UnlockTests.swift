@@ -15,24 +15,7 @@ final class UnlockTests: XCTestCase {
         XCTAssertTrue(clean.stdout.contains("No stale locks"), clean.stdout)
 
         let locks = f.root + "/store/locks"
-        let backup = Process()
-        backup.executableURL = URL(fileURLWithPath: CLIFixture.binary)
-        backup.arguments = ["backup", "-q", src]
-        backup.environment = f.environment
-        backup.standardOutput = FileHandle.nullDevice
-        backup.standardError = FileHandle.nullDevice
-        try backup.run()
-        // Killed as soon as its lock is there (it holds it for the whole run); gives up after 60 s.
-        var sawLock = false
-        for _ in 0..<12_000 {
-            if ((try? FileManager.default.contentsOfDirectory(atPath: locks)) ?? []).contains(where: { $0.count == 64 })
-            {
-                sawLock = true
-                break
-            }
-            if !backup.isRunning { break }
-            usleep(5_000)
-        }
+        let (backup, sawLock) = try f.startBackupHoldingLock(src)
         kill(backup.processIdentifier, SIGKILL)
         backup.waitUntilExit()
         XCTAssertTrue(sawLock, "the backup took a lock")

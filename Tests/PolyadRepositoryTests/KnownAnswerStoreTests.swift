@@ -901,7 +901,7 @@ final class KnownAnswerStoreTests: XCTestCase {
         for file in store.indexFiles {
             XCTAssertEqual(file.sealed[0], 1)
             XCTAssertEqual(Array(file.sealed[17..<29]), [UInt8](repeating: 0, count: 12))
-            XCTAssertEqual(file.superseded.count, 0, "0.1.0 writes empty superseded lists")
+            XCTAssertEqual(file.superseded.count, 0, "a backup writes empty superseded lists")
             for p in file.packs {
                 let name = articleHex(p.pack)
                 listed.insert(name)

@@ -83,19 +83,33 @@ final class Packer: Sendable {
 }
 
 extension Repository {
-    /// Writes index files for `packs` (at most 20,000 blobs each).
-    func saveIndex(for packs: [IndexFile.Pack]) throws(RepositoryError) {
+    /// Writes index files for `packs` (at most 20,000 blobs each, whole packs), each superseding the index files
+    /// `superseding` names (a prune's or an index repair's; then at least one file is written, even for no pack);
+    /// returns their names.
+    @discardableResult
+    func saveIndex(for packs: [IndexFile.Pack], superseding: [Hash256] = []) throws(RepositoryError) -> Set<String> {
+        var written = Set<String>()
         var batch = [IndexFile.Pack]()
         var count = 0
+        func flush() throws(RepositoryError) {
+            let file = IndexFile(packs: batch, supersedes: superseding)
+            written.insert(try saveObject(.index, file.encoded(), aad: AdditionalData.index).hex)
+            batch = []
+            count = 0
+        }
         for p in packs {
             batch.append(p)
             count += p.entries.count
-            if count >= 20_000 {
-                try saveObject(.index, IndexFile(packs: batch).encoded(), aad: AdditionalData.index)
-                batch = []
-                count = 0
-            }
+            if count >= 20_000 { try flush() }
         }
-        if !batch.isEmpty { try saveObject(.index, IndexFile(packs: batch).encoded(), aad: AdditionalData.index) }
+        if !batch.isEmpty || (written.isEmpty && !superseding.isEmpty) { try flush() }
+        return written
+    }
+
+    /// Deletes `handle`; one already gone is no failure.
+    func removeIfPresent(_ handle: ObjectHandle) throws(RepositoryError) {
+        do { try backend.remove(handle) } catch  where error.code == .notFound {} catch {
+            throw RepositoryError.storage(error)
+        }
     }
 }

@@ -102,37 +102,15 @@ public struct Pruner {
 
         // 2. The new index, superseding every current file, before anything is deleted.
         try lock?.checkHeld()
-        let superseded = oldIndex.compactMap { Hash256(hex: $0.handle.name) }
-        var batch = [IndexFile.Pack]()
-        var count = 0
-        var written = Set<String>()
-        func flush() throws(RepositoryError) {
-            let name = try repository.saveObject(
-                .index,
-                IndexFile(packs: batch, supersedes: superseded).encoded(),
-                aad: AdditionalData.index
-            )
-            written.insert(name.hex)
-            batch = []
-            count = 0
-        }
-        for p in keep {
-            batch.append(p)
-            count += p.entries.count
-            if count >= 20_000 { try flush() }
-        }
-        if !batch.isEmpty || keep.isEmpty { try flush() }
+        let written = try repository.saveIndex(
+            for: keep,
+            superseding: oldIndex.compactMap { Hash256(hex: $0.handle.name) }
+        )
 
         // 3. The superseded index files, then the packs.
         try lock?.checkHeld()
-        for info in oldIndex where !written.contains(info.handle.name) { try remove(info.handle) }
-        for info in deletions { try remove(info.handle) }
+        for info in oldIndex where !written.contains(info.handle.name) { try repository.removeIfPresent(info.handle) }
+        for info in deletions { try repository.removeIfPresent(info.handle) }
         return report
-    }
-
-    private func remove(_ handle: ObjectHandle) throws(RepositoryError) {
-        do { try repository.backend.remove(handle) } catch  where error.code == .notFound {} catch {
-            throw RepositoryError.storage(error)
-        }
     }
 }

@@ -394,9 +394,7 @@ public final class Repository: Sendable {
     /// Removes snapshot `id` from the store (its data stays until a prune). A snapshot already gone is no
     /// failure (another forget got there first).
     public func removeSnapshot(_ id: SnapshotID) throws(RepositoryError) {
-        do { try backend.remove(ObjectHandle(kind: .snapshots, name: id.hash.hex)) } catch {
-            if error.code != .notFound { throw RepositoryError.storage(error) }
-        }
+        try removeIfPresent(ObjectHandle(kind: .snapshots, name: id.hash.hex))
     }
 
     // MARK: Keys

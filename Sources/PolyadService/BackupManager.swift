@@ -227,6 +227,14 @@ public final class BackupManager: Sendable {
         return try Pruner(repository: repo, lock: lock).run(dryRun: dryRun)
     }
 
+    /// Rebuilds the index from the packs' headers (`polyad repair index`), under the exclusive lock.
+    public func repairIndex() throws -> IndexRepairReport {
+        let repo = try repository()
+        let lock = try repo.lock(exclusive: true, operation: "repair index", timing: lockTiming)
+        defer { lock.release() }
+        return try IndexRepair(repository: repo, lock: lock).run()
+    }
+
     /// Verifies the store, or only what snapshot `id` references (then every byte of it is read).
     public func verifyBackupIntegrity(_ id: String? = nil, readData: Bool = true) throws -> VerifyReport {
         let repo = try repository()

@@ -24,7 +24,8 @@ struct Polyad: ParsableCommand {
         version: PolyadVersion.string,
         subcommands: [
             InitCommand.self, BackupCommand.self, SnapshotsCommand.self, RestoreCommand.self,
-            VerifyCommand.self, SyncCommand.self, ForgetCommand.self, PruneCommand.self, UnlockCommand.self,
+            VerifyCommand.self, SyncCommand.self, ForgetCommand.self, PruneCommand.self, RepairCommand.self,
+            UnlockCommand.self,
             StatsCommand.self,
             KeyCommand.self,
         ]

@@ -339,7 +339,12 @@ public final class Repository: Sendable {
         var out = [(id: SnapshotID, snapshot: Snapshot)]()
         for info in try list(.snapshots) {
             guard let h = Hash256(hex: info.handle.name) else { continue }
-            let plain = try loadObject(info.handle, aad: AdditionalData.snapshot)
+            let plain: [UInt8]
+            do { plain = try loadObject(info.handle, aad: AdditionalData.snapshot) } catch {
+                // Forgotten since the listing (a `forget` running at the same time): not a snapshot any more.
+                if (error.cause as? StorageError)?.code == .notFound { continue }
+                throw error
+            }
             do {
                 out.append((SnapshotID(h), try Snapshot(decoding: plain)))
             } catch {

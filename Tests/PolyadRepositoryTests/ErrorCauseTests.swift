@@ -120,6 +120,35 @@ final class ErrorCauseTests: XCTestCase {
         }
     }
 
+    /// A snapshot listed but gone when it is read (a `forget` at the same time) is passed over, not damage;
+    /// a snapshot that cannot be read for another reason still fails the listing.
+    func testASnapshotForgottenSinceTheListingIsPassedOver() throws {
+        let scratch = Scratch()
+        let backend = FaultyBackend(path: scratch.sub("store"))
+        let repo = try Repository.create(backend: backend, passphrase: Array("pw".utf8), keyParameters: Self.fast)
+        try repo.saveSnapshot(
+            Snapshot(
+                time: Clock.now(),
+                hostname: "h",
+                username: "u",
+                uid: 0,
+                gid: 0,
+                paths: ["/x"],
+                tags: [],
+                parent: nil,
+                tree: TreeID(Hash256(SHA256.hash([1]))),
+                summary: BackupSummary(),
+                metadata: [:],
+                programVersion: "test"
+            )
+        )
+        XCTAssertEqual(try repo.snapshots().count, 1)
+        backend.fail(.snapshots, with: .notFound)
+        XCTAssertEqual(try repo.snapshots().count, 0)
+        backend.fail(.snapshots, with: .io)
+        XCTAssertThrowsError(try repo.snapshots())
+    }
+
     func testExit12WrongPassphrase() {
         XCTAssertEqual(code(RepositoryError(.wrongPassphrase, "x")), 12)
     }

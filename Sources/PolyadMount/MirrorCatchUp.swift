@@ -8,15 +8,10 @@ import Synchronization
 /// `polyad sync` without `--read-data` does; damage inside objects is found and mended on read, or by
 /// `verify --repair`. Nothing runs for a store kept in one place.
 public final class MirrorCatchUp: Sendable {
-    private struct State {
-        var stopped = false
-        var runs = 0
-    }
-
     private let manager: BackupManager
     private let interval: Double
     private let log: @Sendable (String) -> Void
-    private let state = Mutex(State())
+    private let stopped = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchGroup()
 
@@ -28,9 +23,6 @@ public final class MirrorCatchUp: Sendable {
         self.log = log
     }
 
-    /// Catch-up runs completed so far (for tests and the status file).
-    public var runs: Int { state.withLock { $0.runs } }
-
     /// Starts the background thread (nothing when `interval` is 0).
     public func start() {
         guard interval > 0 else { return }
@@ -38,7 +30,7 @@ public final class MirrorCatchUp: Sendable {
         Thread.detachNewThread { [self] in
             defer { finished.leave() }
             while wake.wait(timeout: .now() + interval) == .timedOut {
-                if state.withLock({ $0.stopped }) { return }
+                if stopped.load(ordering: .relaxed) { return }
                 guard runOnce() else { return }
             }
         }
@@ -47,7 +39,7 @@ public final class MirrorCatchUp: Sendable {
     /// Stops the thread, after the run under way (if any) has finished: objects are written whole, but a run
     /// cut off would leave its temporary files behind.
     public func stop() {
-        state.withLock { $0.stopped = true }
+        stopped.store(true, ordering: .relaxed)
         wake.signal()
         finished.wait()
     }
@@ -55,7 +47,6 @@ public final class MirrorCatchUp: Sendable {
     /// One catch-up run now; false when the store is not a mirror (nothing to do, ever).
     @discardableResult
     public func runOnce() -> Bool {
-        defer { state.withLock { $0.runs += 1 } }
         do {
             guard let report = try manager.reconcileCopies(readData: false, repair: true) else { return false }
             let mended = report.problems.filter(\.repaired)

@@ -76,15 +76,13 @@ public final class StoreLock: Sendable {
             return (s.name, r)
         }
         guard let name = try? repository.saveObject(.locks, record.encoded(), aad: AdditionalData.lock) else { return }
-        let keep = state.withLock { s -> Bool in
-            if s.released { return false }
+        // Only the refresh thread (or a test, before release) calls this, and release waits for that thread.
+        state.withLock { s in
             s.name = name
             s.record = record
             s.refreshedAt = now
-            return true
         }
         if name != old { try? repository.backend.remove(ObjectHandle(kind: .locks, name: old.hex)) }
-        if !keep { try? repository.backend.remove(ObjectHandle(kind: .locks, name: name.hex)) }
     }
 
     /// Fails if the lock may have been taken as stale since it was taken: more than `staleSeconds` without a

@@ -75,13 +75,15 @@ final class PackSpans: Sendable {
         fetch: @escaping Fetch
     ) throws(StorageError) -> [UInt8] {
         let end = offset + length
-        let short = StorageError(
-            code: .damaged,
-            handle: ObjectHandle(kind: .data, name: pack.hash.hex),
-            location: location,
-            message: "the pack is shorter than the index says; run `polyad verify`"
-        )
-        guard length > 0, end <= dataEnd else { throw short }
+        func short() -> StorageError {
+            StorageError(
+                code: .damaged,
+                handle: ObjectHandle(kind: .data, name: pack.hash.hex),
+                location: location,
+                message: "the pack is shorter than the index says; run `polyad verify`"
+            )
+        }
+        guard length > 0, end <= dataEnd else { throw short() }
         var out = [UInt8]()
         for window in (offset / spanLength)...((end - 1) / spanLength) {
             let (span, isNew) = claim(pack: pack, window: window, dataEnd: dataEnd)
@@ -94,11 +96,11 @@ final class PackSpans: Sendable {
             let bytes = try span.bytes()
             let lo = max(offset, span.range.lowerBound) - span.range.lowerBound
             let hi = min(end, span.range.upperBound) - span.range.lowerBound
-            guard hi <= bytes.count else { throw short }
+            guard hi <= bytes.count else { throw short() }
             if lo == 0 && hi == length && out.isEmpty { return Array(bytes[lo..<hi]) }  // one window, one copy
             out += bytes[lo..<hi]
         }
-        guard out.count == length else { throw short }
+        guard out.count == length else { throw short() }
         return out
     }
 

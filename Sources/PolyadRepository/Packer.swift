@@ -105,11 +105,4 @@ extension Repository {
         if !batch.isEmpty || (written.isEmpty && !superseding.isEmpty) { try flush() }
         return written
     }
-
-    /// Deletes `handle`; one already gone is no failure.
-    func removeIfPresent(_ handle: ObjectHandle) throws(RepositoryError) {
-        do { try backend.remove(handle) } catch  where error.code == .notFound {} catch {
-            throw RepositoryError.storage(error)
-        }
-    }
 }

@@ -69,12 +69,9 @@ public struct Pruner {
         // Which packs stay: those holding a used blob (with all their entries, kept whole).
         let byPack = repository.index.entriesByPack()
         var keep = [IndexFile.Pack]()
-        var drop = Set<String>()
         for (pack, entries) in byPack.sorted(by: { $0.key.hash < $1.key.hash }) {
             let inUse = entries.filter { used.contains($0.id) }
-            if inUse.isEmpty {
-                drop.insert(pack.hash.hex)
-            } else {
+            if !inUse.isEmpty {
                 keep.append(IndexFile.Pack(id: pack, entries: entries))
                 if inUse.count < entries.count {
                     report.partlyUsedPacks += 1
@@ -84,9 +81,9 @@ public struct Pruner {
                 }
             }
         }
+        // Every pack not kept goes: unused ones, ones the index lists whose blobs all sit in another pack (two
+        // backups stored them at once), and ones no index lists.
         let kept = Set(keep.map { $0.id.hash.hex })
-        // A pack the index lists but whose blobs all sit in another pack (two backups stored them at once).
-        for pack in repository.index.packs where !kept.contains(pack.hash.hex) { drop.insert(pack.hash.hex) }
         let present = try repository.list(.data)
         let listed = Set(repository.index.packs.map { $0.hash.hex })
         report.packs = listed.count

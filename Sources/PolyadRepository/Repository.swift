@@ -233,6 +233,13 @@ public final class Repository: Sendable {
         do { return try backend.list(kind) } catch { throw RepositoryError.storage(error) }
     }
 
+    /// Deletes `handle`; one already gone is no failure.
+    func removeIfPresent(_ handle: ObjectHandle) throws(RepositoryError) {
+        do { try backend.remove(handle) } catch  where error.code == .notFound {} catch {
+            throw RepositoryError.storage(error)
+        }
+    }
+
     /// Seals and stores an object named by the SHA-256 of its sealed bytes; returns that name.
     @discardableResult
     func saveObject(_ kind: ObjectKind, _ plaintext: [UInt8], aad: [UInt8]) throws(RepositoryError) -> Hash256 {

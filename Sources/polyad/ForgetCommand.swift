@@ -56,6 +56,10 @@ struct ForgetCommand: ParsableCommand {
         var reasons: [String]
     }
 
+    private static func timestamp(_ date: Date) -> Timestamp {
+        Timestamp(seconds: Int64(date.timeIntervalSince1970), nanoseconds: 0)
+    }
+
     func run() throws {
         let manager = try global.manager()
         let result = try manager.forget(
@@ -69,7 +73,7 @@ struct ForgetCommand: ParsableCommand {
                     Row(
                         id: $0.snapshot.id,
                         time: TimeFormat.iso8601(
-                            Timestamp(seconds: Int64($0.snapshot.time.timeIntervalSince1970), nanoseconds: 0)
+                            Self.timestamp($0.snapshot.time)
                         ),
                         group: $0.group,
                         kept: $0.isKept,
@@ -89,7 +93,7 @@ struct ForgetCommand: ParsableCommand {
                     print("\(d.group): keep \(members.count - gone), forget \(gone)")
                 }
                 let time = TimeFormat.local(
-                    Timestamp(seconds: Int64(d.snapshot.time.timeIntervalSince1970), nanoseconds: 0)
+                    Self.timestamp(d.snapshot.time)
                 )
                 let id = String(d.snapshot.id.prefix(8))
                 print(

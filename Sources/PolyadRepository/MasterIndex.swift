@@ -239,6 +239,15 @@ public final class MasterIndex: Sendable {
     /// Every pack the index knows of.
     public var packs: [PackID] { state.withLock { $0.packs } }
 
+    /// The table as it stands, shared with the index (no copy while neither changes): positions in it stay
+    /// put, so a prune can mark blobs by position in a bit set instead of holding a set of ids.
+    func frozen() -> IndexTable {
+        state.withLock { s in
+            s.mergeIfDue(force: true)
+            return IndexTable(records: s.sorted, packs: s.packs)
+        }
+    }
+
     /// A snapshot of all entries, grouped by pack (for verify).
     public func entriesByPack() -> [PackID: [PackEntry]] {
         state.withLock { s in
@@ -273,5 +282,34 @@ public final class MasterIndex: Sendable {
             }
             return (raw, stored, n)
         }
+    }
+}
+
+/// A read-only view of the index's table at one moment (``MasterIndex/frozen()``): records sorted by id, one per
+/// blob, and the packs their numbers refer to.
+struct IndexTable {
+    let records: [MasterIndex.Record]
+    let packs: [PackID]
+
+    var count: Int { records.count }
+
+    /// The position of `id` in the table.
+    func position(of id: Hash256) -> Int? {
+        var lo = 0
+        var hi = records.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if MasterIndex.precedes(records[mid].id, id) { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < records.count && records[lo].id == id ? lo : nil
+    }
+
+    /// The pack number of the record at `position` (an index into `packs`).
+    func pack(at position: Int) -> Int { records[position].pack }
+
+    /// The record at `position` as a pack entry.
+    func entry(at position: Int) -> PackEntry {
+        let r = records[position]
+        return PackEntry(type: r.type, id: BlobID(r.id), offset: r.offset, length: r.length, rawLength: r.rawLength)
     }
 }

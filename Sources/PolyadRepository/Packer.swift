@@ -15,14 +15,18 @@ final class Packer: Sendable {
     private let repository: Repository
     private let type: BlobType
     private let targetSize: Int
+    private let indexing: Bool
     private let open = Mutex(Open())
     private let written = Mutex<[IndexFile.Pack]>([])
     private let storedBytes = Atomic<UInt64>(0)
 
-    init(repository: Repository, type: BlobType, targetSize: Int) {
+    /// With `indexing` off, stored packs are not added to the repository's index (a prune's repacked packs:
+    /// they reach the index through the new index files, and the prune's view of the index stays as it was).
+    init(repository: Repository, type: BlobType, targetSize: Int, indexing: Bool = true) {
         self.repository = repository
         self.type = type
         self.targetSize = targetSize
+        self.indexing = indexing
     }
 
     /// Adds a sealed blob; stores the pack if it is now full.
@@ -76,33 +80,54 @@ final class Packer: Sendable {
         let bytes = pack.bytes
         let id = PackID(Hash256(SHA256.hash(bytes)))
         try KeyRing.save(repository.backend, ObjectHandle(kind: .data, name: id.hash.hex), bytes)
-        repository.index.add(pack: id, entries: pack.entries)
+        if indexing { repository.index.add(pack: id, entries: pack.entries) }
         storedBytes.add(UInt64(bytes.count), ordering: .relaxed)
         written.withLock { $0.append(IndexFile.Pack(id: id, entries: pack.entries)) }
     }
 }
 
-extension Repository {
-    /// Writes index files for `packs` (at most 20,000 blobs each, whole packs), each superseding the index files
-    /// `superseding` names (a prune's or an index repair's; then at least one file is written, even for no pack);
-    /// returns their names.
-    @discardableResult
-    func saveIndex(for packs: [IndexFile.Pack], superseding: [Hash256] = []) throws(RepositoryError) -> Set<String> {
-        var written = Set<String>()
-        var batch = [IndexFile.Pack]()
-        var count = 0
-        func flush() throws(RepositoryError) {
-            let file = IndexFile(packs: batch, supersedes: superseding)
-            written.insert(try saveObject(.index, file.encoded(), aad: AdditionalData.index).hex)
-            batch = []
-            count = 0
-        }
-        for p in packs {
-            batch.append(p)
-            count += p.entries.count
-            if count >= 20_000 { try flush() }
-        }
+/// Writes index files one after another as packs are handed to it (at most 20,000 blobs each, whole packs), so a
+/// prune or an index repair never holds the whole new index at once. Each file supersedes the files
+/// `superseding` names; with something to supersede, at least one file is written, even for no pack.
+struct IndexWriter {
+    private let repository: Repository
+    private let superseding: [Hash256]
+    private var batch = [IndexFile.Pack]()
+    private var count = 0
+    /// The names of the files written so far.
+    private(set) var written = Set<String>()
+
+    init(repository: Repository, superseding: [Hash256] = []) {
+        self.repository = repository
+        self.superseding = superseding
+    }
+
+    mutating func append(_ pack: IndexFile.Pack) throws(RepositoryError) {
+        batch.append(pack)
+        count += pack.entries.count
+        if count >= 20_000 { try flush() }
+    }
+
+    /// Writes what is left; returns the names of every file written.
+    mutating func finish() throws(RepositoryError) -> Set<String> {
         if !batch.isEmpty || (written.isEmpty && !superseding.isEmpty) { try flush() }
         return written
+    }
+
+    private mutating func flush() throws(RepositoryError) {
+        let file = IndexFile(packs: batch, supersedes: superseding)
+        written.insert(try repository.saveObject(.index, file.encoded(), aad: AdditionalData.index).hex)
+        batch = []
+        count = 0
+    }
+}
+
+extension Repository {
+    /// Writes index files for `packs` (see ``IndexWriter``); returns their names.
+    @discardableResult
+    func saveIndex(for packs: [IndexFile.Pack], superseding: [Hash256] = []) throws(RepositoryError) -> Set<String> {
+        var writer = IndexWriter(repository: self, superseding: superseding)
+        for p in packs { try writer.append(p) }
+        return try writer.finish()
     }
 }

@@ -164,12 +164,13 @@ public final class BackupManager: Sendable {
     }
 
     /// Forgets snapshots: those named by `ids` (ids, prefixes or `latest`), or else those the config's retention
-    /// (`retention_days` and `retention:`) does not keep, grouped by `grouping`. With `dryRun` nothing is
+    /// (`retention_days` and `retention:`, or `policy` in place of `retention:`) does not keep, grouped by `grouping`. With `dryRun` nothing is
     /// removed. Only the snapshot objects go; their data stays until a prune. Holds the store's exclusive lock.
     ///
     /// - Throws: `.invalidArgument` (exit 2) when no snapshot is named and no retention rule is set.
     public func forget(
         ids: [String] = [],
+        policy: RetentionPolicy? = nil,
         grouping: Retention.Grouping = [.host, .paths],
         dryRun: Bool = false,
         now: Date = Date()
@@ -190,7 +191,7 @@ public final class BackupManager: Sendable {
         var decisions: [Retention.Decision]
         if ids.isEmpty {
             let retention = Retention(
-                policy: configuration.retention,
+                policy: policy ?? configuration.retention,
                 retentionDays: configuration.retentionDays,
                 grouping: grouping
             )
@@ -219,12 +220,18 @@ public final class BackupManager: Sendable {
     }
 
     /// Deletes the packs no snapshot uses (and packs no index lists), after writing the index that no longer
-    /// lists them; with `dryRun` it only says what it would free. Holds the store's exclusive lock.
-    public func prune(dryRun: Bool = false) throws -> PruneReport {
+    /// lists them; packs partly in use are repacked until their unused bytes are within `maxUnused`. With
+    /// `dryRun` it only says what it would do. Holds the store's exclusive lock.
+    public func prune(dryRun: Bool = false, maxUnused: UnusedLimit = .default) throws -> PruneReport {
         let repo = try repository()
         let lock = try repo.lock(exclusive: true, operation: "prune", timing: lockTiming)
         defer { lock.release() }
-        return try Pruner(repository: repo, lock: lock).run(dryRun: dryRun)
+        return try Pruner(
+            repository: repo,
+            lock: lock,
+            packSize: configuration.packSizeMiB << 20,
+            maxUnused: maxUnused
+        ).run(dryRun: dryRun)
     }
 
     /// Rebuilds the index from the packs' headers (`polyad repair index`), under the exclusive lock.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import PolyadConfig
 import PolyadFormat
+import PolyadRepository
 import PolyadService
 
 /// `polyad forget`: removes snapshots, by id or by the config's retention rules.
@@ -37,6 +39,11 @@ struct ForgetCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the decisions as JSON.")
     var json = false
 
+    @OptionGroup(title: "Retention rules (given here, they replace the retention: section of mount.conf)")
+    var rules: RetentionOptions
+
+    @OptionGroup var repacking: RepackOptions
+
     func validate() throws {
         if json && prune {
             throw ValidationError(
@@ -64,6 +71,7 @@ struct ForgetCommand: ParsableCommand {
         let manager = try global.manager()
         let result = try manager.forget(
             ids: ids,
+            policy: try rules.policy(),
             grouping: Retention.Grouping(groupBy) ?? [.host, .paths],
             dryRun: dryRun
         )
@@ -109,6 +117,74 @@ struct ForgetCommand: ParsableCommand {
                 ? "Would forget \(what) (dry run: nothing removed)"
                 : "Forgot \(what)" + (prune ? "" : "; their data stays until a prune")
         )
-        if prune { PruneSummary.print(try manager.prune(dryRun: dryRun)) }
+        if prune { PruneSummary.print(try manager.prune(dryRun: dryRun, maxUnused: repacking.limit)) }
+    }
+}
+
+/// restic's `--keep-*` options: a retention policy given on the command line.
+struct RetentionOptions: ParsableArguments {
+    @Option(name: .customLong("keep-last"), help: ArgumentHelp("Keep the newest n snapshots.", valueName: "n"))
+    var keepLast: Int?
+    @Option(
+        name: .customLong("keep-hourly"),
+        help: ArgumentHelp("Keep the newest snapshot of each of the last n hours.", valueName: "n")
+    )
+    var keepHourly: Int?
+    @Option(
+        name: .customLong("keep-daily"),
+        help: ArgumentHelp("Keep the newest snapshot of each of the last n days.", valueName: "n")
+    )
+    var keepDaily: Int?
+    @Option(
+        name: .customLong("keep-weekly"),
+        help: ArgumentHelp("Keep the newest snapshot of each of the last n weeks.", valueName: "n")
+    )
+    var keepWeekly: Int?
+    @Option(
+        name: .customLong("keep-monthly"),
+        help: ArgumentHelp("Keep the newest snapshot of each of the last n months.", valueName: "n")
+    )
+    var keepMonthly: Int?
+    @Option(
+        name: .customLong("keep-yearly"),
+        help: ArgumentHelp("Keep the newest snapshot of each of the last n years.", valueName: "n")
+    )
+    var keepYearly: Int?
+    @Option(
+        name: .customLong("keep-within"),
+        help: ArgumentHelp("Keep every snapshot within this span of the newest (1y6m3d12h).", valueName: "span")
+    )
+    var keepWithin: String?
+    @Option(
+        name: .customLong("keep-tag"),
+        help: ArgumentHelp("Keep every snapshot with this tag (repeatable).", valueName: "tag")
+    )
+    var keepTags: [String] = []
+
+    func validate() throws {
+        for (name, n) in [
+            ("last", keepLast), ("hourly", keepHourly), ("daily", keepDaily), ("weekly", keepWeekly),
+            ("monthly", keepMonthly), ("yearly", keepYearly),
+        ] {
+            if let n, n < 1 { throw ValidationError("--keep-\(name) \(n): give a count of at least 1") }
+        }
+        if let keepWithin, RetentionSpan(keepWithin) == nil {
+            throw ValidationError("--keep-within \(keepWithin): give a span such as 30d, 1y6m or 2d12h")
+        }
+    }
+
+    /// The policy the options give, or nil when none is given (the config's then applies).
+    func policy() throws -> RetentionPolicy? {
+        let p = RetentionPolicy(
+            keepLast: keepLast,
+            keepHourly: keepHourly,
+            keepDaily: keepDaily,
+            keepWeekly: keepWeekly,
+            keepMonthly: keepMonthly,
+            keepYearly: keepYearly,
+            keepWithin: keepWithin.flatMap(RetentionSpan.init),
+            keepTags: keepTags
+        )
+        return p.isEmpty ? nil : p
     }
 }

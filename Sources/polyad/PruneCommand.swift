@@ -9,8 +9,10 @@ struct PruneCommand: ParsableCommand {
         discussion: """
             Every snapshot's trees are walked to mark what is in use; a new index that no longer lists the \
             unused packs is written first, then the old index files and the unused packs are deleted, so a \
-            crash at any point leaves a whole store. Packs with some blobs in use are kept whole for now. Takes \
-            the exclusive lock (exit 11 while another process holds a lock). --dry-run says what it would free.
+            crash at any point leaves a whole store. Packs partly in use are repacked (their used blobs copied \
+            into new packs, the most wasteful packs first) until the unused bytes left are within --max-unused. \
+            Takes the exclusive lock (exit 11 while another process holds a lock). --dry-run says what it would \
+            free.
             """
     )
 
@@ -19,20 +21,50 @@ struct PruneCommand: ParsableCommand {
     @Flag(name: [.short, .customLong("dry-run")], help: "Say what would be deleted; delete nothing.")
     var dryRun = false
 
+    @OptionGroup var repacking: RepackOptions
+
     func run() throws {
-        let report = try global.manager().prune(dryRun: dryRun)
+        let report = try global.manager().prune(dryRun: dryRun, maxUnused: repacking.limit)
         PruneSummary.print(report)
+    }
+}
+
+/// `--max-unused`, for `prune` and `forget --prune`.
+struct RepackOptions: ParsableArguments {
+    @Option(
+        name: .customLong("max-unused"),
+        help: ArgumentHelp(
+            "Unused data to tolerate in packs still partly in use: a percentage of the used data, a size (500M, 2G) or unlimited (never repack).",
+            valueName: "limit"
+        )
+    )
+    var maxUnused = "5%"
+
+    var limit: UnusedLimit { UnusedLimit(maxUnused) ?? .default }
+
+    func validate() throws {
+        guard UnusedLimit(maxUnused) != nil else {
+            throw ValidationError(
+                "--max-unused \(maxUnused): give a percentage below 100 (5%), a size (500M) or unlimited"
+            )
+        }
     }
 }
 
 /// The lines `prune` and `forget --prune` print.
 enum PruneSummary {
     static func print(_ r: PruneReport) {
-        let gone = r.unusedPacks + r.strayPacks
+        let gone = r.unusedPacks + r.strayPacks + r.repackedPacks
         Swift.print(
             "\(r.packs) packs: \(r.unusedPacks) unused, \(r.strayPacks) listed by no index, "
-                + "\(r.partlyUsedPacks) partly used (\(Terminal.bytes(UInt64(r.unusedBytesKept))) unused in them, kept)"
+                + "\(r.repackedPacks) to repack (\(Terminal.bytes(UInt64(r.bytesRepacked))) in use in them), "
+                + "\(r.partlyUsedPacks) partly used kept (\(Terminal.bytes(UInt64(r.unusedBytesKept))) unused in them)"
         )
+        if r.repackedPacks > 0 && !r.dryRun {
+            Swift.print(
+                "Repacked \(Terminal.bytes(UInt64(r.bytesRepacked))) into \(r.newPacks) new pack\(r.newPacks == 1 ? "" : "s")"
+            )
+        }
         if r.dryRun {
             Swift.print(
                 "Would delete \(gone) pack\(gone == 1 ? "" : "s"), freeing \(Terminal.bytes(UInt64(r.bytesFreed))) (dry run: nothing deleted)"

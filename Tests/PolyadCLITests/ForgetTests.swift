@@ -47,6 +47,23 @@ final class ForgetTests: XCTestCase {
         try f.expect(0, ["verify", "--read-data"])
     }
 
+    func testRulesOnTheCommandLineReplaceTheConfigs() throws {
+        // The config keeps everything of the last week; --keep-last 1 on the command line replaces it.
+        let f = try CLIFixture(extraConfig: "retention:\n  keep_daily: 7\n")
+        _ = try history(f)
+        let dry = try f.expect(0, ["forget", "--dry-run", "--keep-last", "1"])
+        XCTAssertTrue(dry.stdout.contains("keep 1, forget 3"), dry.stdout)
+        for bad in [["--keep-daily", "0"], ["--keep-within", "3 weeks"], ["--max-unused", "half"]] {
+            let refused = try f.expect(2, ["forget"] + bad)
+            XCTAssertTrue(refused.stderr.contains(bad[0]), refused.stderr)
+        }
+        XCTAssertEqual(try count(f), 4, "nothing was removed")
+        let run = try f.expect(0, ["forget", "--keep-within", "1d12h", "--prune"])
+        XCTAssertTrue(run.stdout.contains("Forgot 2 snapshots") && run.stdout.contains("Deleted"), run.stdout)
+        XCTAssertEqual(try count(f), 2)
+        try f.expect(0, ["verify", "--read-data"])
+    }
+
     func testIdsForgetExactlyThoseAndNoRuleRemovesNothing() throws {
         let f = try CLIFixture()
         _ = try history(f)

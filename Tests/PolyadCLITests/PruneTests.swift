@@ -51,13 +51,19 @@ final class PruneTests: XCTestCase {
         XCTAssertTrue(dryAfter.stdout.contains("Would delete"), dryAfter.stdout)
         XCTAssertEqual(try storeFiles(f), files, "a dry run deletes nothing")
 
+        // The first backup's pack also holds shared.bin, still in use: with no repacking it is kept whole.
+        let whole = try f.expect(0, ["prune", "--dry-run", "--max-unused", "unlimited"])
+        XCTAssertTrue(whole.stdout.contains("0 to repack") && whole.stdout.contains("1 partly used kept"), whole.stdout)
+        try f.expect(2, ["prune", "--max-unused", "120%"])
+        XCTAssertEqual(try storeFiles(f), files, "a refused option deletes nothing")
+
         let run = try f.expect(0, ["prune"])
         XCTAssertTrue(run.stdout.contains("Deleted"), run.stdout)
         let after = try storeBytes(f)
-        // The second and third backups' packs held only their forgotten files: 6 MiB back. The first one's pack
-        // also holds shared.bin, still in use: it is kept whole (not repacked yet), and said so.
-        XCTAssertLessThan(after, before - (5 << 20), "the forgotten files' space came back: \(before) -> \(after)")
-        XCTAssertTrue(run.stdout.contains("1 partly used"), run.stdout)
+        // The second and third backups' packs held only their forgotten files; the first one's pack is repacked
+        // (3 of its 4 MiB unused is far above 5%): all 9 MiB of forgotten files come back.
+        XCTAssertLessThan(after, before - (8 << 20), "the forgotten files' space came back: \(before) -> \(after)")
+        XCTAssertTrue(run.stdout.contains("1 to repack") && run.stdout.contains("Repacked 1.0 MiB"), run.stdout)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: f.root + "/store/index").count, 1)
         try f.expect(0, ["verify", "--read-data"])
         for id in try ids(f) {

@@ -10,18 +10,26 @@ import Synchronization
 public struct LockTiming: Sendable, Equatable {
     public var refreshSeconds: Double
     public var staleSeconds: Double
+    /// How long taking a lock keeps trying while another process holds a conflicting one (restic's
+    /// `--retry-lock`); 0 fails at once.
+    public var waitSeconds: Double
 
-    public init(refreshSeconds: Double = 300, staleSeconds: Double = 1_800) {
+    public init(refreshSeconds: Double = 300, staleSeconds: Double = 1_800, waitSeconds: Double = 0) {
         self.refreshSeconds = refreshSeconds
         self.staleSeconds = staleSeconds
+        self.waitSeconds = waitSeconds
     }
 
-    /// The defaults, or `POLYAD_LOCK_REFRESH_SECONDS` and `POLYAD_LOCK_STALE_SECONDS` when set (tests and
-    /// experiments; every process using a store must agree on the stale time).
+    /// The environment variable `--retry-lock` sets (seconds).
+    public static let waitVariable = "POLYAD_RETRY_LOCK"
+
+    /// The defaults, or `POLYAD_LOCK_REFRESH_SECONDS`, `POLYAD_LOCK_STALE_SECONDS` (tests and experiments;
+    /// every process using a store must agree on the stale time) and `POLYAD_RETRY_LOCK` when set.
     public static func from(environment: [String: String]) -> LockTiming {
         var t = LockTiming()
         if let r = environment["POLYAD_LOCK_REFRESH_SECONDS"].flatMap(Double.init), r > 0 { t.refreshSeconds = r }
         if let s = environment["POLYAD_LOCK_STALE_SECONDS"].flatMap(Double.init), s > 0 { t.staleSeconds = s }
+        if let w = environment[waitVariable].flatMap(Double.init), w > 0 { t.waitSeconds = w }
         return t
     }
 }
@@ -118,8 +126,48 @@ extension Repository {
         operation: String,
         timing: LockTiming = LockTiming()
     ) throws(RepositoryError) -> StoreLock {
-        let host = Accounts.hostName
-        for info in try list(.locks) {
+        let deadline = Clock.monotonic() + timing.waitSeconds
+        var pause = 0.1
+        while true {
+            do {
+                return try takeLock(exclusive: exclusive, operation: operation, timing: timing)
+            } catch  where error.code == .locked && Clock.monotonic() < deadline {
+                // Another holder: try again after a growing, jittered pause (so two waiters do not keep
+                // meeting), never past the deadline.
+                let sleep = min(Double.random(in: pause / 2...pause), max(0, deadline - Clock.monotonic()))
+                usleep(UInt32(sleep * 1e6))
+                pause = min(pause * 2, 5)
+            }
+        }
+    }
+
+    /// One attempt: refuse if a conflicting lock is there; write ours; look again, and if a conflicting lock
+    /// appeared meanwhile (two processes that listed at the same moment), remove ours and refuse, so two
+    /// conflicting holders never both go on.
+    private func takeLock(exclusive: Bool, operation: String, timing: LockTiming) throws(RepositoryError) -> StoreLock {
+        try refuseConflicts(exclusive: exclusive, timing: timing, except: nil)
+        let record = LockRecord(
+            time: Clock.now(),
+            hostname: Accounts.hostName,
+            username: Accounts.currentUserName,
+            pid: getpid(),
+            exclusive: exclusive,
+            operation: operation,
+            start: ProcessStart.ticks(of: getpid()),
+            boot: ProcessStart.bootID
+        )
+        let name = try saveObject(.locks, record.encoded(), aad: AdditionalData.lock)
+        do {
+            try refuseConflicts(exclusive: exclusive, timing: timing, except: name.hex)
+        } catch {
+            try? backend.remove(ObjectHandle(kind: .locks, name: name.hex))
+            throw error
+        }
+        return StoreLock(repository: self, name: name, record: record, timing: timing)
+    }
+
+    private func refuseConflicts(exclusive: Bool, timing: LockTiming, except ours: String?) throws(RepositoryError) {
+        for info in try list(.locks) where info.handle.name != ours {
             guard let record = try lockRecord(info.handle) else { continue }
             if Self.isStale(record, timing: timing) {
                 // Stale: its process is gone, so it conflicts with nothing. Removing it is tidying only; if
@@ -130,22 +178,10 @@ extension Repository {
             if exclusive || record.exclusive {
                 throw RepositoryError(
                     .locked,
-                    "the store is locked by \(record.operation) (pid \(record.pid) on \(record.hostname), \(record.exclusive ? "exclusive" : "shared")); wait for it to finish, or remove locks/\(info.handle.name) if that process is gone"
+                    "the store is locked by \(record.operation) (pid \(record.pid) on \(record.hostname), \(record.exclusive ? "exclusive" : "shared")); wait for it to finish (or pass --retry-lock), or run `polyad unlock` if that process is gone"
                 )
             }
         }
-        let record = LockRecord(
-            time: Clock.now(),
-            hostname: host,
-            username: Accounts.currentUserName,
-            pid: getpid(),
-            exclusive: exclusive,
-            operation: operation,
-            start: ProcessStart.ticks(of: getpid()),
-            boot: ProcessStart.bootID
-        )
-        let name = try saveObject(.locks, record.encoded(), aad: AdditionalData.lock)
-        return StoreLock(repository: self, name: name, record: record, timing: timing)
     }
 
     /// What `removeStaleLocks` did.

@@ -16,6 +16,34 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Print less.")
     var quiet = false
 
+    @Option(
+        name: .customLong("retry-lock"),
+        help: ArgumentHelp(
+            "While another process holds a conflicting lock, keep trying this long (30s, 5m, 1h) before exit 11.",
+            valueName: "duration"
+        )
+    )
+    var retryLock: String?
+
+    func validate() throws {
+        if let retryLock, Self.seconds(retryLock) == nil {
+            throw ValidationError("--retry-lock \(retryLock): give a duration such as 30s, 5m or 1h")
+        }
+    }
+
+    /// `90`, `90s`, `5m`, `1h` in seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600]
+        var number = Substring(text)
+        var scale = 1.0
+        if let last = number.last, let u = units[last] {
+            scale = u
+            number = number.dropLast()
+        }
+        guard let n = Double(number), n.isFinite, n >= 0 else { return nil }
+        return n * scale
+    }
+
     /// The environment, with a passphrase read from the terminal when no other source gives one.
     func environment(for configuration: Configuration, confirm: Bool = false) throws -> [String: String] {
         var env = ProcessInfo.processInfo.environment
@@ -24,6 +52,7 @@ struct GlobalOptions: ParsableArguments {
         {
             env[Configuration.passwordVariable] = try Terminal.readPassphrase(confirm: confirm)
         }
+        if let wait = retryLock.flatMap(Self.seconds) { env[LockTiming.waitVariable] = String(wait) }
         return env
     }
 

@@ -31,6 +31,7 @@ final class ControlFilesProvider: TreeProvider {
     private let catalog: SnapshotCatalog
     private let counters: @Sendable () -> MountCounters
     private let incomingStatus: @Sendable () -> IncomingStatus
+    private let cleanupStatus: @Sendable () -> CleanupStatus
     private let storeStatistics: @Sendable () throws -> any Encodable
     private let willBlock: @Sendable () -> Void
 
@@ -45,6 +46,7 @@ final class ControlFilesProvider: TreeProvider {
         catalog: SnapshotCatalog,
         counters: @escaping @Sendable () -> MountCounters,
         incomingStatus: @escaping @Sendable () -> IncomingStatus,
+        cleanupStatus: @escaping @Sendable () -> CleanupStatus,
         storeStatistics: @escaping @Sendable () throws -> any Encodable,
         willBlock: @escaping @Sendable () -> Void
     ) {
@@ -55,6 +57,7 @@ final class ControlFilesProvider: TreeProvider {
         self.catalog = catalog
         self.counters = counters
         self.incomingStatus = incomingStatus
+        self.cleanupStatus = cleanupStatus
         self.storeStatistics = storeStatistics
         self.willBlock = willBlock
         table.insertFixed(FixedInode.control, owner: id, entry: Entry(nil), parent: FixedInode.root, name: ".polyad")
@@ -139,6 +142,20 @@ final class ControlFilesProvider: TreeProvider {
         return lines
     }
 
+    /// The `cleanup:` lines of `status`, e.g. `cleanup: every 86400 s, 3 runs, 2 snapshots forgotten, 1.2 GB
+    /// freed` and `last_cleanup: 2026-12-02T10:04:11Z forgot 1 snapshot, deleted 4 packs …`.
+    static func describe(_ c: CleanupStatus) -> [String] {
+        guard c.intervalSeconds > 0 else { return ["cleanup: off (backup.cleanup_interval: 0)"] }
+        var lines = [
+            "cleanup: every \(c.intervalSeconds) s, \(c.runs) run\(c.runs == 1 ? "" : "s"), "
+                + "\(c.snapshotsForgotten) snapshot\(c.snapshotsForgotten == 1 ? "" : "s") forgotten, "
+                + "\(ByteCountFormatter.string(fromByteCount: c.bytesFreed, countStyle: .file)) freed",
+            "last_cleanup: " + (c.lastRunTime.map { "\($0) \(c.lastResult ?? "")" } ?? "none since mounted"),
+        ]
+        if let e = c.lastError { lines.append("last_cleanup_error: \(e)") }
+        return lines
+    }
+
     /// The bytes of a control file now.
     func content(_ file: File) -> [UInt8] {
         switch file {
@@ -162,7 +179,7 @@ final class ControlFilesProvider: TreeProvider {
                     "read_errors: \(c.readErrors)",
                     "chunk_cache: \(c.chunkCacheBytes) bytes, \(c.chunkCacheHits) hits, \(c.chunkCacheMisses) misses",
                     "chunks_decoded: \(c.chunksDecoded)",
-                ] + Self.describe(i)
+                ] + Self.describe(i) + Self.describe(cleanupStatus())
             if let e = c.lastError { lines.append("last_read_error: \(e)") }
             return Array((lines.joined(separator: "\n") + "\n").utf8)
         case .statusJSON:

@@ -12,6 +12,8 @@ final class DecodedTrees: Sendable {
     private let background: DispatchQueue
     private let activity: MountActivity
     private let willBlock: @Sendable () -> Void
+    /// Called before a tree is read from the store (the mount's read lock).
+    private let beforeStoreRead: @Sendable () throws(RepositoryError) -> Void
 
     /// - Parameters:
     ///   - background: where trees are loaded ahead (the mount's read-ahead queue).
@@ -20,8 +22,10 @@ final class DecodedTrees: Sendable {
         repository: Repository,
         background: DispatchQueue,
         activity: MountActivity,
-        willBlock: @escaping @Sendable () -> Void
+        willBlock: @escaping @Sendable () -> Void,
+        beforeStoreRead: @escaping @Sendable () throws(RepositoryError) -> Void = {}
     ) {
+        self.beforeStoreRead = beforeStoreRead
         self.repository = repository
         self.background = background
         self.activity = activity
@@ -36,6 +40,9 @@ final class DecodedTrees: Sendable {
             let t = try load(id)
             prefetchSubtrees(of: t)
             return t
+        } catch  where error.code == .locked {
+            activity.note("tree \(id.hash.shortHex) not read: \(error.message)")
+            throw FileSystemErrno(EBUSY)
         } catch {
             activity.reportDamage("tree \(id.hash.shortHex): \(error.message)")
             throw FileSystemErrno(EIO)
@@ -58,6 +65,7 @@ final class DecodedTrees: Sendable {
     private func load(_ id: TreeID) throws(RepositoryError) -> Tree {
         try loads.value(for: id) { () throws(RepositoryError) -> Tree in
             if let t = cache.peek(id) { return t }  // loaded while this prefetch waited in the queue
+            try beforeStoreRead()
             let t = try repository.loadTree(id)
             cache.insert(t, for: id, cost: 1)
             return t

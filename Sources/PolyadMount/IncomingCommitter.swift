@@ -74,6 +74,8 @@ final class IncomingCommitter: Sendable {
     private let incoming: IncomingFolder
     private let staging: StagingArea
     private let manager: BackupManager
+    /// Taken around each commit, so that the mount's own cleanup never runs beside one.
+    private let turn: StoreTurn
     private let catalog: SnapshotCatalog
     private let settleSeconds: Double
     private let log: @Sendable (String) -> Void
@@ -89,6 +91,7 @@ final class IncomingCommitter: Sendable {
         incoming: IncomingFolder,
         staging: StagingArea,
         manager: BackupManager,
+        turn: StoreTurn,
         catalog: SnapshotCatalog,
         settleSeconds: Double,
         log: @escaping @Sendable (String) -> Void,
@@ -97,6 +100,7 @@ final class IncomingCommitter: Sendable {
         self.incoming = incoming
         self.staging = staging
         self.manager = manager
+        self.turn = turn
         self.catalog = catalog
         self.settleSeconds = settleSeconds
         self.log = log
@@ -232,7 +236,7 @@ final class IncomingCommitter: Sendable {
             options.metadata["writer_uid"] = String(w.uid)
         }
         do {
-            let result = try manager.createBackup(options: options)
+            let result = try turn.run { try manager.createBackup(options: options) }
             let seconds = PolyadRepository.Clock.monotonic() - started
             for warning in result.warnings { log("/incoming commit: \(warning)") }
             log(

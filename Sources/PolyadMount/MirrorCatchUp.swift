@@ -11,9 +11,7 @@ public final class MirrorCatchUp: Sendable {
     private let manager: BackupManager
     private let interval: Double
     private let log: @Sendable (String) -> Void
-    private let stopped = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let finished = DispatchGroup()
+    private let thread: PeriodicThread
 
     /// Catch-up runs every `interval` seconds for `manager`'s store; `log` gets one line per run that copied
     /// something or failed.
@@ -21,28 +19,15 @@ public final class MirrorCatchUp: Sendable {
         self.manager = manager
         self.interval = interval
         self.log = log
+        thread = PeriodicThread(interval: interval)
     }
 
     /// Starts the background thread (nothing when `interval` is 0).
-    public func start() {
-        guard interval > 0 else { return }
-        finished.enter()
-        Thread.detachNewThread { [self] in
-            defer { finished.leave() }
-            while wake.wait(timeout: .now() + interval) == .timedOut {
-                if stopped.load(ordering: .relaxed) { return }
-                guard runOnce() else { return }
-            }
-        }
-    }
+    public func start() { thread.start { [self] in runOnce() } }
 
     /// Stops the thread, after the run under way (if any) has finished: objects are written whole, but a run
     /// cut off would leave its temporary files behind.
-    public func stop() {
-        stopped.store(true, ordering: .relaxed)
-        wake.signal()
-        finished.wait()
-    }
+    public func stop() { thread.stop() }
 
     /// One catch-up run now; false when the store is not a mirror (nothing to do, ever).
     @discardableResult

@@ -37,6 +37,9 @@ final class MountActivity: Sendable {
         log(message)
     }
 
+    /// A line for the log that is not damage (a read that waited too long for another process's lock).
+    func note(_ message: String) { log(message) }
+
     /// The figures so far.
     var current: Figures { figures.withLock { $0 } }
 }

@@ -27,6 +27,9 @@ public final class MountFileSystem: Sendable {
     /// `/incoming` (a typed reference: its open files are not the reader's) and its commits.
     let incoming: IncomingFolder
     private let committer: IncomingCommitter
+    /// The shared lock held while the mount reads the store, and the automatic forget + prune.
+    private let readLock: StoreReadLock
+    private let cleanup: StoreCleanup
     private let committerStarted = Atomic<Bool>(false)
     /// Handles of `/incoming`'s open files carry this bit; the reader's do not.
     private static let stagedHandleBit: UInt64 = 1 << 63
@@ -41,6 +44,7 @@ public final class MountFileSystem: Sendable {
     ///     request.
     ///   - staging: where `/incoming` keeps what is written to it until it is committed.
     ///   - settleSeconds: how long `/incoming` must be quiet (no writer open) before it is committed.
+    ///   - cleanupInterval: seconds between automatic forget + prune runs (`backup.cleanup_interval`); 0: none.
     ///   - syncOnClose: whether a `close` of a written file waits until it is on the staging disk
     ///     (`mount.sync_on_close`).
     ///   - descriptorBudget: staged inodes (open descriptors) `/incoming` keeps before it asks the kernel to
@@ -53,6 +57,7 @@ public final class MountFileSystem: Sendable {
         cacheBytes: Int,
         staging: StagingArea,
         settleSeconds: Double,
+        cleanupInterval: Double = 0,
         syncOnClose: Bool = true,
         descriptorBudget: Int? = nil,
         log: @escaping @Sendable (String) -> Void,
@@ -66,11 +71,23 @@ public final class MountFileSystem: Sendable {
         let mountTime = Timestamp(seconds: Int64(mountedAt.timeIntervalSince1970), nanoseconds: 0)
         let activity = MountActivity(log: log)
         let catalog = SnapshotCatalog(repository: repository, willBlock: willBlock)
+        let readLock = StoreReadLock(
+            repository: repository,
+            timing: manager.lockTiming,
+            onTaken: {
+                // A prune may have run while the mount held no lock: its index and snapshots, as they are now.
+                try? repository.loadIndex()
+                catalog.refresh(interval: 0)
+            },
+            log: log
+        )
+        self.readLock = readLock
         let trees = DecodedTrees(
             repository: repository,
             background: readAhead,
             activity: activity,
-            willBlock: willBlock
+            willBlock: willBlock,
+            beforeStoreRead: { () throws(RepositoryError) in try readLock.use() }
         )
         let chunks = DecodedChunks(
             repository: repository,
@@ -114,10 +131,12 @@ public final class MountFileSystem: Sendable {
         } catch {
             throw RepositoryError.system(error)
         }
+        let turn = StoreTurn()
         let committer = IncomingCommitter(
             incoming: incoming,
             staging: staging,
             manager: manager,
+            turn: turn,
             catalog: catalog,
             settleSeconds: settleSeconds,
             log: log,
@@ -125,6 +144,17 @@ public final class MountFileSystem: Sendable {
         )
         self.incoming = incoming
         self.committer = committer
+        let reader = self.reader
+        let cleanup = StoreCleanup(
+            manager: manager,
+            interval: cleanupInterval,
+            readLock: readLock,
+            openChunks: { reader.openChunks() },
+            turn: turn,
+            afterRun: { catalog.refresh(interval: 0) },
+            log: log
+        )
+        self.cleanup = cleanup
         let control = ControlFilesProvider(
             id: ProviderID(index: 3),
             table: table,
@@ -133,6 +163,7 @@ public final class MountFileSystem: Sendable {
             catalog: catalog,
             counters: { Self.counters(activity: activity, chunks: chunks, catalog: catalog) },
             incomingStatus: { committer.status },
+            cleanupStatus: { cleanup.status },
             storeStatistics: { try manager.backupStatistics() },
             willBlock: willBlock
         )
@@ -154,6 +185,18 @@ public final class MountFileSystem: Sendable {
     /// At unmount: stops the background commits and commits what is staged if no file is open for writing;
     /// what is not committed stays staged for the next mount.
     public func finishCommitting() { committer.finish(started: committerStarted.load(ordering: .relaxed)) }
+
+    /// Starts the read lock's idle release and the automatic cleanup (every `cleanupInterval` seconds).
+    public func startMaintenance() {
+        readLock.start()
+        cleanup.start()
+    }
+
+    /// One automatic forget + prune now (for tests that drive it).
+    public func cleanUpNow() { cleanup.runOnce() }
+
+    /// What `/.polyad/status` says about the automatic cleanup.
+    public var cleanupStatus: CleanupStatus { cleanup.status }
 
     /// One look at `/incoming` now, as the background thread takes every 0.2 s (for tests that drive it).
     public func commitIfSettled() { committer.tick() }
@@ -236,6 +279,12 @@ public final class MountFileSystem: Sendable {
         let i = try table.inode(inode)
         switch try owner(i).open(i, flags: flags, caller: caller) {
         case .content(let file):
+            if file.generated == nil {
+                do { try readLock.retain() } catch {
+                    activity.note("open of \(table.path(of: inode)) refused: \(error.message)")
+                    throw FileSystemErrno(error.code == .locked ? EBUSY : EIO)
+                }
+            }
             var opened = OpenedFile(handle: reader.register(file), keepCache: file.keepCache)
             opened.directIO = file.generated != nil
             return opened
@@ -289,7 +338,11 @@ public final class MountFileSystem: Sendable {
 
     /// Closes an open file (its last descriptor).
     public func release(_ handle: UInt64, caller: Caller) {
-        if let h = Self.staged(handle) { incoming.release(h) } else { reader.release(handle) }
+        if let h = Self.staged(handle) {
+            incoming.release(h)
+        } else if let file = reader.release(handle), file.generated == nil {
+            readLock.releaseOne()
+        }
     }
 
     // MARK: Writing (only /incoming's files are open for writing)
@@ -431,7 +484,9 @@ public final class MountFileSystem: Sendable {
 
     /// Waits for the read-ahead work under way (decodes, pushes to the kernel) to finish.
     public func finishBackgroundWork() {
+        cleanup.stop()
         readAhead.sync(flags: .barrier) {}
+        readLock.stop()
     }
 
     // MARK: Figures

@@ -72,8 +72,22 @@ final class OpenFileReader: Sendable {
         return h
     }
 
-    func release(_ handle: UInt64) {
-        _ = handles.withLock { $0.removeValue(forKey: handle) }
+    /// Closes the handle; returns what it served.
+    @discardableResult
+    func release(_ handle: UInt64) -> OpenFile? {
+        handles.withLock { $0.removeValue(forKey: handle) }
+    }
+
+    /// The chunks of every open snapshot file (what a prune in this process must keep).
+    func openChunks() -> [BlobID] {
+        handles.withLock { h in
+            h.values.flatMap { file in
+                file.pieces.compactMap { piece -> BlobID? in
+                    if case .chunk(let c, _) = piece { return c.blob }
+                    return nil
+                }
+            }
+        }
     }
 
     /// Zeros that reads of holes point into (a read is at most this long; longer holes take several slices).

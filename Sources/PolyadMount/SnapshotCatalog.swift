@@ -31,7 +31,8 @@ final class SnapshotCatalog: Sendable {
         self.willBlock = willBlock
     }
 
-    /// Picks up snapshots (and index files) written since the last look, at most every `interval` seconds.
+    /// Picks up snapshots written since the last look, and lets go of those forgotten since (by any process),
+    /// at most every `interval` seconds. A forgotten snapshot leaves `/snapshots`; its files already open read on.
     func refresh(interval: Double = 2) {
         let now = ProcessInfo.processInfo.systemUptime
         let due = state.withLock { s -> Bool in
@@ -44,7 +45,8 @@ final class SnapshotCatalog: Sendable {
         guard let ids = try? repository.snapshotIDs() else { return }
         let known = state.withLock { Set($0.snapshots.keys) }
         let new = ids.filter { !known.contains($0) }
-        guard !new.isEmpty else { return }
+        let gone = known.subtracting(ids)
+        guard !new.isEmpty || !gone.isEmpty else { return }
         // Their index entries are read when a lookup first misses (Repository.location(of:)).
         var loaded = [(SnapshotID, Info)]()
         for id in new {
@@ -54,6 +56,7 @@ final class SnapshotCatalog: Sendable {
         let changed = Date().timeIntervalSince1970
         state.withLock { s in
             for (id, info) in loaded { s.snapshots[id] = info }
+            for id in gone { s.snapshots[id] = nil }
             s.changedAt = Timestamp(
                 seconds: Int64(changed),
                 nanoseconds: Int64(changed.truncatingRemainder(dividingBy: 1) * 1e9)

@@ -72,6 +72,8 @@ public struct PruneReport: Sendable {
     /// Index files replaced by the new one(s).
     public var indexFilesReplaced = 0
     public var dryRun = false
+
+    public init() {}
 }
 
 /// Removes from the store what no snapshot uses, in the order the format article requires:
@@ -96,21 +98,22 @@ public struct Pruner {
     var packSize = 16 << 20
     /// How much unused data may stay in partly used packs.
     var maxUnused = UnusedLimit.default
-    /// Trees kept in use beside the snapshots' (the mount's open files of snapshots just forgotten).
-    var extraRoots: [TreeID] = []
+    /// Blobs kept beside what the snapshots use: the chunks of files a mount in this process has open (of
+    /// snapshots a cleanup just forgot). Ones the index does not list are passed over.
+    var extraBlobs: [BlobID] = []
 
     public init(
         repository: Repository,
         lock: StoreLock?,
         packSize: Int = 16 << 20,
         maxUnused: UnusedLimit = .default,
-        extraRoots: [TreeID] = []
+        extraBlobs: [BlobID] = []
     ) {
         self.repository = repository
         self.lock = lock
         self.packSize = packSize
         self.maxUnused = maxUnused
-        self.extraRoots = extraRoots
+        self.extraBlobs = extraBlobs
     }
 
     /// What happens to one pack the index lists.
@@ -133,7 +136,8 @@ public struct Pruner {
         let table = repository.index.frozen()
 
         // 1. Mark, one bit per record of the table.
-        let used = try mark(from: snapshots.map { $0.snapshot.tree } + extraRoots, in: table)
+        var used = try mark(from: snapshots.map { $0.snapshot.tree }, in: table)
+        for blob in extraBlobs { if let i = table.position(of: blob.hash) { used.insert(i) } }
 
         // Per pack: bytes in use and not.
         var usedBytes = [Int64](repeating: 0, count: table.packs.count)

@@ -222,16 +222,24 @@ public final class BackupManager: Sendable {
     /// Deletes the packs no snapshot uses (and packs no index lists), after writing the index that no longer
     /// lists them; packs partly in use are repacked until their unused bytes are within `maxUnused`. With
     /// `dryRun` it only says what it would do. Holds the store's exclusive lock.
-    public func prune(dryRun: Bool = false, maxUnused: UnusedLimit = .default) throws -> PruneReport {
+    /// `keeping` names blobs to keep beside what the snapshots use (a mount's open files).
+    public func prune(
+        dryRun: Bool = false,
+        maxUnused: UnusedLimit = .default,
+        keeping extraBlobs: [BlobID] = []
+    ) throws -> PruneReport {
         let repo = try repository()
         let lock = try repo.lock(exclusive: true, operation: "prune", timing: lockTiming)
         defer { lock.release() }
-        return try Pruner(
+        let report = try Pruner(
             repository: repo,
             lock: lock,
             packSize: configuration.packSizeMiB << 20,
-            maxUnused: maxUnused
+            maxUnused: maxUnused,
+            extraBlobs: extraBlobs
         ).run(dryRun: dryRun)
+        if !dryRun { LocalState.recordPrune(storeID: repo.config.id, report) }
+        return report
     }
 
     /// Rebuilds the index from the packs' headers (`polyad repair index`), under the exclusive lock.
@@ -325,7 +333,10 @@ public final class BackupManager: Sendable {
             lastBackupDurationSeconds: all.last?.snapshot.summary.durationSeconds,
             failedBackups: state.failedBackups,
             partialBackups: all.filter { $0.snapshot.summary.errors > 0 }.count,
-            lastFailure: state.lastFailure
+            lastFailure: state.lastFailure,
+            pruneRuns: state.pruneRuns ?? 0,
+            prunedBytes: state.bytesPruned ?? 0,
+            lastPrune: state.lastPrune
         )
     }
 }

@@ -2,12 +2,15 @@ import Foundation
 import PolyadFormat
 import PolyadRepository
 
-/// Per-machine state that does not belong in the store: failed-backup counts for statistics.
+/// Per-machine state that does not belong in the store: failed-backup counts and prune results for statistics.
 /// Kept in `$XDG_STATE_HOME/polyad` (default `~/.local/state/polyad`), one JSON file per store id.
 enum LocalState {
     struct State: Codable {
         var failedBackups = 0
         var lastFailure: String?
+        var pruneRuns: Int? = 0
+        var lastPrune: String?
+        var bytesPruned: Int64? = 0
     }
 
     static func file(storeID: String) -> String {
@@ -27,6 +30,22 @@ enum LocalState {
         var s = load(storeID: storeID)
         s.failedBackups += 1
         s.lastFailure = TimeFormat.iso8601(Clock.now()) + " " + message
+        save(s, storeID: storeID)
+    }
+
+    /// Records a prune that completed (not a dry run).
+    static func recordPrune(storeID: String, _ report: PruneReport) {
+        var s = load(storeID: storeID)
+        s.pruneRuns = (s.pruneRuns ?? 0) + 1
+        s.bytesPruned = (s.bytesPruned ?? 0) + max(0, report.bytesFreed)
+        s.lastPrune =
+            TimeFormat.iso8601(Clock.now()) + " freed \(max(0, report.bytesFreed)) bytes, "
+            + "\(report.unusedPacks + report.strayPacks + report.repackedPacks) packs deleted, "
+            + "\(report.repackedPacks) repacked"
+        save(s, storeID: storeID)
+    }
+
+    private static func save(_ s: State, storeID: String) {
         let path = file(storeID: storeID)
         try? FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent,

@@ -75,6 +75,10 @@ public struct BackupStatistics: Sendable, Codable {
     /// Backups that left out unreadable sources.
     public var partialBackups: Int
     public var lastFailure: String?
+    /// Prunes run on this machine (CLI and mount), the bytes they freed, and the last one's result.
+    public var pruneRuns: Int
+    public var prunedBytes: Int64
+    public var lastPrune: String?
 
     enum CodingKeys: String, CodingKey {
         case snapshotCount = "snapshot_count"
@@ -91,5 +95,8 @@ public struct BackupStatistics: Sendable, Codable {
         case failedBackups = "failed_backups"
         case partialBackups = "partial_backups"
         case lastFailure = "last_failure"
+        case pruneRuns = "prune_runs"
+        case prunedBytes = "pruned_bytes"
+        case lastPrune = "last_prune"
     }
 }

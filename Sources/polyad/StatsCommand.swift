@@ -29,6 +29,7 @@ struct StatsCommand: ParsableCommand {
                 + (s.lastBackupDurationSeconds.map { String(format: " (%.2f s)", $0) } ?? "")
         )
         print("Failed backups:        \(s.failedBackups)" + (s.lastFailure.map { " (last: \($0))" } ?? ""))
+        print("Prunes here:           \(s.pruneRuns)" + (s.lastPrune.map { " (last: \($0))" } ?? ""))
         print("Partial backups:       \(s.partialBackups)")
     }
 }

@@ -197,6 +197,7 @@ enum PolyadFS {
                 cacheBytes: max(16, configuration.mount.cacheMiB) << 20,
                 staging: staging,
                 settleSeconds: Double(configuration.mount.settleSeconds),
+                cleanupInterval: Double(configuration.cleanupInterval),
                 syncOnClose: configuration.mount.syncOnClose,
                 log: log,
                 willBlock: { polyad_fuse_worker_will_block() },
@@ -254,6 +255,7 @@ enum PolyadFS {
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
         fs.startCommitting()
+        fs.startMaintenance()
         // A mirror's copy that missed writes (mirror.require_all: false) is caught up in the background.
         let catchUp = MirrorCatchUp(
             manager: manager,

@@ -184,11 +184,11 @@ public struct Pruner {
         report.packs = table.packs.count
         let present = try repository.list(.data)
         var deletions = [ObjectInfo]()
+        report.unusedPacks = fate.filter { $0 == .delete }.count
         for info in present {
             switch fateByName[info.handle.name] {
             case .keep: continue
-            case .repack: break  // counted above
-            case .delete: report.unusedPacks += 1
+            case .repack, .delete: break  // counted above
             case nil: report.strayPacks += 1
             }
             report.bytesFreed += info.size
@@ -196,7 +196,8 @@ public struct Pruner {
         }
         let oldIndex = try repository.list(.index)
         report.indexFilesReplaced = oldIndex.count
-        guard !dryRun, !deletions.isEmpty else {
+        // (An unused pack the index lists but the store lacks changes only the index.)
+        guard !dryRun, !deletions.isEmpty || fate.contains(where: { $0 != .keep }) else {
             report.bytesFreed -= report.bytesRepacked
             return report
         }

@@ -182,7 +182,9 @@ public final class BackupManager: Sendable {
         func candidate(_ s: (id: SnapshotID, snapshot: Snapshot)) -> Retention.Candidate {
             Retention.Candidate(
                 id: s.id.hash.hex,
-                time: Date(timeIntervalSince1970: Double(s.snapshot.time.seconds)),
+                time: Date(
+                    timeIntervalSince1970: Double(s.snapshot.time.seconds) + Double(s.snapshot.time.nanoseconds) / 1e9
+                ),
                 host: s.snapshot.hostname,
                 paths: s.snapshot.paths,
                 tags: s.snapshot.tags

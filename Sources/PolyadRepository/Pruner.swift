@@ -119,12 +119,13 @@ public struct Pruner {
     /// What happens to one pack the index lists.
     private enum Fate { case keep, delete, repack }
 
-    /// Prunes (or, with `dryRun`, says what it would do). After a prune, this process's index is read again
-    /// from the new files, so the repository goes on serving reads.
-    public func run(dryRun: Bool) throws(RepositoryError) -> PruneReport {
+    /// Prunes (or, with `dryRun`, says what it would do). After a prune, with `reloadingIndex`, this process's
+    /// index is read again from the new files, so the repository goes on serving reads (a process that exits
+    /// after the prune passes false).
+    public func run(dryRun: Bool, reloadingIndex: Bool = true) throws(RepositoryError) -> PruneReport {
         let report = try prune(dryRun: dryRun)
         // Only now, with the prune's view of the old table gone, so the two are never held at once.
-        if !dryRun { try repository.loadIndex() }
+        if !dryRun && reloadingIndex { try repository.reloadIndex() }
         return report
     }
 

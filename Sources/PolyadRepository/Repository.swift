@@ -182,6 +182,16 @@ public final class Repository: Sendable {
         try indexReading.withLock { _ throws(RepositoryError) in try readNewIndexFiles() }
     }
 
+    /// Reads the index again from the files that stand now (after this process pruned: its old table is dropped
+    /// first, so the two are never held at once).
+    func reloadIndex() throws(RepositoryError) {
+        try indexReading.withLock { _ throws(RepositoryError) in
+            index.removeAll()
+            loadedIndexes.withLock { $0.removeAll() }
+            try readNewIndexFiles()
+        }
+    }
+
     private func readNewIndexFiles() throws(RepositoryError) {
         let listed = try list(.index)
         let files = listed.filter { info in loadedIndexes.withLock { $0.insert(info.handle.name).inserted } }

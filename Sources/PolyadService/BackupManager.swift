@@ -224,11 +224,13 @@ public final class BackupManager: Sendable {
     /// Deletes the packs no snapshot uses (and packs no index lists), after writing the index that no longer
     /// lists them; packs partly in use are repacked until their unused bytes are within `maxUnused`. With
     /// `dryRun` it only says what it would do. Holds the store's exclusive lock.
-    /// `keeping` names blobs to keep beside what the snapshots use (a mount's open files).
+    /// `keeping` names blobs to keep beside what the snapshots use (a mount's open files). With `lastUse` the
+    /// store is not read again after the prune (a command that ends with it saves reading the new index).
     public func prune(
         dryRun: Bool = false,
         maxUnused: UnusedLimit = .default,
-        keeping extraBlobs: [BlobID] = []
+        keeping extraBlobs: [BlobID] = [],
+        lastUse: Bool = false
     ) throws -> PruneReport {
         let repo = try repository()
         let lock = try repo.lock(exclusive: true, operation: "prune", timing: lockTiming)
@@ -239,7 +241,7 @@ public final class BackupManager: Sendable {
             packSize: configuration.packSizeMiB << 20,
             maxUnused: maxUnused,
             extraBlobs: extraBlobs
-        ).run(dryRun: dryRun)
+        ).run(dryRun: dryRun, reloadingIndex: !lastUse)
         if !dryRun { LocalState.recordPrune(storeID: repo.config.id, report) }
         return report
     }

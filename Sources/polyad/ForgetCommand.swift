@@ -117,7 +117,7 @@ struct ForgetCommand: ParsableCommand {
                 ? "Would forget \(what) (dry run: nothing removed)"
                 : "Forgot \(what)" + (prune ? "" : "; their data stays until a prune")
         )
-        if prune { PruneSummary.print(try manager.prune(dryRun: dryRun, maxUnused: repacking.limit)) }
+        if prune { PruneSummary.print(try manager.prune(dryRun: dryRun, maxUnused: repacking.limit, lastUse: true)) }
     }
 }
 

@@ -24,7 +24,7 @@ struct PruneCommand: ParsableCommand {
     @OptionGroup var repacking: RepackOptions
 
     func run() throws {
-        let report = try global.manager().prune(dryRun: dryRun, maxUnused: repacking.limit)
+        let report = try global.manager().prune(dryRun: dryRun, maxUnused: repacking.limit, lastUse: true)
         PruneSummary.print(report)
     }
 }

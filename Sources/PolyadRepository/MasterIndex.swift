@@ -114,6 +114,72 @@ public final class MasterIndex: Sendable {
 
     public init() {}
 
+    /// Sorts records by id in place (quicksort with median-of-three pivots, insertion sort on short runs, heap
+    /// sort past a depth limit): no memory beside the table, where `Array.sort` needs half of it again.
+    static func introsort(_ a: UnsafeMutableBufferPointer<Record>) {
+        func less(_ i: Int, _ j: Int) -> Bool { precedes(a[i].id, a[j].id) }
+        func siftDown(_ start: Int, _ end: Int, base: Int) {
+            var root = start
+            while 2 * root + 1 < end {
+                var child = 2 * root + 1
+                if child + 1 < end && less(base + child, base + child + 1) { child += 1 }
+                guard less(base + root, base + child) else { return }
+                a.swapAt(base + root, base + child)
+                root = child
+            }
+        }
+        func heapsort(_ lo: Int, _ hi: Int) {
+            let n = hi - lo
+            for start in stride(from: n / 2 - 1, through: 0, by: -1) { siftDown(start, n, base: lo) }
+            for end in stride(from: n - 1, to: 0, by: -1) {
+                a.swapAt(lo, lo + end)
+                siftDown(0, end, base: lo)
+            }
+        }
+        func sort(_ lo: Int, _ hi: Int, depth: Int) {
+            var lo = lo
+            var depth = depth
+            while hi - lo > 16 {
+                if depth == 0 { return heapsort(lo, hi) }
+                depth -= 1
+                let mid = lo + (hi - lo) / 2
+                if less(mid, lo) { a.swapAt(mid, lo) }
+                if less(hi - 1, lo) { a.swapAt(hi - 1, lo) }
+                if less(hi - 1, mid) { a.swapAt(hi - 1, mid) }
+                a.swapAt(mid, hi - 1)  // the pivot (median of three) at the end
+                var store = lo
+                for i in lo..<(hi - 1) where less(i, hi - 1) {
+                    a.swapAt(i, store)
+                    store += 1
+                }
+                a.swapAt(store, hi - 1)
+                // Recurse into the smaller side, loop on the larger (stack depth stays logarithmic).
+                if store - lo < hi - store - 1 {
+                    sort(lo, store, depth: depth)
+                    lo = store + 1
+                } else {
+                    sort(store + 1, hi, depth: depth)
+                    return sort(lo, store, depth: depth)
+                }
+            }
+            guard hi - lo > 1 else { return }
+            for i in (lo + 1)..<hi {
+                var j = i
+                while j > lo && less(j, j - 1) {
+                    a.swapAt(j, j - 1)
+                    j -= 1
+                }
+            }
+        }
+        var depth = 0
+        var n = a.count
+        while n > 1 {
+            depth += 2
+            n >>= 1
+        }
+        sort(0, a.count, depth: depth)
+    }
+
     /// Adds every entry of `pack`.
     public func add(pack: PackID, entries: [PackEntry]) {
         state.withLock { s in
@@ -163,7 +229,8 @@ public final class MasterIndex: Sendable {
                 return
             }
             // A store's first load: sort in place; of equal ids (one blob in two packs) one is kept.
-            records.sort { Self.precedes($0.id, $1.id) }
+            // In place: the standard library's sort (stable) takes a buffer of half the table beside it.
+            records.withUnsafeMutableBufferPointer { Self.introsort($0) }
             var kept = 0
             for i in records.indices {
                 if kept > 0 && records[kept - 1].id == records[i].id {

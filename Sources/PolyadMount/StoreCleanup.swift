@@ -81,7 +81,7 @@ final class StoreCleanup: Sendable {
     func runOnce() {
         var forgotten = 0
         var report: PruneReport?
-        var failure: (any Error)?
+        var failure: RepositoryError?
         var note: String?
         turn.run {
             readLock.withoutLock {
@@ -93,7 +93,7 @@ final class StoreCleanup: Sendable {
                     }
                     report = try manager.prune(keeping: openChunks())
                 } catch {
-                    failure = error
+                    failure = error as? RepositoryError ?? RepositoryError(.io, "\(error)", cause: error)
                 }
             }
         }
@@ -101,11 +101,8 @@ final class StoreCleanup: Sendable {
         let now = TimeFormat.iso8601(PolyadRepository.Clock.now())
         let line: String
         if let failure {
-            let e = failure as? RepositoryError
             line =
-                e?.code == .locked
-                ? "skipped: \(e?.message ?? "\(failure)"); next try in \(Int(interval)) s"
-                : "failed: \(e?.message ?? "\(failure)"); next try in \(Int(interval)) s"
+                "\(failure.code == .locked ? "skipped" : "failed"): \(failure.message); next try in \(Int(interval)) s"
         } else {
             let r = report ?? PruneReport()
             let packs = r.unusedPacks + r.strayPacks + r.repackedPacks
@@ -118,9 +115,7 @@ final class StoreCleanup: Sendable {
         state.withLock { s in
             s.runs += 1
             s.lastRunTime = now
-            if let failure, (failure as? RepositoryError)?.code != .locked {
-                s.lastError = now + " " + ((failure as? RepositoryError)?.message ?? "\(failure)")
-            }
+            if let failure, failure.code != .locked { s.lastError = now + " " + failure.message }
             s.lastResult = line
             s.snapshotsForgotten += forgotten
             s.bytesFreed += max(0, report?.bytesFreed ?? 0)

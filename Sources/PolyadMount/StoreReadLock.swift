@@ -81,8 +81,7 @@ final class StoreReadLock: Sendable {
             if let held = state.withLock({ $0.lock }) {
                 if (try? held.checkHeld()) != nil { return }
                 // Lapsed (the process was suspended past the stale time): a prune may have run; take a new one.
-                held.release()
-                state.withLock { $0.lock = nil }
+                dropLock()
             }
             let lock = try repository.lock(exclusive: false, operation: "mount", timing: timing)
             state.withLock { $0.lock = lock }
@@ -94,12 +93,7 @@ final class StoreReadLock: Sendable {
     /// keeps other threads from taking it again until `body` has returned; reads of files already open go on.
     func withoutLock<T>(_ body: () throws -> T) rethrows -> T {
         try turn.withLock { _ in
-            if let held = state.withLock({ s -> StoreLock? in
-                defer { s.lock = nil }
-                return s.lock
-            }) {
-                held.release()
-            }
+            dropLock()
             return try body()
         }
     }
@@ -117,26 +111,25 @@ final class StoreReadLock: Sendable {
 
     private func releaseIfIdle() {
         turn.withLock { _ in
-            let idle = state.withLock { s -> StoreLock? in
-                guard let lock = s.lock, s.openFiles == 0, Clock.monotonic() - s.lastUse >= idleSeconds else {
-                    return nil
-                }
-                s.lock = nil
-                return lock
+            let idle = state.withLock { s in
+                s.lock != nil && s.openFiles == 0 && Clock.monotonic() - s.lastUse >= idleSeconds
             }
-            idle?.release()
+            if idle { dropLock() }
         }
+    }
+
+    /// Gives the lock up, if held (with `turn` held: no taker runs meanwhile).
+    private func dropLock() {
+        state.withLock { s -> StoreLock? in
+            defer { s.lock = nil }
+            return s.lock
+        }?.release()
     }
 
     /// At unmount: stops the thread and gives the lock up.
     func stop() {
         ticker.signal()
         finished.wait()
-        turn.withLock { _ in
-            state.withLock { s -> StoreLock? in
-                defer { s.lock = nil }
-                return s.lock
-            }?.release()
-        }
+        turn.withLock { _ in dropLock() }
     }
 }

@@ -95,12 +95,12 @@ public struct Pruner {
     let repository: Repository
     let lock: StoreLock?
     /// The target size of the packs a repack writes.
-    var packSize = 16 << 20
+    let packSize: Int
     /// How much unused data may stay in partly used packs.
-    var maxUnused = UnusedLimit.default
+    let maxUnused: UnusedLimit
     /// Blobs kept beside what the snapshots use: the chunks of files a mount in this process has open (of
     /// snapshots a cleanup just forgot). Ones the index does not list are passed over.
-    var extraBlobs: [BlobID] = []
+    let extraBlobs: [BlobID]
 
     public init(
         repository: Repository,

@@ -185,11 +185,7 @@ public final class Repository: Sendable {
     /// Reads the index again from the files that stand now (after this process pruned: its old table is dropped
     /// first, so the two are never held at once).
     func reloadIndex() throws(RepositoryError) {
-        try indexReading.withLock { _ throws(RepositoryError) in
-            index.removeAll()
-            loadedIndexes.withLock { $0.removeAll() }
-            try readNewIndexFiles()
-        }
+        try indexReading.withLock { _ throws(RepositoryError) in try rereadIndexFiles() }
     }
 
     private func readNewIndexFiles() throws(RepositoryError) {
@@ -231,6 +227,11 @@ public final class Repository: Sendable {
         guard !superseded.isEmpty else { return }
         supersededIndexes.withLock { $0.formUnion(superseded) }
         // Entries of superseded files are in the table now: read it again from the files that stand.
+        try rereadIndexFiles()
+    }
+
+    /// Drops the table and reads every index file that stands (under `indexReading`).
+    private func rereadIndexFiles() throws(RepositoryError) {
         index.removeAll()
         loadedIndexes.withLock { $0.removeAll() }
         try readNewIndexFiles()

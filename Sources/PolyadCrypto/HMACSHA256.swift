@@ -12,6 +12,11 @@ public struct HMACSHA256: Sendable {
 
     /// Prepares HMAC-SHA256 with `key` (any length; 32 random bytes is usual).
     public init(key: [UInt8]) {
+        keyed = key.withUnsafeBytes { KeyedMACContext(key: $0) }
+    }
+
+    /// Prepares HMAC-SHA256 with the key in `key` (read once, here: OpenSSL keeps its own keyed state).
+    public init(key: UnsafeRawBufferPointer) {
         keyed = KeyedMACContext(key: key)
     }
 
@@ -47,9 +52,8 @@ public struct HMACSHA256: Sendable {
 final class KeyedMACContext: @unchecked Sendable {
     let context: OpaquePointer
 
-    init(key: [UInt8]) {
-        let made = key.withUnsafeBytes { polyad_hmac_sha256_new($0.baseAddress, $0.count) }
-        guard let made else {
+    init(key: UnsafeRawBufferPointer) {
+        guard let made = polyad_hmac_sha256_new(key.baseAddress, key.count) else {
             fatalError("\(CryptoError.openssl("HMAC-SHA256 setup: \(takeOpenSSLError())"))")
         }
         context = made

@@ -8,6 +8,11 @@ public enum KeyDerivation {
     /// hashed as its UTF-8 bytes, directly followed by `context`, so labels should be fixed strings of which
     /// none is a prefix of another when contexts vary.
     public static func subkey(from key: [UInt8], label: String, context: [UInt8] = []) -> [UInt8] {
+        key.withUnsafeBytes { subkey(from: $0, label: label, context: context) }
+    }
+
+    /// ``subkey(from:label:context:)`` with the key read in place (a key in ``LockedBytes``: no copy of it).
+    public static func subkey(from key: UnsafeRawBufferPointer, label: String, context: [UInt8] = []) -> [UInt8] {
         var message = Array(label.utf8)
         message.append(contentsOf: context)
         return HMACSHA256(key: key).authenticationCode(for: message)

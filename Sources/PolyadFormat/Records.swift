@@ -102,6 +102,8 @@ public struct Snapshot: Codable, Hashable, Sendable {
 /// A key slot, stored unencrypted as JSON in `keys/<sha256>`: the master key sealed under a key derived
 /// from a passphrase with scrypt. Several slots may hold the same master key.
 public struct KeySlot: Codable, Hashable, Sendable {
+    /// The most UTF-8 bytes a ``label`` may have.
+    public static let labelLimit = 200
     public static let currentVersion = 1
     public var version = KeySlot.currentVersion
     public var created: Timestamp
@@ -116,6 +118,10 @@ public struct KeySlot: Codable, Hashable, Sendable {
     public var salt: String
     /// Base64 of the master key sealed in an `Envelope` under the scrypt output.
     public var data: String
+    /// What the slot is for, as its owner named it (`polyad key add --label`): at most ``labelLimit`` UTF-8
+    /// bytes, no control characters. Optional: slots written without one (and before labels existed) have no
+    /// `label` key in their JSON, and encode to the same bytes as before.
+    public var label: String?
 
     public init(
         created: Timestamp,
@@ -125,7 +131,8 @@ public struct KeySlot: Codable, Hashable, Sendable {
         r: UInt64,
         p: UInt64,
         salt: [UInt8],
-        data: [UInt8]
+        data: [UInt8],
+        label: String? = nil
     ) {
         self.created = created
         self.hostname = hostname
@@ -136,6 +143,24 @@ public struct KeySlot: Codable, Hashable, Sendable {
         self.p = p
         self.salt = Data(salt).base64EncodedString()
         self.data = Data(data).base64EncodedString()
+        self.label = label
+    }
+
+    /// Why `label` cannot label a key slot, or nil if it can: it must be 1 to ``labelLimit`` UTF-8 bytes with
+    /// no control character (C0, DEL, C1) and no line or paragraph separator (U+2028, U+2029), so that it
+    /// stays on its line in a listing.
+    public static func problem(withLabel label: String) -> String? {
+        if label.isEmpty { return "a key label must not be empty" }
+        let size = label.utf8.count
+        if size > labelLimit {
+            return "a key label may have at most \(labelLimit) bytes (UTF-8); this one has \(size)"
+        }
+        let breaking: Set<Unicode.GeneralCategory> = [.control, .lineSeparator, .paragraphSeparator]
+        if let bad = label.unicodeScalars.first(where: { breaking.contains($0.properties.generalCategory) }) {
+            let code = "U+" + String(bad.value, radix: 16, uppercase: true).leftPadded(to: 4)
+            return "a key label must not hold control characters or line breaks; this one holds \(code)"
+        }
+        return nil
     }
 
     public var saltBytes: [UInt8] { Array(Data(base64Encoded: salt) ?? Data()) }
@@ -148,6 +173,12 @@ public struct KeySlot: Codable, Hashable, Sendable {
         guard version == KeySlot.currentVersion, kdf == "scrypt" else {
             throw FormatError("key slot", "version \(version) / kdf \(kdf) is not supported")
         }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
 

@@ -1,4 +1,5 @@
 import PolyadCompression
+import PolyadCrypto
 import PolyadFormat
 
 /// A blob's way into a pack and back out, both directions in one place so they cannot drift apart.
@@ -14,7 +15,7 @@ struct BlobCodec: Sendable {
     /// zlib level 0...9.
     let level: Int32
 
-    init(encryptionKey: [UInt8], level: Int) {
+    init(encryptionKey: some KeyBytes, level: Int) {
         sealer = BlobSealer(encryptionKey: encryptionKey)
         self.level = Int32(max(0, min(9, level)))
     }
@@ -42,7 +43,7 @@ struct BlobCodec: Sendable {
     /// - Throws: ``RepositoryError`` (damaged, naming the pack) when it does not authenticate or inflate.
     static func decode(
         _ sealed: [UInt8],
-        key: [UInt8],
+        key: some KeyBytes,
         id: BlobID,
         location: BlobLocation
     )

@@ -17,12 +17,18 @@ public enum Envelope {
     public static let overhead = 1 + saltSize + AESGCM.nonceSize + AESGCM.tagSize
     static let label = "polyad/v1/envelope"
 
-    static func cipher(encryptionKey: [UInt8], salt: [UInt8]) -> AESGCM {
-        AESGCM(key: KeyDerivation.subkey(from: encryptionKey, label: label, context: salt))
+    /// The key is read in place (``KeyBytes``): the master key stays in its locked memory, uncopied.
+    static func cipher(encryptionKey: some KeyBytes, salt: [UInt8]) -> AESGCM {
+        AESGCM(key: encryptionKey.withKeyBytes { KeyDerivation.subkey(from: $0, label: label, context: salt) })
     }
 
     /// Seals an object on its own (fresh salt, nonce zero).
-    public static func seal(_ plaintext: [UInt8], key: [UInt8], aad: [UInt8]) -> [UInt8] {
+    public static func seal(_ plaintext: [UInt8], key: some KeyBytes, aad: [UInt8]) -> [UInt8] {
+        plaintext.withUnsafeBytes { seal($0, key: key, aad: aad) }
+    }
+
+    /// Seals the bytes of `plaintext` on their own (for a plaintext that is not an array: key material).
+    public static func seal(_ plaintext: UnsafeRawBufferPointer, key: some KeyBytes, aad: [UInt8]) -> [UInt8] {
         let salt = SecureRandom.bytes(saltSize)
         let nonce = [UInt8](repeating: 0, count: AESGCM.nonceSize)
         var out = [UInt8]()
@@ -30,16 +36,14 @@ public enum Envelope {
         out.append(version)
         out.append(contentsOf: salt)
         out.append(contentsOf: nonce)
-        plaintext.withUnsafeBytes {
-            cipher(encryptionKey: key, salt: salt).seal($0, nonce: nonce, aad: aad, appendingTo: &out)
-        }
+        cipher(encryptionKey: key, salt: salt).seal(plaintext, nonce: nonce, aad: aad, appendingTo: &out)
         return out
     }
 
     /// Opens any envelope; throws `CryptoError.authenticationFailed` if it was altered or the key is wrong.
     public static func open(
         _ sealed: UnsafeRawBufferPointer,
-        key: [UInt8],
+        key: some KeyBytes,
         aad: [UInt8],
         expectedSize: Int = 0
     ) throws(CryptoError) -> [UInt8] {
@@ -53,7 +57,7 @@ public enum Envelope {
         return out
     }
 
-    public static func open(_ sealed: [UInt8], key: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+    public static func open(_ sealed: [UInt8], key: some KeyBytes, aad: [UInt8]) throws(CryptoError) -> [UInt8] {
         try sealed.withBytes { (b) throws(CryptoError) -> [UInt8] in try open(b, key: key, aad: aad) }
     }
 }
@@ -64,7 +68,7 @@ public final class BlobSealer: Sendable {
     private let cipher: AESGCM
     private let counter = Atomic<UInt64>(0)
 
-    public init(encryptionKey: [UInt8]) {
+    public init(encryptionKey: some KeyBytes) {
         salt = SecureRandom.bytes(Envelope.saltSize)
         cipher = Envelope.cipher(encryptionKey: encryptionKey, salt: salt)
     }

@@ -1,12 +1,20 @@
 import Foundation
+import PolyadChunker
 import PolyadCrypto
 import PolyadFileSystem
 import PolyadFormat
 import PolyadStorage
 
-/// The master key of an open store, and the key slots that wrap it.
+/// The master key of an open store, and the key slot that unlocked it.
+///
+/// Its material is held for the store's life in ``LockedBytes`` (one page): locked in RAM so it is never written
+/// to swap, left out of core dumps, and wiped when the last copy of the key goes (best effort: see
+/// ``isLocked``). The envelope code reads the encryption key there in place, with no copy per call. Not locked:
+/// the keyed HMAC state OpenSSL makes from the id key (in OpenSSL's own memory), and the subkeys derived per
+/// object or per writer session, which never reveal the master key.
 public struct MasterKey: Sendable {
-    public let material: MasterKeyMaterial
+    /// The material as a key slot seals it: `u8 version (1) | 32 encryption key | 32 id key | 32 chunker seed`.
+    let secret: LockedBytes
     /// The key slot (its object name) that unlocked the store.
     public let slot: String
     /// Slots tried before ``slot`` and found damaged (`keys/<name>` and what is wrong): the store opened
@@ -14,14 +22,43 @@ public struct MasterKey: Sendable {
     public let damagedSlots: [DamagedObject]
     let idMAC: HMACSHA256
 
-    init(material: MasterKeyMaterial, slot: String, damagedSlots: [DamagedObject] = []) {
-        self.material = material
+    /// Bytes of master key material (`MasterKeyMaterial`'s encoding).
+    static let materialSize = 97
+
+    init(secret: LockedBytes, slot: String, damagedSlots: [DamagedObject] = []) {
+        precondition(secret.count == Self.materialSize, "MasterKey: \(secret.count) bytes of material, not 97")
+        self.secret = secret
         self.slot = slot
         self.damagedSlots = damagedSlots
-        idMAC = HMACSHA256(key: material.idKey)
+        idMAC = secret.part(33..<65).withKeyBytes { HMACSHA256(key: $0) }
     }
 
-    var encryptionKey: [UInt8] { material.encryptionKey }
+    /// New master key material, drawn from the random number generator straight into locked memory.
+    static func generate() -> LockedBytes {
+        LockedBytes(count: materialSize) { out in
+            out[0] = 1
+            do throws(CryptoError) {
+                try SecureRandom.fill(UnsafeMutableRawBufferPointer(rebasing: out[1...]))
+            } catch {
+                fatalError("\(error)")
+            }
+        }
+    }
+
+    /// The encryption key, lent in place to the envelope code.
+    var encryptionKey: LockedBytes.Part { secret.part(1..<33) }
+
+    /// The chunker's gear table, made from the seed through a short-lived copy (wiped at once):
+    /// `GearTable` takes an array.
+    func gearTable() -> GearTable {
+        var seed = secret.part(65..<97).copiedBytes()
+        defer { cleanse(&seed) }
+        return GearTable(seed: seed)
+    }
+
+    /// Whether the material is locked in RAM; false where `mlock` was refused (`RLIMIT_MEMLOCK`), and the
+    /// store works all the same.
+    public var isLocked: Bool { secret.isLocked }
 }
 
 /// Creates, opens and manages key slots (`keys/<sha256>`): scrypt(passphrase) → key that seals the master key.
@@ -32,15 +69,30 @@ public enum KeyRing {
         public static let `default` = Parameters(n: 1 << 15, r: 8, p: 1)
     }
 
-    /// Writes a new slot for `material` under `passphrase`; returns the slot's name.
+    /// Wipes passphrase or key bytes the caller owns (`OPENSSL_cleanse`) and empties the array; best effort,
+    /// see ``PolyadCrypto/cleanse(_:)``. For the layers above, which do not import PolyadCrypto.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        cleanse(&bytes)
+    }
+
+    /// Why `label` cannot label a key slot (`.invalidArgument`, exit 2), checked before anything is written.
+    public static func checkLabel(_ label: String?) throws(RepositoryError) {
+        guard let label, let problem = KeySlot.problem(withLabel: label) else { return }
+        throw RepositoryError(.invalidArgument, "--label: \(problem); nothing was written")
+    }
+
+    /// Writes a new slot for the master key `secret` under `passphrase`, with `label` (checked by
+    /// ``checkLabel(_:)``); returns the slot's name.
     static func addSlot(
-        material: MasterKeyMaterial,
+        secret: LockedBytes,
         passphrase: [UInt8],
+        label: String? = nil,
         backend: any Backend,
         parameters: Parameters = .default
     ) throws(RepositoryError) -> String {
+        try checkLabel(label)
         let salt = SecureRandom.bytes(32)
-        let wrapping: [UInt8]
+        var wrapping: [UInt8]
         do {
             wrapping = try KeyDerivation.scrypt(
                 passphrase: passphrase,
@@ -53,7 +105,9 @@ public enum KeyRing {
         } catch {
             throw RepositoryError(.io, "deriving the key from the passphrase failed: \(error)")
         }
-        let sealed = Envelope.seal(material.encoded(), key: wrapping, aad: AdditionalData.keySlot)
+        // The material is sealed from its locked memory: no plain copy of it is made.
+        let sealed = secret.withUnsafeBytes { Envelope.seal($0, key: wrapping, aad: AdditionalData.keySlot) }
+        cleanse(&wrapping)
         let slot = KeySlot(
             created: Clock.now(),
             hostname: Accounts.hostName,
@@ -62,7 +116,8 @@ public enum KeyRing {
             r: parameters.r,
             p: parameters.p,
             salt: salt,
-            data: sealed
+            data: sealed,
+            label: label
         )
         let bytes = slot.encoded()
         let name = SHA256.hash(bytes).hexString
@@ -70,7 +125,10 @@ public enum KeyRing {
         return name
     }
 
-    /// Tries `passphrase` on every slot of `slots` (the store's listing of `keys/`) and returns the master key of the first that opens. A slot that
+    /// Tries `passphrase` on every slot of `slots` (the store's listing of `keys/`) and returns the master key of
+    /// the first that opens; ``MasterKey/slot`` names that slot (the one the key listing's "last used" is
+    /// recorded for). The material goes from the opened envelope into locked memory, and the plain copy and
+    /// the scrypt output are wiped. A slot that
     /// cannot open for another reason keeps its cause: a read error says why (storage unreachable 14, no
     /// space 15, else 1), as does a failing scrypt (1); a damaged slot (not a key slot, or its content does
     /// not match its SHA-256 name) is named, `keys/<name>` (13). Either is only reported when no slot opens
@@ -112,7 +170,7 @@ public enum KeyRing {
                 damaged.append(DamagedObject(object: name, problem: error.message))
                 continue
             }
-            let wrapping: [UInt8]
+            var wrapping: [UInt8]
             do {
                 wrapping = try KeyDerivation.scrypt(
                     passphrase: passphrase,
@@ -133,8 +191,9 @@ public enum KeyRing {
                     )
                 continue
             }
-            let plain: [UInt8]
+            var plain: [UInt8]
             do {
+                defer { cleanse(&wrapping) }
                 plain = try Envelope.open(data, key: wrapping, aad: AdditionalData.keySlot)
             } catch  where error.code == .authenticationFailed {
                 continue  // the one failure that means "not this passphrase"
@@ -142,12 +201,15 @@ public enum KeyRing {
                 failure = failure ?? RepositoryError(.io, "\(name): opening it failed: \(error)", cause: error)
                 continue
             }
-            do {
-                let material = try MasterKeyMaterial(decoding: plain)
-                return MasterKey(material: material, slot: info.handle.name, damagedSlots: damaged)
-            } catch {
+            defer { cleanse(&plain) }
+            // MasterKeyMaterial's layout: version 1, then the three keys.
+            guard plain.count == MasterKey.materialSize, plain[0] == 1 else {
+                let error = FormatError("master key", "unexpected length or version")
                 damaged.append(DamagedObject(object: name, problem: "it opens, but holds no master key: \(error)"))
+                continue
             }
+            let secret = plain.withUnsafeBytes { LockedBytes(copying: $0) }
+            return MasterKey(secret: secret, slot: info.handle.name, damagedSlots: damaged)
         }
         if let failure { throw failure }
         if let first = damaged.first {
@@ -188,7 +250,7 @@ public enum KeyRing {
     }
 
     /// The master key material (version byte and three 32-byte keys) in its envelope.
-    static let sealedMaterialSize = 1 + 3 * 32 + Envelope.overhead
+    static let sealedMaterialSize = MasterKey.materialSize + Envelope.overhead
 
     static func load(_ backend: any Backend, _ handle: ObjectHandle) throws(RepositoryError) -> [UInt8] {
         do { return try backend.load(handle, offset: 0, length: nil) } catch { throw RepositoryError.storage(error) }

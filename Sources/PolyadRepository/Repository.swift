@@ -39,7 +39,7 @@ public final class Repository: Sendable {
         index = MasterIndex()
         spans = backend.readsAreRemote ? PackSpans() : nil
         chunker = Chunker(
-            table: GearTable(seed: key.material.chunkerSeed),
+            table: key.gearTable(),
             parameters: ChunkerParameters(
                 minSize: config.chunkerMinSize,
                 averageSize: config.chunkerAverageSize,
@@ -50,12 +50,15 @@ public final class Repository: Sendable {
 
     // MARK: Creating and opening
 
-    /// Creates a new store on `backend` with one key slot for `passphrase`.
+    /// Creates a new store on `backend` with one key slot for `passphrase`, labelled `label` (checked first:
+    /// a bad label creates nothing).
     public static func create(
         backend: any Backend,
         passphrase: [UInt8],
+        label: String? = nil,
         keyParameters: KeyRing.Parameters = .default
     ) throws(RepositoryError) -> Repository {
+        try KeyRing.checkLabel(label)
         try storeCalls {
             if try backend.exists() {
                 throw RepositoryError(
@@ -65,17 +68,15 @@ public final class Repository: Sendable {
             }
             try backend.create()
         }
-        let material = MasterKeyMaterial(
-            encryptionKey: SecureRandom.bytes(32),
-            idKey: SecureRandom.bytes(32),
-            chunkerSeed: SecureRandom.bytes(32)
-        )
+        let secret = MasterKey.generate()
         let slot = try KeyRing.addSlot(
-            material: material,
+            secret: secret,
             passphrase: passphrase,
+            label: label,
             backend: backend,
             parameters: keyParameters
         )
+        let key = MasterKey(secret: secret, slot: slot)
         let params = ChunkerParameters.default
         let config = StoreConfig(
             id: SecureRandom.bytes(16).hexString,
@@ -84,9 +85,9 @@ public final class Repository: Sendable {
             chunkerMaxSize: params.maxSize,
             created: Clock.now()
         )
-        let sealed = Envelope.seal(config.encoded(), key: material.encryptionKey, aad: AdditionalData.config)
+        let sealed = Envelope.seal(config.encoded(), key: key.encryptionKey, aad: AdditionalData.config)
         try KeyRing.save(backend, ObjectHandle(kind: .config, name: "config"), sealed)
-        return Repository(backend: backend, key: MasterKey(material: material, slot: slot), config: config)
+        return Repository(backend: backend, key: key, config: config)
     }
 
     /// Opens the store on `backend`: unlocks a key slot, reads the config and loads the index (or, with
@@ -422,10 +423,20 @@ public final class Repository: Sendable {
 
     // MARK: Keys
 
-    /// Adds a key slot for `passphrase`; returns its id.
-    public func addKey(passphrase: [UInt8], parameters: KeyRing.Parameters = .default) throws(RepositoryError) -> String
-    {
-        try KeyRing.addSlot(material: key.material, passphrase: passphrase, backend: backend, parameters: parameters)
+    /// Adds a key slot for `passphrase`, labelled `label` (at most 200 bytes, no control characters; else
+    /// `.invalidArgument` and nothing is written); returns its id.
+    public func addKey(
+        passphrase: [UInt8],
+        label: String? = nil,
+        parameters: KeyRing.Parameters = .default
+    ) throws(RepositoryError) -> String {
+        try KeyRing.addSlot(
+            secret: key.secret,
+            passphrase: passphrase,
+            label: label,
+            backend: backend,
+            parameters: parameters
+        )
     }
 
     /// The store's key slots.
@@ -464,9 +475,10 @@ public final class Repository: Sendable {
         return target.id
     }
 
-    /// Replaces the slot in use by one for `newPassphrase`; nothing else is re-encrypted.
+    /// Replaces the slot in use by one for `newPassphrase`, with the same label; nothing else is re-encrypted.
     public func changePassphrase(to newPassphrase: [UInt8]) throws(RepositoryError) -> String {
-        let id = try addKey(passphrase: newPassphrase)
+        let inUse = try KeyRing.load(backend, ObjectHandle(kind: .keys, name: key.slot))
+        let id = try addKey(passphrase: newPassphrase, label: (try? KeySlot(decoding: inUse))?.label)
         do { try backend.remove(ObjectHandle(kind: .keys, name: key.slot)) } catch {
             throw RepositoryError.storage(error)
         }

@@ -21,7 +21,8 @@ public final class BackupManager: Sendable {
 
     /// - Parameters:
     ///   - config: the parsed mount.conf.
-    ///   - environment: where `POLYAD_PASSWORD` is looked up (default: the process environment).
+    ///   - environment: where `POLYAD_PASSWORD` is looked up, and `XDG_STATE_HOME` for the local state
+    ///     (default: the process environment).
     public init(config: Configuration, environment: [String: String] = ProcessInfo.processInfo.environment) {
         configuration = config
         self.environment = environment
@@ -35,11 +36,11 @@ public final class BackupManager: Sendable {
         return b
     }
 
-    /// Creates the store with one key slot for `passphrase` (or the configured one).
+    /// Creates the store with one key slot for `passphrase` (or the configured one), labelled `label`.
     @discardableResult
-    public func initialize(passphrase: [UInt8]? = nil) throws -> Repository {
+    public func initialize(passphrase: [UInt8]? = nil, label: String? = nil) throws -> Repository {
         let secret = try passphrase ?? configuration.passphrase(environment: environment)
-        let repo = try Repository.create(backend: backend(), passphrase: secret)
+        let repo = try Repository.create(backend: backend(), passphrase: secret, label: label)
         opened.withLock { $0 = repo }
         return repo
     }
@@ -48,10 +49,38 @@ public final class BackupManager: Sendable {
     /// (for a mount that should be ready before a large index is read; lookups wait for it).
     public func repository(indexInBackground: Bool = false) throws -> Repository {
         if let r = opened.withLock({ $0 }) { return r }
-        let secret = try configuration.passphrase(environment: environment)
+        // These bytes are ours and wiped once the key is derived; the Strings the passphrase came through
+        // (`$POLYAD_PASSWORD`, the config's `encryption_key`) cannot be wiped in Swift.
+        var secret = try configuration.passphrase(environment: environment)
+        defer { KeyRing.wipe(&secret) }
         let repo = try Repository.open(backend: backend(), passphrase: secret, indexInBackground: indexInBackground)
         opened.withLock { $0 = repo }
+        // On this machine only: the store is not written when a key is used (read-only users, S3 requests).
+        LocalState.recordKeyUse(storeID: repo.config.id, environment: environment, slot: repo.key.slot)
         return repo
+    }
+
+    // MARK: Keys
+
+    /// The store's key slots, oldest first, with when each last opened the store on this machine.
+    public func keys() throws -> [KeyInfo] {
+        let repo = try repository()
+        let used = LocalState.keysLastUsed(storeID: repo.config.id, environment: environment)
+        return try repo.keys().map { k in
+            KeyInfo(
+                id: k.id,
+                inUse: k.id == repo.key.slot,
+                created: TimeFormat.iso8601(k.slot.created),
+                hostname: k.slot.hostname,
+                username: k.slot.username,
+                label: k.slot.label,
+                kdf: k.slot.kdf,
+                n: k.slot.n,
+                r: k.slot.r,
+                p: k.slot.p,
+                lastUsed: used[k.id]
+            )
+        }
     }
 
     // MARK: Backup
@@ -106,7 +135,7 @@ public final class BackupManager: Sendable {
             }
             return result
         } catch {
-            LocalState.recordFailure(storeID: repo.config.id, message: "\(error)")
+            LocalState.recordFailure(storeID: repo.config.id, environment: environment, message: "\(error)")
             throw error
         }
     }
@@ -242,7 +271,7 @@ public final class BackupManager: Sendable {
             maxUnused: maxUnused,
             extraBlobs: extraBlobs
         ).run(dryRun: dryRun, reloadingIndex: !lastUse)
-        if !dryRun { LocalState.recordPrune(storeID: repo.config.id, report) }
+        if !dryRun { LocalState.recordPrune(storeID: repo.config.id, environment: environment, report) }
         return report
     }
 
@@ -322,7 +351,7 @@ public final class BackupManager: Sendable {
             }
         }
         let logical = all.reduce(UInt64(0)) { $0 + $1.snapshot.summary.totalBytes }
-        let state = LocalState.load(storeID: repo.config.id)
+        let state = LocalState.load(storeID: repo.config.id, environment: environment)
         return BackupStatistics(
             snapshotCount: all.count,
             totalLogicalBytes: logical,
@@ -342,5 +371,45 @@ public final class BackupManager: Sendable {
             prunedBytes: state.bytesPruned ?? 0,
             lastPrune: state.lastPrune
         )
+    }
+}
+
+/// One key slot as `polyad key list` shows it (`--json`: these keys, `label` and `last_used` null when unset).
+public struct KeyInfo: Encodable, Sendable {
+    public var id: String
+    /// Whether this slot opened the store for this listing.
+    public var inUse: Bool
+    /// When the slot was written (ISO 8601, UTC).
+    public var created: String
+    public var hostname: String
+    public var username: String
+    public var label: String?
+    public var kdf: String
+    public var n: UInt64
+    public var r: UInt64
+    public var p: UInt64
+    /// When the slot last opened the store on this machine (ISO 8601, UTC), to the minute or better: nil when
+    /// it never did here. Kept in the local state, not in the store.
+    public var lastUsed: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, created, hostname, username, label, kdf, n, r, p
+        case inUse = "in_use"
+        case lastUsed = "last_used"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(inUse, forKey: .inUse)
+        try c.encode(created, forKey: .created)
+        try c.encode(hostname, forKey: .hostname)
+        try c.encode(username, forKey: .username)
+        try c.encode(label, forKey: .label)  // null rather than absent: every entry has the same keys
+        try c.encode(kdf, forKey: .kdf)
+        try c.encode(n, forKey: .n)
+        try c.encode(r, forKey: .r)
+        try c.encode(p, forKey: .p)
+        try c.encode(lastUsed, forKey: .lastUsed)
     }
 }

@@ -23,7 +23,10 @@ struct InitCommand: ParsableCommand {
     @Flag(name: .customLong("create-bucket"), help: "Create backup.s3_bucket first if it does not exist.")
     var createBucket = false
 
+    @OptionGroup var label: KeyCommand.Label
+
     func run() throws {
+        let label = try label.checked()  // before anything is created
         let configuration = try global.loadConfiguration()
         if createBucket {
             guard let bucket = configuration.s3Bucket else {
@@ -74,13 +77,14 @@ struct InitCommand: ParsableCommand {
         }
         let manager = BackupManager(config: configuration)
         do {
-            let repo = try manager.initialize(passphrase: passphrase)
+            let repo = try manager.initialize(passphrase: passphrase, label: label)
             print("Created store \(repo.config.id.prefix(8)) at \(PathText.display(repo.backend.location))")
         } catch {
             if let createdKeyFile { try? FileSystem.unlink(PathText.bytes(createdKeyFile)) }
             throw error
         }
-        passphrase = []
+        // The bytes this command owns; the base64 `secret` String and the config's copies cannot be wiped.
+        KeyRing.wipe(&passphrase)
         if let createdKeyFile {
             print(
                 """

@@ -15,6 +15,8 @@ struct KeyCommand: ParsableCommand {
         subcommands: [List.self, Add.self, Remove.self, Passwd.self]
     )
 
+    /// Reads the new passphrase. The bytes it returns belong to the caller, who wipes them (`KeyRing.wipe`) after
+    /// use; the `String`s it passes through (`$POLYAD_NEW_PASSWORD`, the terminal line) cannot be wiped in Swift.
     struct NewPassphrase: ParsableArguments {
         @Option(name: .customLong("new-password-file"), help: "Read the new passphrase from this file.")
         var file: String?
@@ -57,22 +59,67 @@ struct KeyCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List key slots.")
+        static let configuration = CommandConfiguration(
+            abstract: "List key slots.",
+            discussion: """
+                "Last used (here)" is when the slot last opened the store on this machine (to within a minute), \
+                from this machine's state: the store is not written when a key is used. "never" when it has not \
+                opened the store here.
+                """
+        )
         @OptionGroup var global: GlobalOptions
 
+        @Flag(name: .long, help: "Print JSON (a list of key slot objects; label and last_used are null when unset).")
+        var json = false
+
         func run() throws {
-            let repo = try global.manager().repository()
-            let keys = try repo.keys()
+            let keys = try global.manager().keys()
+            if json {
+                try Terminal.printJSON(keys)
+                return
+            }
             Terminal.table(
-                [" ", "ID", "Created (UTC)", "Host", "User", "KDF"],
+                [" ", "ID", "Label", "Created (UTC)", "Last used (here, UTC)", "Host", "User", "KDF"],
                 keys.map { k in
                     [
-                        k.id == repo.key.slot ? "*" : " ", String(k.id.prefix(8)),
-                        String(TimeFormat.iso8601(k.slot.created).replacingOccurrences(of: "T", with: " ").prefix(19)),
-                        k.slot.hostname, k.slot.username, "scrypt N=\(k.slot.n) r=\(k.slot.r) p=\(k.slot.p)",
+                        k.inUse ? "*" : " ", String(k.id.prefix(8)), k.label.map(Self.shown) ?? "",
+                        Self.time(k.created), k.lastUsed.map(Self.time) ?? "never",
+                        k.hostname, k.username, "\(k.kdf) N=\(k.n) r=\(k.r) p=\(k.p)",
                     ]
                 }
             )
+        }
+
+        /// `2026-11-25 02:03:56` from an ISO 8601 time.
+        static func time(_ iso: String) -> String {
+            String(iso.replacingOccurrences(of: "T", with: " ").prefix(19))
+        }
+
+        /// A label as a table cell: polyad writes none with control characters, but another writer might.
+        static func shown(_ label: String) -> String {
+            String(
+                String.UnicodeScalarView(
+                    label.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }
+                )
+            )
+        }
+    }
+
+    /// `--label`, for `key add` and `init`.
+    struct Label: ParsableArguments {
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "A label for the new key slot: who or what it is for (at most 200 bytes, no control characters).",
+                valueName: "text"
+            )
+        )
+        var label: String?
+
+        /// The label, refused (exit 2) before anything is opened or written if it cannot label a slot.
+        func checked() throws -> String? {
+            try KeyRing.checkLabel(label)
+            return label
         }
     }
 
@@ -80,10 +127,14 @@ struct KeyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a key slot for a new passphrase.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var new: NewPassphrase
+        @OptionGroup var label: Label
 
         func run() throws {
+            let label = try label.checked()
             let repo = try global.manager().repository()
-            let id = try repo.addKey(passphrase: try new.read())
+            var passphrase = try new.read()
+            defer { KeyRing.wipe(&passphrase) }  // the bytes this command owns; see NewPassphrase for the rest
+            let id = try repo.addKey(passphrase: passphrase, label: label)
             print("Added key \(id.prefix(8))")
         }
     }
@@ -110,7 +161,9 @@ struct KeyCommand: ParsableCommand {
 
         func run() throws {
             let repo = try global.manager().repository()
-            let id = try repo.changePassphrase(to: try new.read())
+            var passphrase = try new.read()
+            defer { KeyRing.wipe(&passphrase) }
+            let id = try repo.changePassphrase(to: passphrase)
             print(
                 "Changed the passphrase: key \(repo.key.slot.prefix(8)) replaced by \(id.prefix(8)); remember to update the config's passphrase source"
             )

@@ -97,7 +97,8 @@ enum Terminal {
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
-                i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                // Padded by characters: `padding(toLength:)` counts UTF-16 units and cuts a cell with an emoji.
+                i == cells.count - 1 ? c : c + String(repeating: " ", count: max(0, widths[i] - c.count))
             }
             .joined(separator: "  ")
         }

@@ -151,6 +151,55 @@ final class CodecTests: XCTestCase {
         XCTAssertThrowsError(try Snapshot(decoding: Array("{}".utf8)))
     }
 
+    /// A label is an optional JSON key: a slot without one encodes as slots did before labels (no `label` key,
+    /// the same bytes, so the same SHA-256 name), old slots decode with none, and a labelled slot round-trips.
+    func testKeySlotLabelIsOptionalAndBackwardCompatible() throws {
+        let old = Array(
+            ("{\"created\":{\"ns\":0,\"s\":1},\"data\":\"BAU=\",\"hostname\":\"h\",\"kdf\":\"scrypt\","
+                + "\"n\":32768,\"p\":1,\"r\":8,\"salt\":\"AQID\",\"username\":\"u\",\"version\":1}").utf8
+        )
+        let decoded = try KeySlot(decoding: old)
+        XCTAssertNil(decoded.label)
+        XCTAssertEqual(decoded.encoded(), old, "an unlabelled slot encodes to the bytes of before")
+        var slot = KeySlot(
+            created: Timestamp(seconds: 1, nanoseconds: 0),
+            hostname: "h",
+            username: "u",
+            n: 32768,
+            r: 8,
+            p: 1,
+            salt: [1, 2, 3],
+            data: [4, 5]
+        )
+        XCTAssertEqual(slot.encoded(), old)
+        slot.label = "laptop \u{1F4BB} of A. B."
+        let labelled = slot.encoded()
+        XCTAssertTrue(
+            String(decoding: labelled, as: UTF8.self).contains(
+                "\"kdf\":\"scrypt\",\"label\":\"laptop \u{1F4BB} of A. B.\",\"n\":32768"
+            ),
+            "in its sorted place: \(String(decoding: labelled, as: UTF8.self))"
+        )
+        XCTAssertEqual(try KeySlot(decoding: labelled), slot)
+    }
+
+    func testKeySlotLabelRules() {
+        XCTAssertNil(KeySlot.problem(withLabel: "backup server (root)"))
+        XCTAssertNil(KeySlot.problem(withLabel: "ключ Ärger \u{1F511}"))
+        XCTAssertNil(KeySlot.problem(withLabel: String(repeating: "x", count: 200)))
+        XCTAssertNil(KeySlot.problem(withLabel: String(repeating: "é", count: 100)), "200 bytes of UTF-8")
+        XCTAssertNotNil(KeySlot.problem(withLabel: String(repeating: "é", count: 101)), "202 bytes, 101 characters")
+        XCTAssertNotNil(KeySlot.problem(withLabel: String(repeating: "x", count: 201)))
+        XCTAssertNotNil(KeySlot.problem(withLabel: ""))
+        for bad in ["a\nb", "a\tb", "a\rb", "\u{0}", "a\u{7F}", "a\u{85}b", "a\u{2028}b", "\u{1B}[31mred"] {
+            XCTAssertNotNil(KeySlot.problem(withLabel: bad), bad.debugDescription)
+        }
+        XCTAssertEqual(
+            KeySlot.problem(withLabel: "a\nb"),
+            "a key label must not hold control characters or line breaks; this one holds U+000A"
+        )
+    }
+
     /// Names sort by their bytes; lookups and "first name from" searches are binary searches over them.
     func testTreeSearchByName() {
         let names: [[UInt8]] = [

@@ -739,7 +739,11 @@ private final class KnownAnswerFolder {
     func manager(store: String, passphrase: String, verify: Bool = true) throws -> BackupManager {
         let text = "backup:\n  local_dir: \"\(store)\"\n  compression_level: 6\n  verify_integrity: \(verify)\n"
         let config = try Configuration.parse(text, file: path + "/mount.conf")
-        return BackupManager(config: config, environment: ["POLYAD_PASSWORD": passphrase])
+        // The local state (key uses, failures) in the scratch folder, not the user's ~/.local/state.
+        return BackupManager(
+            config: config,
+            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": path + "/state"]
+        )
     }
 }
 
@@ -844,6 +848,37 @@ final class KnownAnswerStoreTests: XCTestCase {
             try ArticleStore(dir: store.dir, passphrase: passphrase + [0x0A]),
             "a newline is part of it"
         )
+    }
+
+    /// Section "Keys": a labelled slot has one key more, `label`, in its sorted place, and is otherwise the
+    /// slot the article describes (the article's reader opens it the same way). The previous version's slots,
+    /// which have no label, list with none.
+    func testKeysSectionALabelledSlotHasALabelKeyInItsSortedPlace() throws {
+        let folder = KnownAnswerFolder()
+        let pass = "labelled"
+        let manager = try folder.manager(store: folder.path + "/store", passphrase: pass, verify: false)
+        let label = "laptop \u{1F4BB} \"A/B\""
+        try manager.initialize(label: label)
+        let store = try ArticleStore(dir: folder.path + "/store", passphrase: Array(pass.utf8))
+        let slot = try articleJSON(store.slotBytes)
+        XCTAssertEqual(
+            Set(slot.keys),
+            ["created", "data", "hostname", "kdf", "label", "n", "p", "r", "salt", "username", "version"]
+        )
+        assertCompactSorted(store.slotBytes, keys: Array(slot.keys), "labelled key slot")
+        XCTAssertEqual(slot["label"] as? String, label)
+        XCTAssertEqual(slot["version"] as? Int, 1, "a label does not raise the version")
+        XCTAssertEqual(store.slotName, articleHex(SHA256.hash(store.slotBytes)))
+        XCTAssertEqual(try manager.keys().map(\.label), [label])
+
+        let older = KnownAnswerFolder()
+        let previous = try older.manager(
+            store: try older.previousVersionStore(),
+            passphrase: PreviousVersionStore.passphrase
+        )
+        let keys = try previous.keys()
+        XCTAssertFalse(keys.isEmpty)
+        XCTAssertEqual(keys.map(\.label), keys.map { _ in nil }, "slots written before labels have none")
     }
 
     // MARK: Config and envelopes (sections "Config", "Envelopes", "Versions")

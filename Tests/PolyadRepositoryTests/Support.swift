@@ -38,7 +38,11 @@ final class Scratch {
             attributes: [.posixPermissions: 0o600]
         )
         let config = try Configuration.load(file: conf)
-        return BackupManager(config: config, environment: ["POLYAD_PASSWORD": passphrase])
+        // The local state (key uses, failures) in the scratch folder, not the user's ~/.local/state.
+        return BackupManager(
+            config: config,
+            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": path + "/state"]
+        )
     }
 }
 

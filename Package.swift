@@ -3,7 +3,7 @@
 //
 // Layering (dependencies point one way, downwards):
 //   C shims (CZlibShim, CCryptoShim, CSystemShim, CFuseShim, CCurlShim)
-//   core: PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig,
+//   core: PolyadAudit (the access log), PolyadCrypto, PolyadCompression, PolyadChunker, PolyadFileSystem, PolyadFormat, PolyadStorage, PolyadConfig,
 //         PolyadS3 (the S3 backend: SigV4, requests over libcurl, retries), PolyadMirror (two copies, healed)
 //   repository: PolyadRepository (backup, restore, verify)
 //   service: PolyadService (BackupManager, backend factory, statistics)
@@ -58,6 +58,8 @@ let package = Package(
             dependencies: ["PolyadCrypto", "PolyadFormat", "PolyadStorage"],
             swiftSettings: swiftSettings
         ),
+        // The access log: JSON lines an auditor reads, written by one thread (the mount and the CLI).
+        .target(name: "PolyadAudit", dependencies: ["PolyadFileSystem"], swiftSettings: swiftSettings),
         .target(
             name: "PolyadConfig",
             dependencies: ["PolyadFileSystem", .product(name: "Yams", package: "Yams")],
@@ -89,7 +91,7 @@ let package = Package(
             name: "PolyadMount",
             dependencies: [
                 "PolyadService", "PolyadRepository", "PolyadFormat", "PolyadCrypto",
-                "PolyadFileSystem", "PolyadStorage",
+                "PolyadFileSystem", "PolyadStorage", "PolyadConfig", "PolyadAudit",
             ],
             swiftSettings: swiftSettings
         ),
@@ -98,8 +100,8 @@ let package = Package(
         .executableTarget(
             name: "polyadfs",
             dependencies: [
-                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadMirror", "CFuseShim",
-                "CSystemShim",
+                "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadMirror", "PolyadAudit",
+                "CFuseShim", "CSystemShim",
             ],
             swiftSettings: swiftSettings
         ),
@@ -107,7 +109,7 @@ let package = Package(
             name: "polyad",
             dependencies: [
                 "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "PolyadMirror", "PolyadS3",
-                "PolyadStorage", "CSystemShim",
+                "PolyadStorage", "PolyadAudit", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -141,6 +143,11 @@ let package = Package(
             dependencies: ["PolyadFileSystem", "PolyadTestSupport"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "PolyadAuditTests",
+            dependencies: ["PolyadAudit", "PolyadFileSystem", "PolyadTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "PolyadFormatTests", dependencies: ["PolyadFormat"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PolyadStorageTests",
@@ -168,7 +175,7 @@ let package = Package(
             name: "PolyadMountTests",
             dependencies: [
                 "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig",
-                "PolyadFormat", "PolyadFileSystem", "PolyadTestSupport",
+                "PolyadFormat", "PolyadFileSystem", "PolyadAudit", "PolyadTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

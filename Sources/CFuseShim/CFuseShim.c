@@ -170,6 +170,11 @@ void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi) { fi->keep_cach
 
 void polyad_fuse_file_info_direct_io(struct fuse_file_info *fi) { fi->direct_io = 1; }
 
+void polyad_fuse_file_info_cache_dir(struct fuse_file_info *fi) {
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+}
+
 void polyad_fuse_conn_configure(struct fuse_conn_info *conn, unsigned int max_io) {
     if (conn->max_readahead < max_io) conn->max_readahead = max_io;
     conn->max_write = max_io;   // libfuse derives the kernel's max_pages (largest request) from it

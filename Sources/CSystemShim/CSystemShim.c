@@ -50,3 +50,46 @@ int polyad_setxattr(const char *path, const char *name, const void *value, unsig
 int polyad_removexattr(const char *path, const char *name, int follow) {
     return follow ? removexattr(path, name) : lremovexattr(path, name);
 }
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+static int reload_pipe[2] = {-1, -1};
+
+static void reload_handler(int signo) {
+    (void)signo;
+    int saved = errno;
+    char byte = 'r';
+    if (reload_pipe[1] >= 0) (void)!write(reload_pipe[1], &byte, 1);
+    errno = saved;
+}
+
+int polyad_reload_signal_install(int signo) {
+    if (reload_pipe[0] < 0 && pipe2(reload_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    // The read end blocks; the handler's write end must not.
+    int flags = fcntl(reload_pipe[0], F_GETFL);
+    fcntl(reload_pipe[0], F_SETFL, flags & ~O_NONBLOCK);
+    struct sigaction sa;
+    sa.sa_handler = reload_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    return sigaction(signo, &sa, NULL);
+}
+
+int polyad_reload_signal_wait(void) {
+    char byte;
+    for (;;) {
+        ssize_t n = read(reload_pipe[0], &byte, 1);
+        if (n == 1) return byte == 'r' ? 1 : 0;
+        if (n < 0 && errno == EINTR) continue;
+        return 0;
+    }
+}
+
+void polyad_reload_signal_stop(void) {
+    char byte = 'q';
+    if (reload_pipe[1] >= 0) (void)!write(reload_pipe[1], &byte, 1);
+}
+
+int polyad_disable_core_dumps(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }

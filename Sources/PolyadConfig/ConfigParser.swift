@@ -2,7 +2,7 @@ import Yams
 
 /// The keys `mount.conf` accepts, per section, in the order suggestions prefer them.
 enum Schema {
-    static let sections = ["backup", "s3", "mirror", "mount", "retention", "log"]
+    static let sections = ["backup", "s3", "mirror", "mount", "retention", "log", "access"]
     static let keys: [String: [String]] = [
         "backup": [
             "local_dir", "s3_bucket", "retention_days", "cleanup_interval", "compression_level", "encryption_key",
@@ -19,7 +19,13 @@ enum Schema {
             "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
             "keep_tags",
         ],
-        "log": ["level", "file"],
+        "log": ["level", "file", "access"],
+        "access": ["default_role", "roles", "file_permissions", "check_every_walk"],
+        "access.roles": ["admin", "writer", "reader", "none"],
+        "access.roles.admin": ["users", "groups"],
+        "access.roles.writer": ["users", "groups"],
+        "access.roles.reader": ["users", "groups"],
+        "access.roles.none": ["users", "groups"],
     ]
 }
 
@@ -64,6 +70,7 @@ struct ConfigParser {
             case "mount": try parseMount(entry.value, into: &config)
             case "retention": try parseRetention(entry.value, into: &config)
             case "log": try parseLog(entry.value, into: &config)
+            case "access": config.access = try parseAccess(entry.value)
             default: break  // entries(of:) admits only known sections.
             }
         }
@@ -224,22 +231,57 @@ struct ConfigParser {
     private func parseLog(_ node: Node, into config: inout Configuration) throws(ConfigError) {
         for entry in try entries(of: node, section: "log") {
             switch entry.name {
-            case "level":
-                let name = try text(entry)
-                guard let level = LogLevel(rawValue: name.lowercased()) else {
-                    let names = LogLevel.allCases.map(\.rawValue)
-                    let hint = Suggestions.closest(to: name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
-                    throw failure(
-                        at: entry.value,
-                        key: entry.path,
-                        "unknown level '\(name)'\(hint); use one of \(names.joined(separator: ", "))"
-                    )
-                }
-                config.log.level = level
+            case "level": config.log.level = try choice(entry, "level")
             case "file": config.log.file = try path(entry)
+            case "access": config.log.access = try path(entry)
             default: break
             }
         }
+    }
+
+    private func parseAccess(_ node: Node) throws(ConfigError) -> AccessSettings {
+        var access = AccessSettings()
+        for entry in try entries(of: node, section: "access") {
+            switch entry.name {
+            case "default_role": access.defaultRole = try choice(entry, "role")
+            case "file_permissions": access.filePermissions = try boolean(entry)
+            case "check_every_walk": access.checkEveryWalk = try boolean(entry)
+            case "roles":
+                for roleEntry in try entries(of: entry.value, section: "access.roles") {
+                    let role = AccessRole(rawValue: roleEntry.name)!  // entries(of:) admits only the role names
+                    var principals = AccessPrincipals()
+                    for list in try entries(of: roleEntry.value, section: "access.roles.\(roleEntry.name)") {
+                        let names = try textList(list)
+                        if let bad = names.first(where: { $0.isEmpty || $0.contains(where: \.isNewline) }) {
+                            throw failure(at: list.value, key: list.path, "'\(bad)' is not a user or group name")
+                        }
+                        if list.name == "users" { principals.users += names } else { principals.groups += names }
+                    }
+                    access.roles[role] = principals
+                }
+            default: break
+            }
+        }
+        return access
+    }
+
+    /// One of the names of `T` (a level, a role), in any case; else an error naming them all, with a
+    /// did-you-mean.
+    private func choice<T: RawRepresentable & CaseIterable>(
+        _ entry: Entry,
+        _ what: String
+    ) throws(ConfigError) -> T where T.RawValue == String {
+        let name = try text(entry)
+        guard let value = T(rawValue: name.lowercased()) else {
+            let names = T.allCases.map(\.rawValue)
+            let hint = Suggestions.closest(to: name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            throw failure(
+                at: entry.value,
+                key: entry.path,
+                "unknown \(what) '\(name)'\(hint); use one of \(names.joined(separator: ", "))"
+            )
+        }
+        return value
     }
 
     // MARK: - Keys

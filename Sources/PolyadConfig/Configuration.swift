@@ -48,6 +48,9 @@ public struct Configuration: Sendable {
     public var retention: RetentionPolicy
     /// The `log:` section.
     public var log: LogSettings
+    /// The `access:` section; `nil` when there is none (then a mount serves only its owner, and refuses to
+    /// start with `mount.allow_other`).
+    public var access: AccessSettings?
 
     /// Where each secret key sits in the file, for the permission check and its message.
     var secretLocations: [SourceLocation] = []
@@ -89,7 +92,8 @@ public struct Configuration: Sendable {
         mirror: MirrorSettings = MirrorSettings(),
         mount: MountSettings = MountSettings(),
         retention: RetentionPolicy = RetentionPolicy(),
-        log: LogSettings = LogSettings()
+        log: LogSettings = LogSettings(),
+        access: AccessSettings? = nil
     ) {
         self.file = file
         self.localDirectory = localDirectory
@@ -106,6 +110,7 @@ public struct Configuration: Sendable {
         self.mount = mount
         self.retention = retention
         self.log = log
+        self.access = access
     }
 
     /// Where `/incoming` stages what is written to it: `mount.staging_dir`; by default beside a local store
@@ -154,6 +159,7 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
             "verifyIntegrity: \(verifyIntegrity)", "packSizeMiB: \(packSizeMiB)",
             "passphrase: \(passphraseSource)", "keyCommandTimeout: \(keyCommandTimeout)", "s3: \(s3)",
             "mirror: \(mirror)", "mount: \(mount)", "retention: \(retention)", "log: \(log)",
+            "access: \(access.map { "\($0)" } ?? "none")",
         ]
         return "Configuration(" + parts.joined(separator: ", ") + ")"
     }
@@ -171,6 +177,7 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
                 "compressionLevel": compressionLevel, "verifyIntegrity": verifyIntegrity, "packSizeMiB": packSizeMiB,
                 "passphraseSource": passphraseSource, "keyCommandTimeout": keyCommandTimeout, "s3": s3,
                 "mirror": mirror, "mount": mount, "retention": retention, "log": log,
+                "access": access as Any,
             ],
             displayStyle: .struct
         )

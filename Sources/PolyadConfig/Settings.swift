@@ -285,10 +285,79 @@ public struct LogSettings: Sendable, Equatable {
     /// An absolute path to write the log to (relative paths in the file are resolved against its folder);
     /// `nil` for standard error.
     public var file: String?
+    /// The access log (JSON lines, `log.access`): every request of the mount and every CLI run that changes or
+    /// reads the store; `nil` for none.
+    public var access: String?
 
-    /// Creates log settings; defaults to `info` on standard error.
-    public init(level: LogLevel = .info, file: String? = nil) {
+    /// Creates log settings; defaults to `info` on standard error, no access log.
+    public init(level: LogLevel = .info, file: String? = nil, access: String? = nil) {
         self.level = level
         self.file = file
+        self.access = access
+    }
+}
+
+/// What a caller of the mount may do, from least to most (`access:` in mount.conf).
+public enum AccessRole: String, Sendable, Equatable, Comparable, CaseIterable {
+    /// Nothing: every request but the mount point's own `stat` is refused (EACCES), the root folder's listing
+    /// too.
+    case none
+    /// Browse and read snapshots, and read `/.polyad/status` and `/.polyad/stats.json`.
+    case reader
+    /// A reader who may also create and write under `/incoming` (and there sees only what they wrote).
+    case writer
+    /// Everything: every file of every snapshot whatever its stored mode, all of `/incoming`, `/.polyad/metrics`.
+    case admin
+
+    private var rank: Int {
+        switch self {
+        case .none: 0
+        case .reader: 1
+        case .writer: 2
+        case .admin: 3
+        }
+    }
+
+    public static func < (a: AccessRole, b: AccessRole) -> Bool { a.rank < b.rank }
+}
+
+/// The users and groups a role is given to, as written in mount.conf: names or numeric ids (as text),
+/// resolved to ids when the mount starts and on SIGHUP.
+public struct AccessPrincipals: Sendable, Equatable {
+    public var users: [String]
+    public var groups: [String]
+
+    public init(users: [String] = [], groups: [String] = []) {
+        self.users = users
+        self.groups = groups
+    }
+}
+
+/// The `access:` section: who may use a mount shared with other users (`mount.allow_other`).
+public struct AccessSettings: Sendable, Equatable {
+    /// The role of a caller no rule names. Default ``AccessRole/none``.
+    public var defaultRole: AccessRole
+    /// The users and groups of each role (a caller named by several rules gets the highest).
+    public var roles: [AccessRole: AccessPrincipals]
+    /// Whether readers and writers open files and list folders of a snapshot only where its stored owner, group
+    /// and mode would have let them (the default); root and admins see everything.
+    public var filePermissions: Bool
+    /// Whether every path walk into the mount reaches the access check (the default): the kernel keeps no
+    /// entry of the root folder, so a caller with no role is refused even where another user's walk left
+    /// entries in the kernel's cache. `false` lets the kernel keep them for a second, as without roles: a
+    /// walk costs one request less, and a caller with no role may then `stat` (never open, read or list)
+    /// entries another user walked to within that second.
+    public var checkEveryWalk: Bool
+
+    public init(
+        defaultRole: AccessRole = .none,
+        roles: [AccessRole: AccessPrincipals] = [:],
+        filePermissions: Bool = true,
+        checkEveryWalk: Bool = true
+    ) {
+        self.defaultRole = defaultRole
+        self.roles = roles
+        self.filePermissions = filePermissions
+        self.checkEveryWalk = checkEveryWalk
     }
 }

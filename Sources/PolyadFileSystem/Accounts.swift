@@ -16,6 +16,10 @@ public enum Accounts {
 
     private static let cache = Mutex(Cache())
 
+    /// Forgets every cached answer, so that the next lookups ask the account database again (a mount's SIGHUP:
+    /// users and groups made or renamed since).
+    public static func forgetCachedNames() { cache.withLock { $0 = Cache() } }
+
     /// The name of a user id, or nil if it has no entry.
     public static func userName(uid: UInt32) -> String? {
         if let cached = cache.withLock({ $0.userNames[uid] }) { return cached }

@@ -16,6 +16,9 @@ final class ControlFilesProvider: TreeProvider {
 
         var name: [UInt8] { Array(rawValue.utf8) }
         var inode: UInt64 { FixedInode.firstControlFile + UInt64(Self.inOrder.firstIndex(of: self)!) }
+        /// Whether only admins may read it (with an `access:` section): the metrics name every figure of the
+        /// store and the mount.
+        var adminOnly: Bool { self == .metrics }
     }
 
     /// The folder (`file` nil) or one of its files.

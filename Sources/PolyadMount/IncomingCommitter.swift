@@ -79,6 +79,7 @@ final class IncomingCommitter: Sendable {
     private let catalog: SnapshotCatalog
     private let settleSeconds: Double
     private let log: @Sendable (String) -> Void
+    private let event: MountEventSink
     /// Tells the kernel to drop its cached entry `name` of folder `inode`.
     private let invalidateEntry: @Sendable (UInt64, [UInt8]) -> Void
     private let state = Mutex(State())
@@ -95,6 +96,7 @@ final class IncomingCommitter: Sendable {
         catalog: SnapshotCatalog,
         settleSeconds: Double,
         log: @escaping @Sendable (String) -> Void,
+        event: @escaping MountEventSink = { _, _, _ in },
         invalidateEntry: @escaping @Sendable (UInt64, [UInt8]) -> Void
     ) {
         self.incoming = incoming
@@ -104,6 +106,7 @@ final class IncomingCommitter: Sendable {
         self.catalog = catalog
         self.settleSeconds = settleSeconds
         self.log = log
+        self.event = event
         self.invalidateEntry = invalidateEntry
     }
 
@@ -250,8 +253,17 @@ final class IncomingCommitter: Sendable {
                 s.retryAt = nil
             }
             catalog.refresh(interval: 0)
+            event(
+                "commit",
+                true,
+                [
+                    ("snapshot", result.id.short), ("files", "\(census.files)"), ("bytes", "\(census.bytes)"),
+                    ("writer_uid", options.metadata["writer_uid"] ?? ""),
+                ]
+            )
             return removeCommitted(name)
         } catch {
+            event("commit", false, [("message", Self.message(error))])
             fail("/incoming commit failed (the staged data is kept and the commit retried): \(Self.message(error))")
             return false
         }

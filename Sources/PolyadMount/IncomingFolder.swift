@@ -278,6 +278,22 @@ final class IncomingFolder: TreeProvider {
         do { return try body() } catch { throw FileSystemErrno(error.errno) }
     }
 
+    // MARK: Who owns what (access control: a writer sees only what they wrote)
+
+    /// The staged owner of `inode` (nil for `/incoming` itself, which every writer shares, or if it is gone).
+    func stagedOwner(of inode: Inode) -> UInt32? {
+        guard inode.number != FixedInode.incoming, let n = inode.entry as? StagedNode else { return nil }
+        return (try? FileSystem.status(descriptor: n.fd))?.uid
+    }
+
+    /// The staged owner of the entry `name` of `folder`, or nil if there is none.
+    func stagedOwner(of name: [UInt8], in folder: Inode) -> UInt32? {
+        guard let parent = try? state.withLock({ (s) throws(FileSystemErrno) in try liveNode(folder, s) }) else {
+            return nil
+        }
+        return (try? FileSystem.linkStatus(at: parent.fd, name))?.uid
+    }
+
     // MARK: Reading the tree
 
     func lookup(_ name: [UInt8], in folder: Inode, caller: Caller) throws(FileSystemErrno) -> UInt64 {

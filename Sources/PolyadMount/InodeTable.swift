@@ -219,8 +219,8 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// The path of an inode below the mount point, for log lines.
-    func path(of number: UInt64) -> String {
+    /// The path of an inode below the mount point, as bytes (for the access log).
+    func pathBytes(of number: UInt64) -> [UInt8] {
         state.withLock { s in
             var parts = [[UInt8]]()
             var at = number
@@ -230,9 +230,14 @@ final class InodeTable: Sendable {
                 at = r.parent
                 guardCount += 1
             }
-            return "/" + parts.reversed().map { PathBytes.display($0) }.joined(separator: "/")
+            var out: [UInt8] = []
+            for p in parts.reversed() { out += [0x2F] + p }
+            return out.isEmpty ? [0x2F] : out
         }
     }
+
+    /// The path of an inode below the mount point, for log lines.
+    func path(of number: UInt64) -> String { PathBytes.display(pathBytes(of: number)) }
 
     /// How many inodes the table holds.
     var count: Int { state.withLock { $0.records.count } }

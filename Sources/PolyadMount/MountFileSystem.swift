@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import PolyadAudit
 import PolyadFileSystem
 import PolyadFormat
 import PolyadRepository
@@ -31,6 +32,8 @@ public final class MountFileSystem: Sendable {
     private let readLock: StoreReadLock
     private let cleanup: StoreCleanup
     private let committerStarted = Atomic<Bool>(false)
+    /// Where every request is checked against the roles and logged (`access:`, `log.access`).
+    private let gate: RequestGate
     /// Handles of `/incoming`'s open files carry this bit; the reader's do not.
     private static let stagedHandleBit: UInt64 = 1 << 63
 
@@ -51,6 +54,8 @@ public final class MountFileSystem: Sendable {
     ///     forget closed ones (default: half the open-file limit).
     ///   - invalidateEntry: tells the kernel to drop its cached entry `name` of folder `inode` (what a commit
     ///     took out of `/incoming`).
+    ///   - access: who may do what (`access:`); by default the mount's owner alone, unchecked.
+    ///   - accessLog: where each request's decision is logged (`log.access`), or nil.
     public init(
         manager: BackupManager,
         repository: Repository,
@@ -63,7 +68,9 @@ public final class MountFileSystem: Sendable {
         log: @escaping @Sendable (String) -> Void,
         willBlock: @escaping @Sendable () -> Void = {},
         pushToKernel: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in },
-        invalidateEntry: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in }
+        invalidateEntry: @escaping @Sendable (UInt64, [UInt8]) -> Void = { _, _ in },
+        access: AccessControl = AccessControl(ownerOnly: getuid()),
+        accessLog: AccessLog? = nil
     ) throws(RepositoryError) {
         self.repository = repository
         self.willBlock = willBlock
@@ -131,6 +138,11 @@ public final class MountFileSystem: Sendable {
         } catch {
             throw RepositoryError.system(error)
         }
+        let gate = RequestGate(control: access, log: accessLog, table: table, incoming: incoming)
+        self.gate = gate
+        let event: MountEventSink = { operation, succeeded, fields in
+            gate.event(operation, result: succeeded ? .ok : .failed, fields: fields)
+        }
         let turn = StoreTurn()
         let committer = IncomingCommitter(
             incoming: incoming,
@@ -140,6 +152,7 @@ public final class MountFileSystem: Sendable {
             catalog: catalog,
             settleSeconds: settleSeconds,
             log: log,
+            event: event,
             invalidateEntry: invalidateEntry
         )
         self.incoming = incoming
@@ -152,7 +165,8 @@ public final class MountFileSystem: Sendable {
             openChunks: { reader.openChunks() },
             turn: turn,
             afterRun: { catalog.refresh(interval: 0) },
-            log: log
+            log: log,
+            event: event
         )
         self.cleanup = cleanup
         let control = ControlFilesProvider(
@@ -192,6 +206,31 @@ public final class MountFileSystem: Sendable {
         cleanup.start()
     }
 
+    /// The access log's line for the mount coming up at `mountpoint`.
+    public func noteMounted(at mountpoint: [UInt8]) {
+        gate.event(
+            "mount",
+            fields: [
+                ("mountpoint", PathBytes.display(mountpoint)), ("store", repository.backend.location),
+                ("roles", gate.control.enforced ? "checked" : "owner only"),
+            ]
+        )
+    }
+
+    /// The access log's line for the unmount; everything logged so far is written before it returns.
+    public func noteUnmounted() {
+        gate.event("unmount")
+        gate.log?.flush()
+    }
+
+    /// The rules resolved again and the access log reopened (SIGHUP).
+    public func reload() -> [String] {
+        let problems = gate.control.enforced ? gate.control.reload() : []
+        gate.log?.reopen()
+        gate.event("reload", fields: problems.map { ("problem", $0) })
+        return problems
+    }
+
     /// One automatic forget + prune now (for tests that drive it).
     public func cleanUpNow() { cleanup.runOnce() }
 
@@ -214,8 +253,49 @@ public final class MountFileSystem: Sendable {
     /// Looks up `name` in directory `parent`; counts one lookup of the result.
     public func lookup(parent: UInt64, name: [UInt8], caller: Caller) throws(FileSystemErrno) -> Attributes {
         let folder = try table.folder(parent)
-        let child = try owner(folder).lookup(name, in: folder, caller: caller)
-        return try attributes(child, caller: caller)
+        return try gated(.lookup, folder, name: name, caller: caller) { () throws(FileSystemErrno) in
+            let child = try owner(folder).lookup(name, in: folder, caller: caller)
+            return try entryAttributes(child)
+        }
+    }
+
+    /// Runs a request's work once the gate let it through, and logs its answer.
+    private func gated<T>(
+        _ operation: AccessOperation,
+        _ inode: Inode,
+        name: [UInt8]? = nil,
+        caller: Caller,
+        want: AccessControl.Want = [],
+        _ work: () throws(FileSystemErrno) -> T
+    ) throws(FileSystemErrno) -> T {
+        let request = try gate.admit(operation, inode, name: name, caller: caller, want: want)
+        do {
+            let result = try work()
+            gate.finish(request, .ok)
+            return result
+        } catch {
+            gate.finish(request, .error(error.code))
+            throw error
+        }
+    }
+
+    /// The attributes of an entry being looked up or listed (the request itself was checked). With roles, the
+    /// kernel is told not to keep the entry when a path walk to it must reach the gate each time: the top
+    /// folders' entries (so every walk into the mount is checked; unless `access.check_every_walk` is off), and a snapshot entry below a folder that not
+    /// everyone may search by its stored mode (else a stat of it by another caller, after an admin's walk, would
+    /// be answered from the kernel's cache). Other entries may be cached; their opens and listings are checked
+    /// one by one.
+    public func entryAttributes(_ inode: UInt64) throws(FileSystemErrno) -> Attributes {
+        let i = try table.inode(inode)
+        var a = try owner(i).attributes(of: i, caller: .currentProcess)
+        let control = gate.control
+        if control.enforced,
+            (i.parent == FixedInode.root && control.checkEveryWalk) || gate.isBehindAClosedFolder(i)
+        {
+            a.entrySeconds = 0
+            a.cacheSeconds = 0
+        }
+        return a
     }
 
     /// The kernel forgets `count` lookups of `inode`; at zero the inode is dropped (it is made again on the
@@ -232,29 +312,48 @@ public final class MountFileSystem: Sendable {
     /// The entries of directory `inode`, "." and ".." first.
     public func readDirectory(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> [DirectoryEntry] {
         let folder = try table.inode(inode)
-        let entries = try owner(folder).listing(of: folder, caller: caller)
+        var entries = try owner(folder).listing(of: folder, caller: caller)
+        if gate.listingsDiffer(folder) { entries.removeAll { !gate.shows($0.inode, caller: caller) } }
         return [
             DirectoryEntry(name: [46], inode: inode, mode: S_IFDIR),
             DirectoryEntry(name: [46, 46], inode: folder.parent, mode: S_IFDIR),
         ] + entries
     }
 
+    /// Opens a folder for listing (OPENDIR, sent only when the gate checks or logs requests): whether the
+    /// kernel may keep its listing for everyone (not in `/incoming`, where each writer sees their own).
+    public func openFolder(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> Bool {
+        let i = try table.folder(inode)
+        try gated(.readdir, i, caller: caller, want: .read) { () throws(FileSystemErrno) in }
+        return !gate.listingsDiffer(i)
+    }
+
+    /// Whether folders must be opened (OPENDIR) so that each listing is checked and logged.
+    public var checksFolderOpens: Bool { gate.active }
+
     /// The attributes of `inode`.
     public func attributes(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> Attributes {
         let i = try table.inode(inode)
-        return try owner(i).attributes(of: i, caller: caller)
+        return try gated(.getattr, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).attributes(of: i, caller: caller)
+        }
     }
 
     /// The target of a symlink inode.
     public func readLink(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> [UInt8] {
         let i = try table.inode(inode)
-        return try owner(i).readLink(i, caller: caller)
+        return try gated(.readlink, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).readLink(i, caller: caller)
+        }
     }
 
     /// `access(2)`: throws unless `caller` may access `inode` as `mask` asks (write access: EROFS).
     public func checkAccess(_ inode: UInt64, mask: Int32, caller: Caller) throws(FileSystemErrno) {
         let i = try table.inode(inode)
-        try owner(i).checkAccess(i, mask: mask, caller: caller)
+        let want = AccessControl.Want(rawValue: mask & (R_OK | X_OK))
+        try gated(.access, i, caller: caller, want: want) { () throws(FileSystemErrno) in
+            try owner(i).checkAccess(i, mask: mask, caller: caller)
+        }
     }
 
     // MARK: Extended attributes
@@ -263,13 +362,19 @@ public final class MountFileSystem: Sendable {
     /// that `cp -a` and `rsync -X` copy exactly the attributes that were backed up).
     public func extendedAttributeNames(_ inode: UInt64, caller: Caller) throws(FileSystemErrno) -> [[UInt8]] {
         let i = try table.inode(inode)
-        return try owner(i).extendedAttributeNames(of: i, caller: caller)
+        return try gated(.listxattr, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).extendedAttributeNames(of: i, caller: caller)
+        }
     }
 
     /// One extended attribute's value; `ENODATA` if there is none.
+    /// (A `user.` attribute is content: reading it needs read permission, as on a local disk.)
     public func extendedAttribute(_ inode: UInt64, name: [UInt8], caller: Caller) throws(FileSystemErrno) -> [UInt8] {
         let i = try table.inode(inode)
-        return try owner(i).extendedAttribute(name, of: i, caller: caller)
+        let want: AccessControl.Want = name.starts(with: Array("user.".utf8)) ? .read : []
+        return try gated(.getxattr, i, caller: caller, want: want) { () throws(FileSystemErrno) in
+            try owner(i).extendedAttribute(name, of: i, caller: caller)
+        }
     }
 
     // MARK: Reading
@@ -277,6 +382,20 @@ public final class MountFileSystem: Sendable {
     /// Opens a file with the `open(2)` `flags` (anything but `O_RDONLY` is EROFS: the mount is read-only).
     public func open(_ inode: UInt64, flags: Int32 = O_RDONLY, caller: Caller) throws(FileSystemErrno) -> OpenedFile {
         let i = try table.inode(inode)
+        // Writing: a snapshot answers EROFS itself, `/incoming` is the staging disk's to decide.
+        let want: AccessControl.Want = flags & O_ACCMODE == O_RDONLY ? .read : []
+        let request = try gate.admit(.open, i, caller: caller, want: want)
+        let opened: OpenedFile
+        do { opened = try openAdmitted(i, flags: flags, caller: caller) } catch {
+            gate.finish(request, .error(error.code))
+            throw error
+        }
+        gate.opened(opened.handle, request)
+        return opened
+    }
+
+    private func openAdmitted(_ i: Inode, flags: Int32, caller: Caller) throws(FileSystemErrno) -> OpenedFile {
+        let inode = i.number
         switch try owner(i).open(i, flags: flags, caller: caller) {
         case .content(let file):
             if file.generated == nil {
@@ -317,8 +436,14 @@ public final class MountFileSystem: Sendable {
     ) throws(FileSystemErrno)
         -> [ArraySlice<UInt8>]
     {
-        if let h = Self.staged(handle) { return [try incoming.read(h, offset: offset, size: size)[...]] }
-        return try reader.read(handle, offset: offset, size: size)
+        let slices: [ArraySlice<UInt8>]
+        if let h = Self.staged(handle) {
+            slices = [try incoming.read(h, offset: offset, size: size)[...]]
+        } else {
+            slices = try reader.read(handle, offset: offset, size: size)
+        }
+        if gate.log != nil { gate.transferred(handle, slices.reduce(0) { $0 + $1.count }) }
+        return slices
     }
 
     /// `lseek` with `SEEK_DATA` or `SEEK_HOLE`: where the next data or hole starts at or after `offset`.
@@ -338,6 +463,7 @@ public final class MountFileSystem: Sendable {
 
     /// Closes an open file (its last descriptor).
     public func release(_ handle: UInt64, caller: Caller) {
+        gate.released(handle)
         if let h = Self.staged(handle) {
             incoming.release(h)
         } else if let file = reader.release(handle), file.generated == nil {
@@ -355,7 +481,9 @@ public final class MountFileSystem: Sendable {
         caller: Caller
     ) throws(FileSystemErrno) -> Int {
         guard let h = Self.staged(handle) else { throw FileSystemErrno(EBADF) }
-        return try incoming.write(h, bytes, offset: offset)
+        let written = try incoming.write(h, bytes, offset: offset)
+        gate.transferred(handle, written)
+        return written
     }
 
     /// A `close` of one descriptor of the file: what was written is on the staging disk when it returns.
@@ -397,8 +525,16 @@ public final class MountFileSystem: Sendable {
         caller: Caller
     ) throws(FileSystemErrno) -> (Attributes, OpenedFile) {
         let folder = try table.folder(parent)
-        let made = try owner(folder).create(name, in: folder, mode: mode, flags: flags, caller: caller)
-        return (try attributes(made.inode, caller: caller), Self.openedStaged(made.handle, flags: flags))
+        let request = try gate.admit(.create, folder, name: name, caller: caller)
+        do {
+            let made = try owner(folder).create(name, in: folder, mode: mode, flags: flags, caller: caller)
+            let opened = Self.openedStaged(made.handle, flags: flags)
+            gate.opened(opened.handle, request)
+            return (try entryAttributes(made.inode), opened)
+        } catch {
+            gate.finish(request, .error(error.code))
+            throw error
+        }
     }
 
     /// `mkdir`, `mknod` or `symlink`: the new entry's attributes (one lookup counted).
@@ -411,7 +547,15 @@ public final class MountFileSystem: Sendable {
         -> Attributes
     {
         let folder = try table.folder(parent)
-        return try attributes(try owner(folder).make(name, in: folder, kind: kind, caller: caller), caller: caller)
+        let operation: AccessOperation =
+            switch kind {
+            case .folder: .mkdir
+            case .node: .mknod
+            case .symlink: .symlink
+            }
+        return try gated(operation, folder, name: name, caller: caller) { () throws(FileSystemErrno) in
+            try entryAttributes(try owner(folder).make(name, in: folder, kind: kind, caller: caller))
+        }
     }
 
     /// A hard link: the attributes of the linked inode (one more lookup counted).
@@ -426,13 +570,19 @@ public final class MountFileSystem: Sendable {
         let i = try table.inode(inode)
         let folder = try table.folder(newParent)
         guard i.owner == folder.owner else { throw FileSystemErrno(EXDEV) }
-        return try attributes(try owner(folder).link(i, as: newName, in: folder, caller: caller), caller: caller)
+        // The linked file must be the caller's to see, and the new name theirs to make.
+        _ = try gate.admit(.getattr, i, caller: caller)
+        return try gated(.link, folder, name: newName, caller: caller) { () throws(FileSystemErrno) in
+            try entryAttributes(try owner(folder).link(i, as: newName, in: folder, caller: caller))
+        }
     }
 
     /// `unlink` (or `rmdir`, `isFolder`).
     public func remove(parent: UInt64, name: [UInt8], isFolder: Bool, caller: Caller) throws(FileSystemErrno) {
         let folder = try table.folder(parent)
-        try owner(folder).remove(name, in: folder, isFolder: isFolder, caller: caller)
+        try gated(isFolder ? .rmdir : .unlink, folder, name: name, caller: caller) { () throws(FileSystemErrno) in
+            try owner(folder).remove(name, in: folder, isFolder: isFolder, caller: caller)
+        }
     }
 
     /// `rename`/`renameat2`: EXDEV between parts of the tree (`/incoming` and a snapshot), as between disks.
@@ -447,7 +597,10 @@ public final class MountFileSystem: Sendable {
         let from = try table.folder(parent)
         let to = try table.folder(newParent)
         guard from.owner == to.owner else { throw FileSystemErrno(EXDEV) }
-        try owner(from).rename(name, in: from, to: newName, in: to, flags: flags, caller: caller)
+        try gated(.rename, from, name: name, caller: caller) { () throws(FileSystemErrno) in
+            try gate.admitTarget(to, name: newName, caller: caller)
+            try owner(from).rename(name, in: from, to: newName, in: to, flags: flags, caller: caller)
+        }
     }
 
     /// `setattr`: the attributes after the change.
@@ -461,7 +614,9 @@ public final class MountFileSystem: Sendable {
         let i = try table.inode(inode)
         var changes = changes
         changes.handle = changes.handle.flatMap(Self.staged)
-        return try owner(i).setAttributes(changes, of: i, caller: caller)
+        return try gated(.setattr, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).setAttributes(changes, of: i, caller: caller)
+        }
     }
 
     /// `setxattr`.
@@ -473,13 +628,17 @@ public final class MountFileSystem: Sendable {
         caller: Caller
     ) throws(FileSystemErrno) {
         let i = try table.inode(inode)
-        try owner(i).setExtendedAttribute(name, value: value, flags: flags, of: i, caller: caller)
+        try gated(.setxattr, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).setExtendedAttribute(name, value: value, flags: flags, of: i, caller: caller)
+        }
     }
 
     /// `removexattr`.
     public func removeExtendedAttribute(_ inode: UInt64, name: [UInt8], caller: Caller) throws(FileSystemErrno) {
         let i = try table.inode(inode)
-        try owner(i).removeExtendedAttribute(name, of: i, caller: caller)
+        try gated(.removexattr, i, caller: caller) { () throws(FileSystemErrno) in
+            try owner(i).removeExtendedAttribute(name, of: i, caller: caller)
+        }
     }
 
     /// Waits for the read-ahead work under way (decodes, pushes to the kernel) to finish.

@@ -8,14 +8,13 @@ public struct FileSystemErrno: Error, Sendable {
 }
 
 /// Who asks: the process behind a request, as the kernel reports it. Every operation of `MountFileSystem`
-/// takes one and hands it to the provider that owns the inode, so that access control (roles mapped from
-/// uid and gid, a later issue) is decided in one place. Nothing checks it yet.
+/// takes one; its `RequestGate` decides from it what the caller may do (the role from uid, gid and groups,
+/// the stored modes inside snapshots).
 public struct Caller: Sendable, Hashable {
     public var uid: UInt32
     public var gid: UInt32
-    /// Supplementary groups. Empty for now: the kernel does not send them with a request, and
-    /// `fuse_req_getgroups` reads them from `/proc/PID/task/TID/status` (a file read per call), so access
-    /// control will fetch them only for a request whose answer depends on a group, not on every request.
+    /// Supplementary groups, when known. The kernel does not send them with a request: empty from FUSE, and
+    /// then `AccessControl` reads them from `/proc/TID/status` (kept a second) only when a group decides.
     public var groups: [UInt32]
     /// The calling thread's id, as FUSE reports it.
     public var pid: Int32
@@ -46,6 +45,9 @@ public struct Attributes: Sendable {
     public var ctime: Timestamp
     /// How long the kernel may cache this (seconds): long for snapshot content, short for the listings.
     public var cacheSeconds: Double
+    /// How long the kernel may keep the entry (name → inode) when it is not as long as the attributes: 0 for
+    /// the top folders when roles are checked, so that every path walk into the mount is seen.
+    public var entrySeconds: Double? = nil
 
     /// A read-only folder owned by the daemon's user, with all three times at `time`, cached for a second:
     /// what the mount's own folders start from.

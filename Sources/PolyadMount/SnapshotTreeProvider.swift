@@ -255,6 +255,22 @@ final class SnapshotTreeProvider: TreeProvider {
         return a
     }
 
+    /// The stored mode, owner and group of a node of a snapshot's tree; nil for the catalog's own folders
+    /// (`/snapshots`, the days, `latest`, a snapshot's root), which everyone with a role may read.
+    static func storedOwnership(_ inode: Inode) -> (mode: UInt32, uid: UInt32, gid: UInt32)? {
+        guard let entry = inode.entry as? SnapshotNode else { return nil }
+        return (entry.node.mode & 0o7777, entry.node.uid, entry.node.gid)
+    }
+
+    /// Whether `inode` is a folder of a snapshot's tree or of the catalog.
+    static func isFolder(_ inode: Inode) -> Bool {
+        guard let entry = inode.entry as? SnapshotNode else {
+            if let c = inode.entry as? CatalogEntry, case .latest = c.kind { return false }
+            return true
+        }
+        return entry.node.kind == .directory
+    }
+
     /// A tree node's attributes, as it was backed up; cached by the kernel for a day (snapshots never change).
     private static func attributes(of n: Node, inode: UInt64) -> Attributes {
         let stored = n.content.reduce(UInt64(0)) { if case .chunk(_, let l) = $1 { $0 + UInt64(l) } else { $0 } }

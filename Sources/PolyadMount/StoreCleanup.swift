@@ -40,6 +40,7 @@ final class StoreCleanup: Sendable {
     private let turn: StoreTurn
     private let afterRun: @Sendable () -> Void
     private let log: @Sendable (String) -> Void
+    private let event: MountEventSink
     private let state: Mutex<CleanupStatus>
     private let thread: PeriodicThread
 
@@ -50,7 +51,8 @@ final class StoreCleanup: Sendable {
         openChunks: @escaping @Sendable () -> [BlobID],
         turn: StoreTurn,
         afterRun: @escaping @Sendable () -> Void,
-        log: @escaping @Sendable (String) -> Void
+        log: @escaping @Sendable (String) -> Void,
+        event: @escaping MountEventSink = { _, _, _ in }
     ) {
         self.manager = manager
         self.interval = interval
@@ -59,6 +61,7 @@ final class StoreCleanup: Sendable {
         self.turn = turn
         self.afterRun = afterRun
         self.log = log
+        self.event = event
         state = Mutex(CleanupStatus(intervalSeconds: Int(interval)))
         thread = PeriodicThread(interval: interval)
     }
@@ -112,6 +115,15 @@ final class StoreCleanup: Sendable {
                 + (note.map { "; \($0)" } ?? "")
         }
         log("cleanup: " + line)
+        if let failure {
+            event("prune", false, [("message", failure.message)])
+        } else {
+            event(
+                "prune",
+                true,
+                [("forgotten", "\(forgotten)"), ("freed_bytes", "\(max(0, report?.bytesFreed ?? 0))")]
+            )
+        }
         state.withLock { s in
             s.runs += 1
             s.lastRunTime = now

@@ -60,7 +60,9 @@ struct GlobalOptions: ParsableArguments {
         var environment = ProcessInfo.processInfo.environment
         // The config's path as the kernel gave it (Foundation would repair bytes that are not UTF-8).
         environment[Configuration.configVariable] = PathText.environment(Configuration.configVariable)
-        return try Configuration.load(explicit: config, environment: environment)
+        let configuration = try Configuration.load(explicit: config, environment: environment)
+        CommandAudit.configured(accessLog: configuration.log.access)
+        return configuration
     }
 
     /// The manager for the configured store.

@@ -46,11 +46,16 @@ enum Main {
             )
             exit(ExitCode.usage.rawValue)
         }
+        // Keys and the passphrase are in this process's memory: no core dump of it.
+        _ = polyad_disable_core_dumps()
         do {
             var command = try Polyad.parseAsRoot(arguments)
             try command.run()
+            CommandAudit.finish(arguments: arguments, exitCode: 0)
         } catch {
-            exit(report(error))
+            let code = report(error)
+            CommandAudit.finish(arguments: arguments, exitCode: code)
+            exit(code)
         }
     }
 

@@ -71,10 +71,23 @@ func installReadOperations(into ops: inout fuse_lowlevel_ops) {
         context(req).fs.release(fi!.pointee.fh, caller: caller(req))
         fuse_reply_err(req, 0)
     }
-    // No opendir: the kernel then sends neither OPENDIR nor RELEASEDIR (two requests per folder fewer) and
-    // caches listings itself; `/snapshots` and its day folders change their mtime when snapshots come, which
-    // drops the kernel's copy. Listings are read by inode.
-    ops.opendir = { req, _, _ in fuse_reply_err(req, ENOSYS) }
+    // Without roles or an access log, no opendir: the kernel then sends neither OPENDIR nor RELEASEDIR (two
+    // requests per folder fewer) and caches listings itself; `/snapshots` and its day folders change their
+    // mtime when snapshots come, which drops the kernel's copy. Listings are read by inode. With them, every
+    // OPENDIR is checked and logged, and the kernel keeps the listing (but not of `/incoming`'s folders, which
+    // differ by caller).
+    ops.opendir = { req, ino, fi in
+        let fs = context(req).fs
+        guard fs.checksFolderOpens else {
+            fuse_reply_err(req, ENOSYS)
+            return
+        }
+        answer(req) { () throws(FileSystemErrno) in
+            if try fs.openFolder(ino, caller: caller(req)) { polyad_fuse_file_info_cache_dir(fi) }
+            fuse_reply_open(req, fi)
+        }
+    }
+    ops.releasedir = { req, _, _ in fuse_reply_err(req, 0) }
     ops.readdir = { req, ino, size, off, _ in
         replyDirectory(req, ino, size: size, offset: off, plus: false)
     }
@@ -141,7 +154,7 @@ private func replyDirectory(_ req: fuse_req_t?, _ inode: fuse_ino_t, size: Int, 
         param.attr.st_ino = UInt(e.inode)
         param.attr.st_mode = e.mode
         if plus && !isDot {
-            guard let a = try? ctx.fs.attributes(e.inode, caller: who) else {
+            guard let a = try? ctx.fs.entryAttributes(e.inode) else {
                 index += 1
                 continue
             }

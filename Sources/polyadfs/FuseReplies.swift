@@ -27,7 +27,7 @@ func entryParameters(_ a: Attributes) -> fuse_entry_param {
     e.generation = 1
     e.attr = statBuffer(a)
     e.attr_timeout = a.cacheSeconds
-    e.entry_timeout = a.cacheSeconds
+    e.entry_timeout = a.entrySeconds ?? a.cacheSeconds
     return e
 }
 

@@ -2,6 +2,7 @@ import CFuseShim
 import CSystemShim
 import Foundation
 import Glibc
+import PolyadAudit
 import PolyadConfig
 import PolyadFileSystem
 import PolyadMount
@@ -141,6 +142,34 @@ enum PolyadFS {
         do { configuration = try Configuration.load(file: path) } catch {
             fail(ExitCode(for: error), error.description)
         }
+        // A mount shared with every local user must say who may see what.
+        let sharing = configuration.mount.allowOther || args.options.contains("allow_other")
+        if sharing, configuration.access == nil {
+            fail(
+                .usage,
+                "\(PathText.display(path)): allow_other would let every local user read every snapshot: add an "
+                    + "`access:` section naming who may (e.g. `access: { roles: { reader: { users: [alice] } } }`, "
+                    + "see the README's \"Access control\"), or remove allow_other to serve only your own user"
+            )
+        }
+        let access: AccessControl
+        do {
+            access =
+                try configuration.access.map { s throws(AccessRuleError) in try AccessControl(settings: s) }
+                ?? AccessControl(ownerOnly: getuid())
+        } catch {
+            fail(.usage, "\(PathText.display(path)): \(error.description)")
+        }
+        let accessLog: AccessLog?
+        do {
+            accessLog = try configuration.log.access.map { p throws(AccessLogError) in
+                try AccessLog(path: PathText.bytes(p))
+            }
+        } catch {
+            fail(.usage, "\(PathText.display(path)): log.access: \(error.description)")
+        }
+        // Nothing of this process (the keys it is about to hold) goes into a core dump.
+        _ = polyad_disable_core_dumps()
         let manager = BackupManager(config: configuration)
         let repository: Repository
         do { repository = try manager.repository(indexInBackground: true) } catch {
@@ -213,7 +242,9 @@ enum PolyadFS {
                     }
                     let cName = name.map { CChar(bitPattern: $0) } + [0]
                     _ = fuse_lowlevel_notify_inval_entry(session, parent, cName, name.count)
-                }
+                },
+                access: access,
+                accessLog: accessLog
             )
         } catch {
             fail(ExitCode(for: error), error.message)
@@ -225,10 +256,12 @@ enum PolyadFS {
         // Writable for `/incoming`; the snapshots and control files answer EROFS themselves. The name's commas
         // are escaped for libfuse's option parser.
         let fsname = "polyad:" + PathText.display(configuration.localDirectory ?? path)
+        // With roles the mount decides every request itself (an admin reads what the stored mode would refuse
+        // them); without, the kernel checks the stored modes (`default_permissions`) for the owner.
         var fuseOptions = [
-            "fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs",
-            "default_permissions", "max_read=\(1 << 20)",
+            "fsname=" + fsname.replacingOccurrences(of: ",", with: "\\,"), "subtype=polyadfs", "max_read=\(1 << 20)",
         ]
+        if !access.enforced { fuseOptions.append("default_permissions") }
         let passThrough = ["allow_other", "allow_root", "ro", "default_permissions", "noatime", "nodev", "nosuid"]
         for o in args.options {
             if passThrough.contains(o) || o.hasPrefix("max_read=") {
@@ -249,11 +282,16 @@ enum PolyadFS {
             fuse_remove_signal_handlers(session)
             fuse_session_destroy(session)
             let hint =
-                access("/dev/fuse", R_OK | W_OK) == 0
+                Glibc.access("/dev/fuse", R_OK | W_OK) == 0
                 ? "" : " (/dev/fuse is missing or not accessible: load the fuse module)"
             fail(.fatal, "cannot mount on \(shownMountpoint)\(hint)")
         }
         sessionBits.store(UInt(bitPattern: session), ordering: .releasing)
+        // SIGHUP (logrotate, a changed group): the rules resolved again, the access log reopened; the mount
+        // goes on (libfuse's own handler would end it).
+        let reloader = Reloader(fs: fs, log: log)
+        reloader.start()
+        fs.noteMounted(at: mountBytes)
         fs.startCommitting()
         fs.startMaintenance()
         // A mirror's copy that missed writes (mirror.require_all: false) is caught up in the background.
@@ -272,6 +310,9 @@ enum PolyadFS {
         catchUp.stop()
         // Unmounted (or a signal): what /incoming holds settled is committed now, the rest kept for next time.
         fs.finishCommitting()
+        reloader.stop()
+        fs.noteUnmounted()
+        accessLog?.close()
         fuse_session_unmount(session)
         fuse_remove_signal_handlers(session)
         fuse_session_destroy(session)
@@ -299,4 +340,36 @@ func raiseOpenFileLimit() {
 func standardError(_ text: String) {
     // Nothing sensible is left to do when standard error itself fails.
     try? FileSystem.writeAll(STDERR_FILENO, bytes: Array(text.utf8))
+}
+
+/// Waits for SIGHUP on a thread of its own: resolves the access rules' names again and reopens the access log.
+final class Reloader: Sendable {
+    private let fs: MountFileSystem
+    private let log: @Sendable (String) -> Void
+    private let done = Atomic<Bool>(false)
+
+    init(fs: MountFileSystem, log: @escaping @Sendable (String) -> Void) {
+        self.fs = fs
+        self.log = log
+    }
+
+    func start() {
+        guard polyad_reload_signal_install(SIGHUP) == 0 else {
+            log("cannot handle SIGHUP (\(String(cString: strerror(errno)))): the access log is not reopened on it")
+            return
+        }
+        let thread = Thread { [self] in
+            while polyad_reload_signal_wait() == 1, !done.load(ordering: .relaxed) {
+                for p in fs.reload() { log("SIGHUP: \(p)") }
+                log("SIGHUP: access rules resolved again, access log reopened")
+            }
+        }
+        thread.name = "polyadfs-reload"
+        thread.start()
+    }
+
+    func stop() {
+        done.store(true, ordering: .relaxed)
+        polyad_reload_signal_stop()
+    }
 }

@@ -342,3 +342,94 @@ final class ConfigParseTests: XCTestCase {
         }
     }
 }
+
+/// The `access:` section and `log.access`.
+final class AccessConfigParseTests: XCTestCase {
+    private let base = "backup:\n  local_dir: x\n"
+
+    func testTheIssuesExample() throws {
+        let text =
+            base + """
+                mount:
+                  allow_other: true
+                access:
+                  default_role: none                      # users not listed get nothing
+                  roles:
+                    admin:  { users: [root, backup-admin] }
+                    writer: { groups: [backup-writers] }
+                    reader: { groups: [staff], users: [alice, 1001] }
+                  file_permissions: true
+                log:
+                  access: "/var/log/polyad/access.log"
+
+                """
+        let config = try Configuration.parse(text, file: "/etc/polyad/mount.conf")
+        let access = try XCTUnwrap(config.access)
+        XCTAssertEqual(access.defaultRole, AccessRole.none)
+        XCTAssertEqual(access.roles[.admin], AccessPrincipals(users: ["root", "backup-admin"]))
+        XCTAssertEqual(access.roles[.writer], AccessPrincipals(groups: ["backup-writers"]))
+        XCTAssertEqual(access.roles[.reader], AccessPrincipals(users: ["alice", "1001"], groups: ["staff"]))
+        XCTAssertNil(access.roles[.none])
+        XCTAssertTrue(access.filePermissions)
+        XCTAssertTrue(access.checkEveryWalk, "the default")
+        XCTAssertEqual(config.log.access, "/var/log/polyad/access.log")
+        XCTAssertTrue(config.mount.allowOther)
+    }
+
+    func testDefaultsAndRelativeLogPath() throws {
+        let none = try Configuration.parse(base, file: "/etc/polyad/mount.conf")
+        XCTAssertNil(none.access, "no section: the mount serves only its owner")
+        XCTAssertNil(none.log.access)
+        let config = try Configuration.parse(
+            base + "access:\n  default_role: Reader\n  file_permissions: false\nlog:\n  access: logs/access.log\n",
+            file: "/etc/polyad/mount.conf"
+        )
+        XCTAssertEqual(config.access, AccessSettings(defaultRole: .reader, roles: [:], filePermissions: false))
+        let cached = try Configuration.parse(base + "access:\n  check_every_walk: false\n", file: "/m.conf")
+        XCTAssertEqual(cached.access?.checkEveryWalk, false)
+        XCTAssertEqual(config.log.access, "/etc/polyad/logs/access.log", "relative to the file's folder")
+        XCTAssertEqual(try Configuration.parse(base + "access:\n", file: "/m.conf").access, AccessSettings())
+    }
+
+    func testBadRolesAndKeysNameTheLineAndTheKey() {
+        let cases: [(text: String, line: Int, column: Int, key: String, contains: String)] = [
+            (
+                "access:\n  default_role: redaer\n", 4, 17, "access.default_role",
+                "unknown role 'redaer' (did you mean 'reader'?); use one of none, reader, writer, admin"
+            ),
+            ("access:\n  default_role: 1\n", 4, 17, "access.default_role", "unknown role '1'"),
+            ("access:\n  defualt_role: none\n", 4, 3, "access.defualt_role", "(did you mean 'default_role'?)"),
+            (
+                "access:\n  roles:\n    admins: { users: [root] }\n", 5, 5, "access.roles.admins",
+                "(did you mean 'admin'?)"
+            ),
+            (
+                "access:\n  roles:\n    reader: { user: [alice] }\n", 5, 15, "access.roles.reader.user",
+                "(did you mean 'users'?)"
+            ),
+            (
+                "access:\n  roles:\n    reader: { users: [alice, [bob]] }\n", 5, 30, "access.roles.reader.users[1]",
+                "expected text, found a list"
+            ),
+            (
+                "access:\n  roles:\n    reader: { users: [\"\"] }\n", 5, 23, "access.roles.reader.users[0]",
+                "must not be empty"
+            ),
+            ("access:\n  roles:\n    reader: [alice]\n", 5, 13, "access.roles.reader", "found a list"),
+            ("access:\n  file_permissions: sometimes\n", 4, 21, "access.file_permissions", "expected true or false"),
+            ("access: [reader]\n", 3, 9, "access", "found a list"),
+            ("log:\n  acess: /var/log/a\n", 4, 3, "log.acess", "(did you mean 'access'?)"),
+            ("log:\n  access: \"\"\n", 4, 11, "log.access", "must not be empty"),
+        ]
+        for item in cases {
+            let error = assertError(
+                base + item.text,
+                line: item.line,
+                column: item.column,
+                key: item.key,
+                contains: item.contains
+            )
+            XCTAssertEqual(error?.exitCode, 2)
+        }
+    }
+}

@@ -34,6 +34,10 @@ void polyad_fuse_file_info_keep_cache(struct fuse_file_info *fi);
 /// differ from the last `getattr`). Why a shim: `direct_io` is a bit-field.
 void polyad_fuse_file_info_direct_io(struct fuse_file_info *fi);
 
+/// Lets the kernel keep a folder's listing across opens (`cache_readdir` and `keep_cache`): it still sends
+/// OPENDIR, where access is checked, but reads the entries from its cache.
+void polyad_fuse_file_info_cache_dir(struct fuse_file_info *fi);
+
 /// Large reads and read-ahead (up to `max_io` bytes) where the kernel allows them.
 void polyad_fuse_conn_configure(struct fuse_conn_info *conn, unsigned int max_io);
 

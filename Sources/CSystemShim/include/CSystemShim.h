@@ -45,3 +45,20 @@ int polyad_setxattr(const char *path, const char *name, const void *value, unsig
                     int follow);
 int polyad_removexattr(const char *path, const char *name, int follow);
 #endif
+
+#ifndef C_SYSTEM_SHIM_SIGNALS
+#define C_SYSTEM_SHIM_SIGNALS
+
+// SIGHUP as a request to reload (the mount: resolve the access rules again, reopen the access log), handed to
+// a thread of the program's own. Why a shim: a signal handler may only make async-signal-safe calls, and
+// Swift closures are not; this one writes one byte to a pipe, and the waiting thread reads it.
+
+/// Installs the handler for `signo` (once): 0, or -1 with errno.
+int polyad_reload_signal_install(int signo);
+/// Blocks until the signal arrives (1) or `polyad_reload_signal_stop` is called (0).
+int polyad_reload_signal_wait(void);
+/// Wakes the waiting thread for good (at unmount).
+void polyad_reload_signal_stop(void);
+/// `prctl(PR_SET_DUMPABLE, 0)`: no core dump (and no ptrace by the same user) of a process holding keys.
+int polyad_disable_core_dumps(void);
+#endif

@@ -23,9 +23,49 @@ struct PruneCommand: ParsableCommand {
 
     @OptionGroup var repacking: RepackOptions
 
+    @Flag(name: .long, help: "Print the report as JSON (see README: JSON output).")
+    var json = false
+
     func run() throws {
         let report = try global.manager().prune(dryRun: dryRun, maxUnused: repacking.limit, lastUse: true)
-        PruneSummary.print(report)
+        if json { try Terminal.printJSON(PruneJSON(report)) } else { PruneSummary.print(report) }
+    }
+}
+
+/// `polyad prune --json`: the report's counts, under snake_case keys.
+struct PruneJSON: Encodable {
+    var packs, unusedPacks, strayPacks, repackedPacks, newPacks, partlyUsedPacks, indexFilesReplaced: Int
+    var bytesRepacked, unusedBytesKept, usedBytes, bytesFreed: Int64
+    var dryRun: Bool
+
+    init(_ r: PruneReport) {
+        packs = r.packs
+        unusedPacks = r.unusedPacks
+        strayPacks = r.strayPacks
+        repackedPacks = r.repackedPacks
+        newPacks = r.newPacks
+        partlyUsedPacks = r.partlyUsedPacks
+        indexFilesReplaced = r.indexFilesReplaced
+        bytesRepacked = r.bytesRepacked
+        unusedBytesKept = r.unusedBytesKept
+        usedBytes = r.usedBytes
+        bytesFreed = r.bytesFreed
+        dryRun = r.dryRun
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case packs
+        case unusedPacks = "unused_packs"
+        case strayPacks = "stray_packs"
+        case repackedPacks = "repacked_packs"
+        case newPacks = "new_packs"
+        case partlyUsedPacks = "partly_used_packs"
+        case indexFilesReplaced = "index_files_replaced"
+        case bytesRepacked = "bytes_repacked"
+        case unusedBytesKept = "unused_bytes_kept"
+        case usedBytes = "used_bytes"
+        case bytesFreed = "bytes_freed"
+        case dryRun = "dry_run"
     }
 }
 

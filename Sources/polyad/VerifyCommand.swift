@@ -24,6 +24,9 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Rewrite a damaged or missing copy of a mirrored store from the good one.")
     var repair = false
 
+    @Flag(name: .long, help: "Print the report as JSON (see README: JSON output); the exit code is the same.")
+    var json = false
+
     func validate() throws {
         if let subset {
             let text = subset.hasSuffix("%") ? String(subset.dropLast()) : subset
@@ -37,7 +40,7 @@ struct VerifyCommand: ParsableCommand {
         let manager = try global.manager()
         var mirrorProblems = 0
         if let copies = try manager.reconcileCopies(readData: readData, repair: repair) {
-            do { try MirrorSummary.print(copies, quiet: global.quiet, repairing: repair) } catch {
+            do { try MirrorSummary.print(copies, quiet: global.quiet || json, repairing: repair) } catch {
                 mirrorProblems = copies.unrepaired.count
             }
         } else if repair {
@@ -55,6 +58,19 @@ struct VerifyCommand: ParsableCommand {
         }
         let report = try manager.verify(options: options)
         Terminal.clearProgress()
+        if json {
+            try Terminal.printJSON(VerifyJSON(report, mirrorProblems: mirrorProblems))
+            if !report.isClean {
+                throw CommandFailure(code: .integrity, message: "\(report.damaged.count) damaged object(s) found")
+            }
+            if mirrorProblems > 0 {
+                throw CommandFailure(
+                    code: .integrity,
+                    message: "\(mirrorProblems) object(s) missing or damaged on one copy"
+                )
+            }
+            return
+        }
         if !global.quiet {
             print(
                 "Checked \(report.snapshotsChecked) snapshots, \(report.treesChecked) trees, \(report.packsChecked) packs"
@@ -94,5 +110,52 @@ struct VerifyCommand: ParsableCommand {
             )
         }
         if !global.quiet { print("no errors found") }
+    }
+}
+
+/// `polyad verify --json`.
+struct VerifyJSON: Encodable {
+    struct Damage: Encodable {
+        var object: String
+        var problem: String
+    }
+    var clean: Bool
+    var snapshotsChecked, treesChecked, packsChecked, packsRead, blobsRead: Int
+    var bytesRead: UInt64
+    var damaged: [Damage]
+    var affected: [String]
+    var affectedSnapshots: [String]
+    var unreferencedPacks, duplicatePacks: Int
+    /// Objects missing or damaged on one copy of a mirrored store and not repaired (0 for one copy).
+    var mirrorProblems: Int
+
+    init(_ r: VerifyReport, mirrorProblems: Int) {
+        clean = r.isClean && mirrorProblems == 0
+        snapshotsChecked = r.snapshotsChecked
+        treesChecked = r.treesChecked
+        packsChecked = r.packsChecked
+        packsRead = r.packsRead
+        blobsRead = r.blobsRead
+        bytesRead = r.bytesRead
+        damaged = r.damaged.map { Damage(object: $0.object, problem: $0.problem) }
+        affected = r.affected
+        affectedSnapshots = r.affectedSnapshots.map { "\($0)" }
+        unreferencedPacks = r.unreferencedPacks
+        duplicatePacks = r.duplicatePacks
+        self.mirrorProblems = mirrorProblems
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clean, damaged, affected
+        case snapshotsChecked = "snapshots_checked"
+        case treesChecked = "trees_checked"
+        case packsChecked = "packs_checked"
+        case packsRead = "packs_read"
+        case blobsRead = "blobs_read"
+        case bytesRead = "bytes_read"
+        case affectedSnapshots = "affected_snapshots"
+        case unreferencedPacks = "unreferenced_packs"
+        case duplicatePacks = "duplicate_packs"
+        case mirrorProblems = "mirror_problems"
     }
 }

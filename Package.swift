@@ -7,6 +7,7 @@
 //         PolyadS3 (the S3 backend: SigV4, requests over libcurl, retries), PolyadMirror (two copies, healed)
 //   repository: PolyadRepository (backup, restore, verify)
 //   service: PolyadService (BackupManager, backend factory, statistics)
+//   metrics: PolyadMetrics (the Prometheus text format, the node-exporter textfile)
 //   mount model: PolyadMount
 //   features: polyad (CLI), polyadfs (FUSE driver)
 import PackageDescription
@@ -28,6 +29,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shims: only what Swift cannot import directly (macros, variadics).
@@ -86,12 +88,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Metrics: the store's figures in the Prometheus text format, one registry (swift-prometheus).
+        .target(
+            name: "PolyadMetrics",
+            dependencies: [
+                "PolyadService", "PolyadFileSystem", .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The mount's filesystem model (no FUSE types: testable on its own).
         .target(
             name: "PolyadMount",
             dependencies: [
                 "PolyadService", "PolyadRepository", "PolyadFormat", "PolyadCrypto",
-                "PolyadFileSystem", "PolyadStorage", "PolyadConfig", "PolyadAudit",
+                "PolyadFileSystem", "PolyadStorage", "PolyadConfig", "PolyadAudit", "PolyadMetrics",
             ],
             swiftSettings: swiftSettings
         ),
@@ -109,7 +120,7 @@ let package = Package(
             name: "polyad",
             dependencies: [
                 "PolyadService", "PolyadRepository", "PolyadConfig", "PolyadFileSystem", "PolyadMirror", "PolyadS3",
-                "PolyadStorage", "PolyadAudit", "CSystemShim",
+                "PolyadStorage", "PolyadAudit", "PolyadMetrics", "CSystemShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -177,6 +188,11 @@ let package = Package(
                 "PolyadMount", "PolyadService", "PolyadRepository", "PolyadConfig",
                 "PolyadFormat", "PolyadFileSystem", "PolyadAudit", "PolyadTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolyadMetricsTests",
+            dependencies: ["PolyadMetrics", "PolyadService", "PolyadFormat"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

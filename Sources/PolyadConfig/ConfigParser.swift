@@ -2,7 +2,7 @@ import Yams
 
 /// The keys `mount.conf` accepts, per section, in the order suggestions prefer them.
 enum Schema {
-    static let sections = ["backup", "s3", "mirror", "mount", "retention", "log", "access"]
+    static let sections = ["backup", "s3", "mirror", "mount", "retention", "log", "access", "metrics"]
     static let keys: [String: [String]] = [
         "backup": [
             "local_dir", "s3_bucket", "retention_days", "cleanup_interval", "compression_level", "encryption_key",
@@ -20,6 +20,7 @@ enum Schema {
             "keep_tags",
         ],
         "log": ["level", "file", "access"],
+        "metrics": ["textfile"],
         "access": ["default_role", "roles", "file_permissions", "check_every_walk"],
         "access.roles": ["admin", "writer", "reader", "none"],
         "access.roles.admin": ["users", "groups"],
@@ -70,6 +71,10 @@ struct ConfigParser {
             case "mount": try parseMount(entry.value, into: &config)
             case "retention": try parseRetention(entry.value, into: &config)
             case "log": try parseLog(entry.value, into: &config)
+            case "metrics":
+                for m in try entries(of: entry.value, section: "metrics") where m.name == "textfile" {
+                    config.metricsTextfile = try path(m)
+                }
             case "access": config.access = try parseAccess(entry.value)
             default: break  // entries(of:) admits only known sections.
             }

@@ -48,6 +48,9 @@ public struct Configuration: Sendable {
     public var retention: RetentionPolicy
     /// The `log:` section.
     public var log: LogSettings
+    /// `metrics.textfile`: where each CLI run writes the store's metrics for node-exporter's textfile
+    /// collector (Prometheus text format, replaced atomically); `nil` for none.
+    public var metricsTextfile: String?
     /// The `access:` section; `nil` when there is none (then a mount serves only its owner, and refuses to
     /// start with `mount.allow_other`).
     public var access: AccessSettings?
@@ -159,7 +162,7 @@ extension Configuration: CustomStringConvertible, CustomDebugStringConvertible, 
             "verifyIntegrity: \(verifyIntegrity)", "packSizeMiB: \(packSizeMiB)",
             "passphrase: \(passphraseSource)", "keyCommandTimeout: \(keyCommandTimeout)", "s3: \(s3)",
             "mirror: \(mirror)", "mount: \(mount)", "retention: \(retention)", "log: \(log)",
-            "access: \(access.map { "\($0)" } ?? "none")",
+            "access: \(access.map { "\($0)" } ?? "none")", "metricsTextfile: \(metricsTextfile ?? "none")",
         ]
         return "Configuration(" + parts.joined(separator: ", ") + ")"
     }

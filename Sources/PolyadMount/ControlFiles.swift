@@ -1,5 +1,6 @@
 import Foundation
 import PolyadFormat
+import PolyadMetrics
 
 /// `/.polyad`: read-only files generated on each open from the mount's counters and the store's statistics:
 /// `status` (text), `stats.json` and `metrics` (Prometheus text format).
@@ -36,11 +37,13 @@ final class ControlFilesProvider: TreeProvider {
     private let incomingStatus: @Sendable () -> IncomingStatus
     private let cleanupStatus: @Sendable () -> CleanupStatus
     private let storeStatistics: @Sendable () throws -> any Encodable
+    private let storeMetrics: @Sendable () throws -> StoreMetrics
     private let willBlock: @Sendable () -> Void
 
     /// - Parameters:
     ///   - counters: the mount's counters now.
     ///   - storeStatistics: the store's statistics (for `stats.json`; reads the store).
+    ///   - storeMetrics: the store's metrics, to which `metrics` adds the mount's own (reads the store).
     init(
         id: ProviderID,
         table: InodeTable,
@@ -51,6 +54,7 @@ final class ControlFilesProvider: TreeProvider {
         incomingStatus: @escaping @Sendable () -> IncomingStatus,
         cleanupStatus: @escaping @Sendable () -> CleanupStatus,
         storeStatistics: @escaping @Sendable () throws -> any Encodable,
+        storeMetrics: @escaping @Sendable () throws -> StoreMetrics,
         willBlock: @escaping @Sendable () -> Void
     ) {
         self.id = id
@@ -62,6 +66,7 @@ final class ControlFilesProvider: TreeProvider {
         self.incomingStatus = incomingStatus
         self.cleanupStatus = cleanupStatus
         self.storeStatistics = storeStatistics
+        self.storeMetrics = storeMetrics
         self.willBlock = willBlock
         table.insertFixed(FixedInode.control, owner: id, entry: Entry(nil), parent: FixedInode.root, name: ".polyad")
         for file in File.allCases {
@@ -192,43 +197,42 @@ final class ControlFilesProvider: TreeProvider {
         case .metrics:
             let c = counters()
             let i = incomingStatus()
-            let text = """
-                # HELP polyad_mount_snapshots Snapshots visible in the mount.
-                # TYPE polyad_mount_snapshots gauge
-                polyad_mount_snapshots \(c.snapshots)
-                # HELP polyad_mount_reads_total Read requests served.
-                # TYPE polyad_mount_reads_total counter
-                polyad_mount_reads_total \(c.reads)
-                # HELP polyad_mount_read_bytes_total Bytes served by reads.
-                # TYPE polyad_mount_read_bytes_total counter
-                polyad_mount_read_bytes_total \(c.bytesRead)
-                # HELP polyad_mount_read_errors_total Reads that failed because data was damaged.
-                # TYPE polyad_mount_read_errors_total counter
-                polyad_mount_read_errors_total \(c.readErrors)
-                # HELP polyad_mount_chunks_decoded_total Chunks decrypted and decompressed.
-                # TYPE polyad_mount_chunks_decoded_total counter
-                polyad_mount_chunks_decoded_total \(c.chunksDecoded)
-                # HELP polyad_mount_cache_hits_total Chunk cache hits.
-                # TYPE polyad_mount_cache_hits_total counter
-                polyad_mount_cache_hits_total \(c.chunkCacheHits)
-                # HELP polyad_mount_cache_misses_total Chunk cache misses.
-                # TYPE polyad_mount_cache_misses_total counter
-                polyad_mount_cache_misses_total \(c.chunkCacheMisses)
-                # HELP polyad_incoming_pending_files Files staged in /incoming and not yet in a snapshot.
-                # TYPE polyad_incoming_pending_files gauge
-                polyad_incoming_pending_files \(i.pendingFiles)
-                # HELP polyad_incoming_pending_bytes Bytes staged in /incoming and not yet in a snapshot.
-                # TYPE polyad_incoming_pending_bytes gauge
-                polyad_incoming_pending_bytes \(i.pendingBytes)
-                # HELP polyad_incoming_open_writers Files open for writing under /incoming.
-                # TYPE polyad_incoming_open_writers gauge
-                polyad_incoming_open_writers \(i.openWriters)
-                # HELP polyad_incoming_syncs_total Files and folders under /incoming synced to the staging disk.
-                # TYPE polyad_incoming_syncs_total counter
-                polyad_incoming_syncs_total \(i.syncs)
-
-                """
-            return Array(text.utf8)
+            willBlock()
+            // The store's figures (as the CLI's textfile has them), then the mount's own, in one registry.
+            let m = (try? storeMetrics()) ?? StoreMetrics()
+            m.gauge("polyad_mount_snapshots", "Snapshots visible in the mount.", Double(c.snapshots))
+            m.counter("polyad_mount_reads_total", "Read requests served.", Int64(clamping: c.reads))
+            m.counter("polyad_mount_read_bytes_total", "Bytes served by reads.", Int64(clamping: c.bytesRead))
+            m.counter(
+                "polyad_mount_read_errors_total",
+                "Reads that failed because data was damaged.",
+                Int64(clamping: c.readErrors)
+            )
+            m.counter(
+                "polyad_mount_chunks_decoded_total",
+                "Chunks decrypted and decompressed.",
+                Int64(clamping: c.chunksDecoded)
+            )
+            m.counter("polyad_mount_cache_hits_total", "Chunk cache hits.", Int64(clamping: c.chunkCacheHits))
+            m.counter("polyad_mount_cache_misses_total", "Chunk cache misses.", Int64(clamping: c.chunkCacheMisses))
+            m.gauge("polyad_mount_cache_bytes", "Bytes of decoded chunks held in the cache.", Double(c.chunkCacheBytes))
+            m.gauge(
+                "polyad_incoming_pending_files",
+                "Files staged in /incoming and not yet in a snapshot.",
+                Double(i.pendingFiles)
+            )
+            m.gauge(
+                "polyad_incoming_pending_bytes",
+                "Bytes staged in /incoming and not yet in a snapshot.",
+                Double(i.pendingBytes)
+            )
+            m.gauge("polyad_incoming_open_writers", "Files open for writing under /incoming.", Double(i.openWriters))
+            m.counter(
+                "polyad_incoming_syncs_total",
+                "Files and folders under /incoming synced to the staging disk.",
+                Int64(clamping: i.syncs)
+            )
+            return Array(m.text().utf8)
         }
     }
 }

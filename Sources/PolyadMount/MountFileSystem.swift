@@ -3,6 +3,7 @@ import Foundation
 import PolyadAudit
 import PolyadFileSystem
 import PolyadFormat
+import PolyadMetrics
 import PolyadRepository
 import PolyadService
 import PolyadStorage
@@ -179,6 +180,7 @@ public final class MountFileSystem: Sendable {
             incomingStatus: { committer.status },
             cleanupStatus: { cleanup.status },
             storeStatistics: { try manager.backupStatistics() },
+            storeMetrics: { try StoreMetrics.of(manager) },
             willBlock: willBlock
         )
         providers = [root, snapshots, incoming, control]

@@ -133,6 +133,13 @@ public final class BackupManager: Sendable {
                     )
                 }
             }
+            LocalState.recordRun(
+                storeID: repo.config.id,
+                environment: environment,
+                "backup",
+                result.snapshot.summary.errors > 0 ? "partial" : "success",
+                added: Int64(clamping: result.snapshot.summary.addedBytes)
+            )
             return result
         } catch {
             LocalState.recordFailure(storeID: repo.config.id, environment: environment, message: "\(error)")
@@ -296,7 +303,24 @@ public final class BackupManager: Sendable {
         let repo = try repository()
         let lock = try repo.lock(exclusive: false, operation: "verify", timing: lockTiming)
         defer { lock.release() }
-        return try Verifier(repository: repo, options: options).run()
+        let report = try Verifier(repository: repo, options: options).run()
+        // A whole check counts; the one after each backup (`verify_integrity`) is part of the backup.
+        if options.snapshot == nil {
+            LocalState.recordRun(
+                storeID: repo.config.id,
+                environment: environment,
+                "verify",
+                report.isClean ? "clean" : "damaged"
+            )
+        }
+        return report
+    }
+
+    /// What this machine's runs did to the store: counts by kind and outcome (`backup.success`,
+    /// `backup.partial`, `backup.failed`, `verify.clean`, `verify.damaged`) and the bytes its backups added.
+    public func localRuns() throws -> (runs: [String: Int], addedBytes: Int64) {
+        let state = LocalState.load(storeID: try repository().config.id, environment: environment)
+        return (state.runs ?? [:], state.addedBytes ?? 0)
     }
 
     /// The mirror's copies compared object by object (hashed with `readData`), and with `repair` a copy that

@@ -17,6 +17,11 @@ enum LocalState {
         /// Key slot id → when it last opened the store on this machine (ISO 8601, UTC, whole seconds).
         /// Absent in files written before it was added.
         var keysLastUsed: [String: String]?
+        /// Runs on this machine by kind and outcome (`backup.success`, `backup.partial`, `backup.failed`,
+        /// `verify.clean`, `verify.damaged`), for the metrics' `_total` counters. Absent in older files.
+        var runs: [String: Int]?
+        /// Bytes the backups made here added to the store (after deduplication and compression).
+        var addedBytes: Int64?
     }
 
     /// A key use is written only when the recorded one is this many seconds away (or missing): a mount or a
@@ -39,7 +44,22 @@ enum LocalState {
     static func recordFailure(storeID: String, environment: [String: String], message: String) {
         var s = load(storeID: storeID, environment: environment)
         s.failedBackups += 1
+        s.runs = (s.runs ?? [:]).merging(["backup.failed": 1], uniquingKeysWith: +)
         s.lastFailure = TimeFormat.iso8601(Clock.now()) + " " + message
+        save(s, storeID: storeID, environment: environment)
+    }
+
+    /// Counts one run of `kind` ending in `outcome`, and `added` bytes written by it.
+    static func recordRun(
+        storeID: String,
+        environment: [String: String],
+        _ kind: String,
+        _ outcome: String,
+        added: Int64 = 0
+    ) {
+        var s = load(storeID: storeID, environment: environment)
+        s.runs = (s.runs ?? [:]).merging(["\(kind).\(outcome)": 1], uniquingKeysWith: +)
+        s.addedBytes = (s.addedBytes ?? 0) + max(0, added)
         save(s, storeID: storeID, environment: environment)
     }
 

@@ -68,7 +68,9 @@ struct GlobalOptions: ParsableArguments {
     /// The manager for the configured store.
     func manager() throws -> BackupManager {
         let configuration = try loadConfiguration()
-        return BackupManager(config: configuration, environment: try environment(for: configuration))
+        let manager = BackupManager(config: configuration, environment: try environment(for: configuration))
+        MetricsExport.opened(manager)
+        return manager
     }
 }
 

@@ -52,9 +52,11 @@ enum Main {
             var command = try Polyad.parseAsRoot(arguments)
             try command.run()
             CommandAudit.finish(arguments: arguments, exitCode: 0)
+            MetricsExport.finish(operation: CommandAudit.operation(arguments))
         } catch {
             let code = report(error)
             CommandAudit.finish(arguments: arguments, exitCode: code)
+            MetricsExport.finish(operation: CommandAudit.operation(arguments))
             exit(code)
         }
     }

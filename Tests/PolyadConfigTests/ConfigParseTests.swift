@@ -433,3 +433,30 @@ final class AccessConfigParseTests: XCTestCase {
         }
     }
 }
+
+/// The `metrics:` section.
+final class MetricsConfigParseTests: XCTestCase {
+    func testTextfileIsAPathRelativeToTheConfigsFolder() throws {
+        let base = "backup:\n  local_dir: x\n"
+        XCTAssertNil(try Configuration.parse(base, file: "/etc/polyad/mount.conf").metricsTextfile)
+        let config = try Configuration.parse(
+            base + "metrics:\n  textfile: prom/polyad.prom\n",
+            file: "/etc/polyad/m.conf"
+        )
+        XCTAssertEqual(config.metricsTextfile, "/etc/polyad/prom/polyad.prom")
+        assertError(
+            base + "metrics:\n  textfle: /x\n",
+            line: 4,
+            column: 3,
+            key: "metrics.textfle",
+            contains: "(did you mean 'textfile'?)"
+        )
+        assertError(
+            base + "metrics:\n  textfile: \"\"\n",
+            line: 4,
+            column: 13,
+            key: "metrics.textfile",
+            contains: "must not be empty"
+        )
+    }
+}

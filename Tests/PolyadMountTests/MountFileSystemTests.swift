@@ -426,7 +426,7 @@ final class MountFileSystemTests: XCTestCase {
         XCTAssertTrue(status.contains("latest: " + target + "\n"), status)
         let metrics = String(decoding: try contents(fs, ".polyad/metrics"), as: UTF8.self)
         XCTAssertTrue(metrics.contains("\npolyad_mount_chunks_decoded_total 1\n"), metrics)
-        XCTAssertTrue(metrics.contains("\npolyad_mount_snapshots 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("\npolyad_mount_snapshots 1.0\n"), metrics)
         XCTAssertTrue(metrics.contains("\npolyad_incoming_syncs_total 0\n"), metrics)
         let stats =
             try JSONSerialization.jsonObject(with: Data(try contents(fs, ".polyad/stats.json"))) as? [String: Any]

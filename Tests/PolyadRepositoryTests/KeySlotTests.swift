@@ -103,7 +103,7 @@ final class KeySlotTests: XCTestCase {
 
     func testLastUsedIsRecordedPerSlotWhenItOpensTheStore() throws {
         let scratch = Scratch()
-        let state = scratch.sub("state")
+        let state = scratch.statePath
         let first = try scratch.manager(passphrase: "first")
         try first.initialize()
         let added = try first.repository().addKey(passphrase: Array("second".utf8), label: "second")

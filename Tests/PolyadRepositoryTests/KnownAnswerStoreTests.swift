@@ -708,8 +708,13 @@ private func hostName() -> String {
 private final class KnownAnswerFolder {
     // By its real path (no symlinks or doubled slashes), as the snapshot records it.
     private let folder = try! TemporaryFolder(prefix: "polyad-kat")
+    /// The managers' local state, outside `folder` (whose own metadata a backup of something in it records).
+    private let state = try! TemporaryFolder(prefix: "polyad-kat-state")
     var path: String { folder.path }
-    deinit { folder.remove() }
+    deinit {
+        folder.remove()
+        state.remove()
+    }
 
     /// The fixture's store, written out as it was kept: folders `0700`, objects `0400`.
     func previousVersionStore() throws -> String {
@@ -742,7 +747,7 @@ private final class KnownAnswerFolder {
         // The local state (key uses, failures) in the scratch folder, not the user's ~/.local/state.
         return BackupManager(
             config: config,
-            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": path + "/state"]
+            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": state.path]
         )
     }
 }

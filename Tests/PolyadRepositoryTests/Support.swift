@@ -9,11 +9,19 @@ import XCTest
 /// A fresh private folder for one test, removed at the end.
 final class Scratch {
     private let folder = try! TemporaryFolder(prefix: "polyad-test")
+    /// The managers' local state, outside `folder`: a backup of something in `folder` records the folder's own
+    /// metadata, which a state file written inside it after each run would change.
+    private let state = try! TemporaryFolder(prefix: "polyad-test-state")
     var path: String { folder.path }
+    /// `XDG_STATE_HOME` of the managers made by ``manager(level:passphrase:verify:)``.
+    var statePath: String { state.path }
 
     init() {}
 
-    deinit { folder.remove() }
+    deinit {
+        folder.remove()
+        state.remove()
+    }
 
     func sub(_ name: String) -> String { path + "/" + name }
 
@@ -41,7 +49,7 @@ final class Scratch {
         // The local state (key uses, failures) in the scratch folder, not the user's ~/.local/state.
         return BackupManager(
             config: config,
-            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": path + "/state"]
+            environment: ["POLYAD_PASSWORD": passphrase, "XDG_STATE_HOME": state.path]
         )
     }
 }

@@ -154,10 +154,16 @@ final class RequestGate: Sendable {
         var own = want
         if searching { own.insert(.search) }
         if !own.isEmpty, !allows(inode, own) { return false }
+        return allFolders(above: inode) { allows($0, .search) }
+    }
+
+    /// Whether `test` holds for every folder of the snapshot tree above `inode`, nearest first (it stops at the
+    /// first that fails; at most 4096 levels).
+    private func allFolders(above inode: Inode, _ test: (Inode) -> Bool) -> Bool {
         var at = inode.parent
         var steps = 0
         while at > FixedInode.snapshots, steps < 4096, let folder = try? table.inode(at) {
-            guard allows(folder, .search) else { return false }
+            guard test(folder) else { return false }
             at = folder.parent
             steps += 1
         }
@@ -169,14 +175,9 @@ final class RequestGate: Sendable {
     /// cache. Only with `file_permissions`: without it every reader may reach every entry.
     func isBehindAClosedFolder(_ inode: Inode) -> Bool {
         guard control.filePermissions, Part(rawValue: inode.owner.index) == .snapshots else { return false }
-        var at = inode.parent
-        var steps = 0
-        while at > FixedInode.snapshots, steps < 4096, let folder = try? table.inode(at) {
-            if let stored = SnapshotTreeProvider.storedOwnership(folder), stored.mode & 0o111 != 0o111 { return true }
-            at = folder.parent
-            steps += 1
+        return !allFolders(above: inode) { folder in
+            SnapshotTreeProvider.storedOwnership(folder).map { $0.mode & 0o111 == 0o111 } ?? true
         }
-        return false
     }
 
     /// Whether `caller` sees the entry `inode` of an `/incoming` folder listing (writers see only their own).

@@ -18,16 +18,15 @@ enum CommandAudit {
 
     /// Appends the line for this run; a log that cannot be written is reported on standard error and does not
     /// change the exit code.
-    static func finish(arguments: [String], exitCode: Int32) {
+    static func finish(arguments: [String], operation: String, exitCode: Int32) {
         guard let path = logPath.withLock({ $0 }) else { return }
-        let command = operation(arguments)
         let uid = getuid()
         let event = AccessEvent(
             uid: uid,
             user: Accounts.userName(uid: uid),
             pid: getpid(),
             process: "polyad",
-            op: command,
+            op: operation,
             result: exitCode == 0 ? .ok : .failed,
             fields: [
                 ("exit_code", "\(exitCode)"),

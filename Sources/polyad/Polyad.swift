@@ -48,15 +48,16 @@ enum Main {
         }
         // Keys and the passphrase are in this process's memory: no core dump of it.
         _ = polyad_disable_core_dumps()
+        let operation = CommandAudit.operation(arguments)  // as the access log and the metrics name it
         do {
             var command = try Polyad.parseAsRoot(arguments)
             try command.run()
-            CommandAudit.finish(arguments: arguments, exitCode: 0)
-            MetricsExport.finish(operation: CommandAudit.operation(arguments))
+            CommandAudit.finish(arguments: arguments, operation: operation, exitCode: 0)
+            MetricsExport.finish(operation: operation)
         } catch {
             let code = report(error)
-            CommandAudit.finish(arguments: arguments, exitCode: code)
-            MetricsExport.finish(operation: CommandAudit.operation(arguments))
+            CommandAudit.finish(arguments: arguments, operation: operation, exitCode: code)
+            MetricsExport.finish(operation: operation)
             exit(code)
         }
     }
